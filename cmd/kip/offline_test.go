@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.code
+	default:
+		errOut.WriteString(err.Error())
+		code = 1
+	}
+	return out.String(), errOut.String(), code
+}
+
+func writeConfigMap(t *testing.T, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "configmap.yaml")
+	doc := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k8s-image-puller\ndata:\n" + data
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const fiveImages = `  IMAGES: "a=reg.example.com/a:1;b=reg.example.com/b:1;c=reg.example.com/c:1;d=reg.example.com/d:1;e=reg.example.com/e:1"
+`
+
+func TestValidate(t *testing.T) {
+	good := writeConfigMap(t, fiveImages)
+	out, _, code := run(t, "validate", "-f", good)
+	if code != 0 || !strings.HasPrefix(out, "valid: 5 images") || strings.Count(out, "\n") != 1 {
+		t.Errorf("valid config: code %d, output %q; want 0 and one summary line", code, out)
+	}
+
+	bad := writeConfigMap(t, `  IMAGES: "Bad=x:1;ok=y:1"
+  CACHING_MEMORY_LIMIT: "lots"
+  NODE_SELECTOR: "[]"
+  EXTRA: "1"
+`)
+	out, errOut, code := run(t, "validate", "-f", bad)
+	if code != 1 {
+		t.Errorf("invalid config: code %d, want 1", code)
+	}
+	if out != "" {
+		t.Errorf("invalid config printed %q on stdout", out)
+	}
+	for _, want := range []string{`IMAGES: value "Bad=x:1"`, `CACHING_MEMORY_LIMIT: value "lots"`, `NODE_SELECTOR: value "[]"`, "warning: EXTRA"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+
+	_, errOut, code = run(t, "validate", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code == 0 || !strings.Contains(errOut, "missing.yaml") {
+		t.Errorf("missing file: code %d, stderr %q", code, errOut)
+	}
+}
+
+func TestRender(t *testing.T) {
+	path := writeConfigMap(t, fiveImages)
+	out, _, code := run(t, "render", "-f", path, "--kip-image", "reg.example.com/kip:v9")
+	if code != 0 {
+		t.Fatalf("code %d", code)
+	}
+	var ds appsv1.DaemonSet
+	if err := yaml.UnmarshalStrict([]byte(out), &ds); err != nil {
+		t.Fatalf("render output is not a DaemonSet: %v\n%s", err, out)
+	}
+	if ds.Name != "kubernetes-image-puller" || len(ds.Spec.Template.Spec.Containers) != 5 {
+		t.Errorf("rendered %s with %d containers", ds.Name, len(ds.Spec.Template.Spec.Containers))
+	}
+	if got := ds.Spec.Template.Spec.InitContainers[0].Image; got != "reg.example.com/kip:v9" {
+		t.Errorf("init image %q", got)
+	}
+	if strings.Contains(out, "status:") {
+		t.Errorf("render prints a status:\n%s", out)
+	}
+	again, _, _ := run(t, "render", "-f", path, "--kip-image", "reg.example.com/kip:v9")
+	if again != out {
+		t.Error("two renders of the same ConfigMap differ")
+	}
+	osOut, _, _ := run(t, "render", "-f", path, "--openshift")
+	if strings.Contains(osOut, "runAsUser") || !strings.Contains(out, "runAsUser") {
+		t.Error("--openshift should drop runAsUser, and only then")
+	}
+}
+
+func TestPlan(t *testing.T) {
+	path := writeConfigMap(t, fiveImages)
+	out, _, code := run(t, "plan", "-f", path, "--nodes", "20")
+	if code != 0 {
+		t.Fatalf("code %d: %s", code, out)
+	}
+	wantRows := map[string][]string{
+		"memory limit":   {"20Mi", "100Mi", "2000Mi"},
+		"memory request": {"10Mi", "50Mi", "1000Mi"},
+		"cpu limit":      {"200m", "1", "20"},
+		"cpu request":    {"50m", "250m", "5"},
+	}
+	for label, want := range wantRows {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, label+" ") {
+				found = true
+				if got := strings.Fields(strings.TrimPrefix(line, label)); strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("%s: %v, want %v", label, got, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %q row in:\n%s", label, out)
+		}
+	}
+	if _, errOut, code := run(t, "plan", "-f", path, "--nodes", "0"); code == 0 || !strings.Contains(errOut, "--nodes") {
+		t.Errorf("--nodes 0: code %d, %q", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "kip ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}

@@ -1,0 +1,89 @@
+// Package config is the image puller's configuration contract: the keys of
+// the ConfigMap (or environment) users already have, their defaults, and a
+// validation that reports every problem at once, each naming the key, the
+// offending value and what is expected. It is pure: no client, no I/O.
+package config
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// The configuration keys, exactly as existing ConfigMaps spell them.
+const (
+	KeyImages               = "IMAGES"
+	KeyCachingIntervalHours = "CACHING_INTERVAL_HOURS"
+	KeyMemoryRequest        = "CACHING_MEMORY_REQUEST"
+	KeyMemoryLimit          = "CACHING_MEMORY_LIMIT"
+	KeyCPURequest           = "CACHING_CPU_REQUEST"
+	KeyCPULimit             = "CACHING_CPU_LIMIT"
+	KeyDaemonSetName        = "DAEMONSET_NAME"
+	KeyDeploymentName       = "DEPLOYMENT_NAME"
+	KeyNamespace            = "NAMESPACE"
+	KeyNodeSelector         = "NODE_SELECTOR"
+	KeyImagePullSecrets     = "IMAGE_PULL_SECRETS"
+	KeyAffinity             = "AFFINITY"
+	KeyTolerations          = "TOLERATIONS"
+	KeyKIPImage             = "KIP_IMAGE"
+	KeyDaemonSetAnnotations = "DAEMONSET_ANNOTATIONS"
+)
+
+// Keys lists every key of the contract, in documentation order.
+var Keys = []string{
+	KeyImages, KeyCachingIntervalHours,
+	KeyMemoryRequest, KeyMemoryLimit, KeyCPURequest, KeyCPULimit,
+	KeyDaemonSetName, KeyDeploymentName, KeyNamespace,
+	KeyNodeSelector, KeyImagePullSecrets, KeyAffinity, KeyTolerations,
+	KeyKIPImage, KeyDaemonSetAnnotations,
+}
+
+// Defaults are the documented defaults of every key that has one. IMAGES has
+// none (it is required) and KIP_IMAGE defaults to the puller's own image,
+// which only the caller knows.
+var Defaults = map[string]string{
+	KeyCachingIntervalHours: "1",
+	KeyMemoryRequest:        "10Mi",
+	KeyMemoryLimit:          "20Mi",
+	KeyCPURequest:           ".05",
+	KeyCPULimit:             ".2",
+	KeyDaemonSetName:        "kubernetes-image-puller",
+	KeyDeploymentName:       "kubernetes-image-puller",
+	KeyNamespace:            "k8s-image-puller",
+	KeyNodeSelector:         "{}",
+	KeyImagePullSecrets:     "",
+	KeyAffinity:             "{}",
+	KeyTolerations:          "[]",
+	KeyDaemonSetAnnotations: "{}",
+}
+
+// DefaultConfigMapName is the name of the ConfigMap the puller reads.
+const DefaultConfigMapName = "k8s-image-puller"
+
+// Image is one IMAGES entry: a container name and the image it caches.
+type Image struct {
+	Name string
+	Ref  string
+	// Digest is true when Ref pins a digest, so it never needs a refresh.
+	Digest bool
+}
+
+// Config is a parsed, defaulted and valid configuration.
+type Config struct {
+	Images               []Image
+	CachingIntervalHours int
+	MemoryRequest        resource.Quantity
+	MemoryLimit          resource.Quantity
+	CPURequest           resource.Quantity
+	CPULimit             resource.Quantity
+	DaemonSetName        string
+	DeploymentName       string
+	Namespace            string
+	NodeSelector         map[string]string
+	ImagePullSecrets     []string
+	Affinity             *corev1.Affinity
+	Tolerations          []corev1.Toleration
+	// KIPImage is empty when KIP_IMAGE is not set; the caller then supplies
+	// the puller's own image.
+	KIPImage             string
+	DaemonSetAnnotations map[string]string
+}

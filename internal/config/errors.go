@@ -1,0 +1,63 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxShownValue bounds how much of an offending value an error repeats, so a
+// long JSON document does not flood a log line or an Event.
+const maxShownValue = 120
+
+// Problem is one finding about one key: the key, the offending value and
+// what is expected instead. Validation errors and warnings share the shape.
+type Problem struct {
+	Key      string
+	Value    string
+	Expected string
+}
+
+func (p Problem) String() string {
+	v := p.Value
+	if len(v) > maxShownValue {
+		v = v[:maxShownValue] + "..."
+	}
+	return fmt.Sprintf("%s: value %q: %s", p.Key, v, p.Expected)
+}
+
+// Error is every validation problem of one configuration.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	noun := "errors"
+	if len(lines) == 1 {
+		noun = "error"
+	}
+	return fmt.Sprintf("invalid configuration, %d %s: %s", len(lines), noun, strings.Join(lines, "; "))
+}
+
+// Keys returns the keys that have at least one problem, in order of first appearance.
+func (e *Error) Keys() []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, p := range e.Problems {
+		if !seen[p.Key] {
+			seen[p.Key] = true
+			keys = append(keys, p.Key)
+		}
+	}
+	return keys
+}
+
+// problems collects findings while a configuration is parsed.
+type problems []Problem
+
+func (ps *problems) add(key, value, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Value: value, Expected: fmt.Sprintf(format, args...)})
+}

@@ -1,0 +1,354 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	kjson "sigs.k8s.io/json"
+)
+
+// ReservedContainerName is the name of the init container that installs the
+// sleeper; an IMAGES entry may not use it.
+const ReservedContainerName = "kip-install-sleep"
+
+// MaxCachingIntervalHours bounds CACHING_INTERVAL_HOURS to one year.
+const MaxCachingIntervalHours = 24 * 365
+
+// FromEnviron picks the configuration keys out of a process environment
+// (as os.Environ returns it). Other variables are ignored: an environment
+// holds many unrelated ones.
+func FromEnviron(environ []string) map[string]string {
+	known := map[string]bool{}
+	for _, k := range Keys {
+		known[k] = true
+	}
+	data := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && known[k] {
+			data[k] = v
+		}
+	}
+	return data
+}
+
+// Parse turns ConfigMap data (or environment values) into a Config. Empty
+// or absent keys take their documented defaults. It returns warnings (unknown
+// keys, harmless oddities) even when the configuration is valid, and an
+// *Error listing every problem when it is not.
+func Parse(data map[string]string) (*Config, []Problem, error) {
+	var errs, warns problems
+	get := func(key string) string {
+		if v := strings.TrimSpace(data[key]); v != "" {
+			return v
+		}
+		return Defaults[key]
+	}
+
+	cfg := &Config{}
+	cfg.Images = parseImages(data[KeyImages], &errs, &warns)
+	cfg.CachingIntervalHours = parseInterval(get(KeyCachingIntervalHours), &errs)
+	cfg.MemoryRequest = parseQuantity(KeyMemoryRequest, get(KeyMemoryRequest), &errs)
+	cfg.MemoryLimit = parseQuantity(KeyMemoryLimit, get(KeyMemoryLimit), &errs)
+	cfg.CPURequest = parseQuantity(KeyCPURequest, get(KeyCPURequest), &errs)
+	cfg.CPULimit = parseQuantity(KeyCPULimit, get(KeyCPULimit), &errs)
+	checkRequestWithinLimit(KeyMemoryRequest, KeyMemoryLimit, cfg.MemoryRequest, cfg.MemoryLimit, &errs)
+	checkRequestWithinLimit(KeyCPURequest, KeyCPULimit, cfg.CPURequest, cfg.CPULimit, &errs)
+
+	cfg.DaemonSetName = get(KeyDaemonSetName)
+	checkDaemonSetName(cfg.DaemonSetName, &errs)
+	cfg.DeploymentName = get(KeyDeploymentName)
+	for _, msg := range validation.IsDNS1123Subdomain(cfg.DeploymentName) {
+		errs.add(KeyDeploymentName, cfg.DeploymentName, "a Deployment name (DNS-1123 subdomain): %s", msg)
+	}
+	cfg.Namespace = get(KeyNamespace)
+	for _, msg := range validation.IsDNS1123Label(cfg.Namespace) {
+		errs.add(KeyNamespace, cfg.Namespace, "a namespace name (DNS-1123 label): %s", msg)
+	}
+
+	cfg.NodeSelector = parseLabels(KeyNodeSelector, get(KeyNodeSelector), &errs)
+	cfg.DaemonSetAnnotations = parseAnnotations(get(KeyDaemonSetAnnotations), &errs)
+	cfg.ImagePullSecrets = parsePullSecrets(get(KeyImagePullSecrets), &errs)
+	cfg.Affinity = parseAffinity(get(KeyAffinity), &errs)
+	cfg.Tolerations = parseTolerations(get(KeyTolerations), &errs)
+
+	if v := strings.TrimSpace(data[KeyKIPImage]); v != "" {
+		if _, err := name.ParseReference(v); err != nil {
+			errs.add(KeyKIPImage, v, "an image reference such as registry.example.com/kip:v1: %v", err)
+		}
+		cfg.KIPImage = v
+	}
+
+	warnUnknownKeys(data, &warns)
+	if len(errs) > 0 {
+		return nil, warns, &Error{Problems: errs}
+	}
+	return cfg, warns, nil
+}
+
+// ParseImages parses an IMAGES value on its own; see Parse.
+func ParseImages(value string) ([]Image, error) {
+	var errs, warns problems
+	images := parseImages(value, &errs, &warns)
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	return images, nil
+}
+
+func parseImages(value string, errs, warns *problems) []Image {
+	const format = "entries name=image separated by ';', for example java=quay.io/example/java:17;node=node:22"
+	if strings.TrimSpace(value) == "" {
+		errs.add(KeyImages, value, "at least one image: %s", format)
+		return nil
+	}
+	entries := strings.Split(value, ";")
+	if strings.TrimSpace(entries[len(entries)-1]) == "" {
+		entries = entries[:len(entries)-1] // one trailing ';' is allowed
+	}
+	var images []Image
+	names := map[string]int{}
+	refs := map[string]string{}
+	for i, raw := range entries {
+		entry := strings.TrimSpace(raw)
+		pos := i + 1
+		if entry == "" {
+			errs.add(KeyImages, value, "entry %d is empty: %s", pos, format)
+			continue
+		}
+		n, ref, ok := strings.Cut(entry, "=")
+		n, ref = strings.TrimSpace(n), strings.TrimSpace(ref)
+		switch {
+		case !ok:
+			errs.add(KeyImages, entry, "entry %d has no '=': %s", pos, format)
+			continue
+		case n == "":
+			errs.add(KeyImages, entry, "entry %d has no name before '=': %s", pos, format)
+			continue
+		case ref == "":
+			errs.add(KeyImages, entry, "entry %d has no image after '=': %s", pos, format)
+			continue
+		}
+		bad := false
+		for _, msg := range validation.IsDNS1123Label(n) {
+			errs.add(KeyImages, entry, "entry %d: name %q becomes a container name and must be a DNS-1123 label: %s", pos, n, msg)
+			bad = true
+		}
+		if n == ReservedContainerName {
+			errs.add(KeyImages, entry, "entry %d: name %q is reserved for the puller's init container; choose another", pos, n)
+			bad = true
+		}
+		if first, dup := names[n]; dup {
+			errs.add(KeyImages, entry, "entry %d: name %q is already used by entry %d; names must be unique", pos, n, first)
+			bad = true
+		}
+		parsed, err := name.ParseReference(ref)
+		if err != nil {
+			errs.add(KeyImages, entry, "entry %d: %q is not an image reference: %v", pos, ref, err)
+			bad = true
+		}
+		if bad {
+			continue
+		}
+		names[n] = pos
+		if other, dup := refs[ref]; dup {
+			warns.add(KeyImages, entry, "entry %d caches the same image as %q; one entry is enough", pos, other)
+		}
+		refs[ref] = n
+		_, digest := parsed.(name.Digest)
+		images = append(images, Image{Name: n, Ref: ref, Digest: digest})
+	}
+	return images
+}
+
+func parseInterval(value string, errs *problems) int {
+	hours, err := strconv.Atoi(value)
+	if err != nil || hours < 1 || hours > MaxCachingIntervalHours {
+		errs.add(KeyCachingIntervalHours, value, "a whole number of hours from 1 to %d", MaxCachingIntervalHours)
+		return 0
+	}
+	return hours
+}
+
+func parseQuantity(key, value string, errs *problems) resource.Quantity {
+	q, err := resource.ParseQuantity(value)
+	switch {
+	case err != nil:
+		errs.add(key, value, "a Kubernetes quantity such as 20Mi, 0.2 or 200m: %v", err)
+	case q.Sign() <= 0:
+		errs.add(key, value, "a quantity greater than zero")
+	}
+	return q
+}
+
+func checkRequestWithinLimit(reqKey, limKey string, req, lim resource.Quantity, errs *problems) {
+	if req.Sign() > 0 && lim.Sign() > 0 && req.Cmp(lim) > 0 {
+		errs.add(reqKey, req.String(), "at most %s (%s)", limKey, lim.String())
+	}
+}
+
+func checkDaemonSetName(value string, errs *problems) {
+	msgs := validation.IsDNS1123Subdomain(value)
+	if len(value) > validation.LabelValueMaxLength {
+		msgs = append(msgs, fmt.Sprintf("must be no more than %d characters, as it is also a label value", validation.LabelValueMaxLength))
+	}
+	for _, msg := range msgs {
+		errs.add(KeyDaemonSetName, value, "a DaemonSet name (DNS-1123 subdomain): %s", msg)
+	}
+}
+
+// decodeJSON decodes strictly, the way the API server does: case-sensitive
+// field names, no unknown or duplicate fields.
+func decodeJSON(key, value, expected string, into any, errs *problems) bool {
+	strict, err := kjson.UnmarshalStrict([]byte(value), into)
+	if err == nil && len(strict) > 0 {
+		err = strict[0]
+	}
+	if err != nil {
+		errs.add(key, value, "%s: %v", expected, err)
+		return false
+	}
+	return true
+}
+
+func parseStringMap(key, value, expected string, errs *problems) map[string]string {
+	var m map[string]string
+	if !decodeJSON(key, value, expected, &m, errs) {
+		return nil
+	}
+	return m
+}
+
+func parseLabels(key, value string, errs *problems) map[string]string {
+	const expected = `a JSON object of label keys to string values, such as {"node-role.kubernetes.io/worker": ""}`
+	m := parseStringMap(key, value, expected, errs)
+	for _, k := range sortedKeys(m) {
+		for _, msg := range validation.IsQualifiedName(k) {
+			errs.add(key, value, "label key %q: %s", k, msg)
+		}
+		for _, msg := range validation.IsValidLabelValue(m[k]) {
+			errs.add(key, value, "label value %q of %q: %s", m[k], k, msg)
+		}
+	}
+	return m
+}
+
+func parseAnnotations(value string, errs *problems) map[string]string {
+	const expected = `a JSON object of annotation keys to string values, such as {"example.com/team": "dev-tools"}`
+	m := parseStringMap(KeyDaemonSetAnnotations, value, expected, errs)
+	for _, k := range sortedKeys(m) {
+		for _, msg := range validation.IsQualifiedName(strings.ToLower(k)) {
+			errs.add(KeyDaemonSetAnnotations, value, "annotation key %q: %s", k, msg)
+		}
+	}
+	return m
+}
+
+func parsePullSecrets(value string, errs *problems) []string {
+	var secrets []string
+	seen := map[string]bool{}
+	for _, s := range strings.Split(value, ";") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		for _, msg := range validation.IsDNS1123Subdomain(s) {
+			errs.add(KeyImagePullSecrets, value, "Secret names separated by ';': %q: %s", s, msg)
+		}
+		if seen[s] {
+			errs.add(KeyImagePullSecrets, value, "Secret names separated by ';': %q is listed twice", s)
+			continue
+		}
+		seen[s] = true
+		secrets = append(secrets, s)
+	}
+	return secrets
+}
+
+func parseAffinity(value string, errs *problems) *corev1.Affinity {
+	var a corev1.Affinity
+	if !decodeJSON(KeyAffinity, value, "a JSON core/v1 Affinity, such as {\"nodeAffinity\": {...}}", &a, errs) {
+		return nil
+	}
+	if a.NodeAffinity == nil && a.PodAffinity == nil && a.PodAntiAffinity == nil {
+		return nil
+	}
+	return &a
+}
+
+var (
+	tolerationOperators = map[corev1.TolerationOperator]bool{"": true, corev1.TolerationOpEqual: true, corev1.TolerationOpExists: true}
+	taintEffects        = map[corev1.TaintEffect]bool{"": true, corev1.TaintEffectNoSchedule: true, corev1.TaintEffectPreferNoSchedule: true, corev1.TaintEffectNoExecute: true}
+)
+
+func parseTolerations(value string, errs *problems) []corev1.Toleration {
+	var ts []corev1.Toleration
+	if !decodeJSON(KeyTolerations, value, `a JSON array of core/v1 Tolerations, such as [{"key": "dedicated", "operator": "Exists"}]`, &ts, errs) {
+		return nil
+	}
+	for i, t := range ts {
+		bad := func(format string, args ...any) {
+			errs.add(KeyTolerations, value, "toleration %d: "+format, append([]any{i + 1}, args...)...)
+		}
+		if !tolerationOperators[t.Operator] {
+			bad("operator %q must be Equal or Exists", t.Operator)
+		}
+		if !taintEffects[t.Effect] {
+			bad("effect %q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
+		}
+		if t.Operator == corev1.TolerationOpExists && t.Value != "" {
+			bad("operator Exists takes no value, got %q", t.Value)
+		}
+		if t.Key == "" && t.Operator != corev1.TolerationOpExists {
+			bad("an empty key needs operator Exists")
+		}
+		if t.Key != "" {
+			for _, msg := range validation.IsQualifiedName(t.Key) {
+				bad("key %q: %s", t.Key, msg)
+			}
+		}
+		if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
+			bad("tolerationSeconds needs effect NoExecute")
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return ts
+}
+
+func warnUnknownKeys(data map[string]string, warns *problems) {
+	known := map[string]string{}
+	for _, k := range Keys {
+		known[normalizeKey(k)] = k
+	}
+	for _, k := range sortedKeys(data) {
+		canon, ok := known[normalizeKey(k)]
+		switch {
+		case ok && canon == k:
+		case ok:
+			warns.add(k, data[k], "unknown key, ignored; did you mean %s?", canon)
+		default:
+			warns.add(k, data[k], "unknown key, ignored; known keys are %s", strings.Join(Keys, ", "))
+		}
+	}
+}
+
+func normalizeKey(k string) string {
+	return strings.ReplaceAll(strings.ToUpper(strings.TrimSpace(k)), "-", "_")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,314 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func valid() map[string]string {
+	return map[string]string{KeyImages: "java=quay.io/eclipse/che-java11-maven:next;node=node:22"}
+}
+
+func with(kv ...string) map[string]string {
+	d := valid()
+	for i := 0; i+1 < len(kv); i += 2 {
+		d[kv[i]] = kv[i+1]
+	}
+	return d
+}
+
+func TestParseDefaults(t *testing.T) {
+	cfg, warns, err := Parse(valid())
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings = %v, want none", warns)
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"interval", cfg.CachingIntervalHours, 1},
+		{"memory request", cfg.MemoryRequest.String(), "10Mi"},
+		{"memory limit", cfg.MemoryLimit.String(), "20Mi"},
+		{"cpu request", cfg.CPURequest.String(), "50m"},
+		{"cpu limit", cfg.CPULimit.String(), "200m"},
+		{"daemonset", cfg.DaemonSetName, "kubernetes-image-puller"},
+		{"deployment", cfg.DeploymentName, "kubernetes-image-puller"},
+		{"namespace", cfg.Namespace, "k8s-image-puller"},
+		{"node selector", len(cfg.NodeSelector), 0},
+		{"pull secrets", len(cfg.ImagePullSecrets), 0},
+		{"affinity", cfg.Affinity == nil, true},
+		{"tolerations", len(cfg.Tolerations), 0},
+		{"kip image", cfg.KIPImage, ""},
+		{"annotations", len(cfg.DaemonSetAnnotations), 0},
+		{"images", len(cfg.Images), 2},
+		{"first image", cfg.Images[0], Image{Name: "java", Ref: "quay.io/eclipse/che-java11-maven:next"}},
+		{"second image", cfg.Images[1], Image{Name: "node", Ref: "node:22"}},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+func TestParseEveryKey(t *testing.T) {
+	cfg, warns, err := Parse(map[string]string{
+		KeyImages:               " a=reg.example.com/a:1 ;\n b=reg.example.com/b@sha256:" + strings.Repeat("ab", 32) + ";\n",
+		KeyCachingIntervalHours: "6",
+		KeyMemoryRequest:        "5Mi",
+		KeyMemoryLimit:          "15Mi",
+		KeyCPURequest:           "10m",
+		KeyCPULimit:             "1",
+		KeyDaemonSetName:        "cache",
+		KeyDeploymentName:       "puller",
+		KeyNamespace:            "tools",
+		KeyNodeSelector:         `{"kubernetes.io/os": "linux"}`,
+		KeyImagePullSecrets:     "one; two;",
+		KeyAffinity:             `{"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}}`,
+		KeyTolerations:          `[{"key": "dedicated", "operator": "Equal", "value": "ws", "effect": "NoSchedule"}]`,
+		KeyKIPImage:             "reg.example.com/kip:v1",
+		KeyDaemonSetAnnotations: `{"example.com/team": "tools"}`,
+	})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings = %v", warns)
+	}
+	if len(cfg.Images) != 2 || cfg.Images[0].Digest || !cfg.Images[1].Digest {
+		t.Errorf("images = %+v, want a tag then a digest", cfg.Images)
+	}
+	if cfg.CachingIntervalHours != 6 || cfg.MemoryLimit.Cmp(resource.MustParse("15Mi")) != 0 || cfg.CPULimit.Cmp(resource.MustParse("1")) != 0 {
+		t.Errorf("interval/limits = %d %s %s", cfg.CachingIntervalHours, cfg.MemoryLimit.String(), cfg.CPULimit.String())
+	}
+	if cfg.DaemonSetName != "cache" || cfg.DeploymentName != "puller" || cfg.Namespace != "tools" {
+		t.Errorf("names = %s %s %s", cfg.DaemonSetName, cfg.DeploymentName, cfg.Namespace)
+	}
+	if cfg.NodeSelector["kubernetes.io/os"] != "linux" {
+		t.Errorf("node selector = %v", cfg.NodeSelector)
+	}
+	if strings.Join(cfg.ImagePullSecrets, ",") != "one,two" {
+		t.Errorf("pull secrets = %v", cfg.ImagePullSecrets)
+	}
+	if cfg.Affinity == nil || cfg.Affinity.NodeAffinity == nil {
+		t.Errorf("affinity = %+v", cfg.Affinity)
+	}
+	if len(cfg.Tolerations) != 1 || cfg.Tolerations[0].Effect != corev1.TaintEffectNoSchedule {
+		t.Errorf("tolerations = %+v", cfg.Tolerations)
+	}
+	if cfg.KIPImage != "reg.example.com/kip:v1" || cfg.DaemonSetAnnotations["example.com/team"] != "tools" {
+		t.Errorf("kip image / annotations = %s %v", cfg.KIPImage, cfg.DaemonSetAnnotations)
+	}
+}
+
+// TestParseRejects holds malformed configurations; each must be reported
+// with the offending key, and with the offending value where one is given.
+func TestParseRejects(t *testing.T) {
+	cases := []struct {
+		name  string
+		data  map[string]string
+		key   string
+		value string // a part of the value the error must repeat
+	}{
+		{"images missing", map[string]string{}, KeyImages, ""},
+		{"images blank", map[string]string{KeyImages: "  "}, KeyImages, ""},
+		{"images no equals", with(KeyImages, "java"), KeyImages, "java"},
+		{"images empty name", with(KeyImages, "=node:22"), KeyImages, "=node:22"},
+		{"images empty image", with(KeyImages, "node="), KeyImages, "node="},
+		{"images empty middle entry", with(KeyImages, "a=a:1;;b=b:1"), KeyImages, "a=a:1;;b=b:1"},
+		{"images two trailing separators", with(KeyImages, "a=a:1;;"), KeyImages, "a=a:1;;"},
+		{"images uppercase name", with(KeyImages, "Java=java:17"), KeyImages, "Java=java:17"},
+		{"images underscore name", with(KeyImages, "my_java=java:17"), KeyImages, "my_java"},
+		{"images name too long", with(KeyImages, strings.Repeat("a", 64)+"=java:17"), KeyImages, "aaaa"},
+		{"images duplicate name", with(KeyImages, "a=a:1;a=b:1"), KeyImages, "a=b:1"},
+		{"images reserved name", with(KeyImages, ReservedContainerName+"=a:1"), KeyImages, ReservedContainerName},
+		{"images bad reference", with(KeyImages, "a=UPPER/Case:tag"), KeyImages, "UPPER/Case"},
+		{"images bad digest", with(KeyImages, "a=repo@sha256:123"), KeyImages, "sha256:123"},
+		{"images reference with spaces", with(KeyImages, "a=repo name:1"), KeyImages, "repo name"},
+		{"interval not a number", with(KeyCachingIntervalHours, "hourly"), KeyCachingIntervalHours, "hourly"},
+		{"interval zero", with(KeyCachingIntervalHours, "0"), KeyCachingIntervalHours, "0"},
+		{"interval negative", with(KeyCachingIntervalHours, "-3"), KeyCachingIntervalHours, "-3"},
+		{"interval fractional", with(KeyCachingIntervalHours, "1.5"), KeyCachingIntervalHours, "1.5"},
+		{"interval too long", with(KeyCachingIntervalHours, "100000"), KeyCachingIntervalHours, "100000"},
+		{"memory request bad", with(KeyMemoryRequest, "10MB!"), KeyMemoryRequest, "10MB!"},
+		{"memory limit bad", with(KeyMemoryLimit, "lots"), KeyMemoryLimit, "lots"},
+		{"memory limit negative", with(KeyMemoryLimit, "-20Mi"), KeyMemoryLimit, "-20Mi"},
+		{"cpu request bad", with(KeyCPURequest, "half"), KeyCPURequest, "half"},
+		{"cpu limit zero", with(KeyCPULimit, "0"), KeyCPULimit, "0"},
+		{"memory request above limit", with(KeyMemoryRequest, "30Mi"), KeyMemoryRequest, "30Mi"},
+		{"cpu request above limit", with(KeyCPURequest, "1", KeyCPULimit, "500m"), KeyCPURequest, "1"},
+		{"daemonset name invalid", with(KeyDaemonSetName, "Image Puller"), KeyDaemonSetName, "Image Puller"},
+		{"daemonset name too long", with(KeyDaemonSetName, strings.Repeat("d", 64)), KeyDaemonSetName, "dddd"},
+		{"deployment name invalid", with(KeyDeploymentName, "-puller"), KeyDeploymentName, "-puller"},
+		{"namespace invalid", with(KeyNamespace, "my.namespace"), KeyNamespace, "my.namespace"},
+		{"node selector array", with(KeyNodeSelector, `["a"]`), KeyNodeSelector, `["a"]`},
+		{"node selector number value", with(KeyNodeSelector, `{"a": 1}`), KeyNodeSelector, `{"a": 1}`},
+		{"node selector not json", with(KeyNodeSelector, `role=worker`), KeyNodeSelector, "role=worker"},
+		{"node selector bad label key", with(KeyNodeSelector, `{"a b": "c"}`), KeyNodeSelector, `a b`},
+		{"node selector bad label value", with(KeyNodeSelector, `{"a": "b c"}`), KeyNodeSelector, `b c`},
+		{"annotations not object", with(KeyDaemonSetAnnotations, `"x"`), KeyDaemonSetAnnotations, `"x"`},
+		{"annotations number value", with(KeyDaemonSetAnnotations, `{"a": true}`), KeyDaemonSetAnnotations, "true"},
+		{"annotations bad key", with(KeyDaemonSetAnnotations, `{"/x": "y"}`), KeyDaemonSetAnnotations, "/x"},
+		{"affinity not object", with(KeyAffinity, `[]`), KeyAffinity, "[]"},
+		{"affinity unknown field", with(KeyAffinity, `{"nodeAfinity": {}}`), KeyAffinity, "nodeAfinity"},
+		{"affinity wrong case", with(KeyAffinity, `{"NodeAffinity": {}}`), KeyAffinity, "NodeAffinity"},
+		{"affinity wrong type", with(KeyAffinity, `{"nodeAffinity": "zone-a"}`), KeyAffinity, "zone-a"},
+		{"tolerations object", with(KeyTolerations, `{"key": "a"}`), KeyTolerations, `{"key": "a"}`},
+		{"tolerations bad operator", with(KeyTolerations, `[{"key": "a", "operator": "In"}]`), KeyTolerations, "In"},
+		{"tolerations bad effect", with(KeyTolerations, `[{"key": "a", "operator": "Exists", "effect": "Never"}]`), KeyTolerations, "Never"},
+		{"tolerations exists with value", with(KeyTolerations, `[{"key": "a", "operator": "Exists", "value": "b"}]`), KeyTolerations, `"b"`},
+		{"tolerations empty key equal", with(KeyTolerations, `[{"operator": "Equal", "value": "b"}]`), KeyTolerations, "Equal"},
+		{"tolerations seconds without NoExecute", with(KeyTolerations, `[{"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]`), KeyTolerations, "tolerationSeconds"},
+		{"tolerations unknown field", with(KeyTolerations, `[{"key": "a", "operator": "Exists", "effects": "NoSchedule"}]`), KeyTolerations, "effects"},
+		{"pull secret invalid", with(KeyImagePullSecrets, "Bad Secret"), KeyImagePullSecrets, "Bad Secret"},
+		{"pull secret twice", with(KeyImagePullSecrets, "a;a"), KeyImagePullSecrets, "a;a"},
+		{"kip image invalid", with(KeyKIPImage, "kip image:1"), KeyKIPImage, "kip image:1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Parse(tc.data)
+			if err == nil {
+				t.Fatalf("Parse accepted it: %+v", cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Parse returned a Config along with the error")
+			}
+			cfgErr, ok := err.(*Error)
+			if !ok {
+				t.Fatalf("error is %T, want *Error: %v", err, err)
+			}
+			var hit *Problem
+			for i, p := range cfgErr.Problems {
+				if p.Key == tc.key {
+					hit = &cfgErr.Problems[i]
+					break
+				}
+			}
+			if hit == nil {
+				t.Fatalf("no problem names %s: %v", tc.key, err)
+			}
+			if !strings.Contains(hit.Value, tc.value) {
+				t.Errorf("problem value %q does not contain %q", hit.Value, tc.value)
+			}
+			if hit.Expected == "" {
+				t.Errorf("problem says nothing of what is expected: %+v", hit)
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("error text %q does not name %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblemAtOnce(t *testing.T) {
+	_, _, err := Parse(map[string]string{
+		KeyImages:               "ok=a:1;Bad=b:1;noequals",
+		KeyCachingIntervalHours: "0",
+		KeyMemoryLimit:          "x",
+		KeyNodeSelector:         "[]",
+		KeyTolerations:          "{}",
+	})
+	cfgErr, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	want := []string{KeyImages, KeyCachingIntervalHours, KeyMemoryLimit, KeyNodeSelector, KeyTolerations}
+	if got := strings.Join(cfgErr.Keys(), ","); got != strings.Join(want, ",") {
+		t.Errorf("keys with problems = %s, want %s", got, strings.Join(want, ","))
+	}
+	if n := len(cfgErr.Problems); n != 6 {
+		t.Errorf("%d problems, want 6 (two IMAGES entries): %v", n, err)
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	cases := []struct {
+		name   string
+		images string
+		want   []string
+	}{
+		{"one trailing separator", "a=a:1;", []string{"a"}},
+		{"surrounding spaces", "  a = a:1 ;  b=b:2  ", []string{"a", "b"}},
+		{"one entry per line", "a=a:1;\nb=b:2;\n", []string{"a", "b"}},
+		{"registry with port", "a=127.0.0.1:5000/ws/a:1", []string{"a"}},
+		{"no tag", "a=quay.io/eclipse/che-code", []string{"a"}},
+		{"numeric name", "1=a:1", []string{"1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			images, err := ParseImages(tc.images)
+			if err != nil {
+				t.Fatalf("ParseImages(%q): %v", tc.images, err)
+			}
+			var names []string
+			for _, img := range images {
+				names = append(names, img.Name)
+			}
+			if strings.Join(names, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("names = %v, want %v", names, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseWarnings(t *testing.T) {
+	cases := []struct {
+		name, key, value, expected string
+	}{
+		{"unknown key", "CACHE_SIZE", "1", "unknown key"},
+		{"near miss", "caching-cpu-limit", "1", "did you mean CACHING_CPU_LIMIT"},
+		{"same image twice", KeyImages, "a=a:1;b=a:1", "same image"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, warns, err := Parse(with(tc.key, tc.value))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(warns) != 1 || warns[0].Key != tc.key || !strings.Contains(warns[0].Expected, tc.expected) {
+				t.Errorf("warnings = %+v, want one for %s saying %q", warns, tc.key, tc.expected)
+			}
+		})
+	}
+}
+
+func TestFromEnvironKeepsOnlyKnownKeys(t *testing.T) {
+	got := FromEnviron([]string{"PATH=/bin", "IMAGES=a=b:1;c=d:2", "NAMESPACE=tools", "HOME=/root", "BROKEN"})
+	if len(got) != 2 || got[KeyImages] != "a=b:1;c=d:2" || got[KeyNamespace] != "tools" {
+		t.Errorf("FromEnviron = %v", got)
+	}
+}
+
+func TestCost(t *testing.T) {
+	cases := []struct {
+		name                 string
+		images               string
+		nodes                int
+		memLimit, memRequest string
+		cpuLimit, cpuRequest string
+	}{
+		{"documented example", "a=a:1;b=b:1;c=c:1;d=d:1;e=e:1", 20, "2000Mi", "1000Mi", "20", "5"},
+		{"reported quota case", "a=a:1;b=b:1;c=c:1;d=d:1;e=e:1", 75, "7500Mi", "3750Mi", "75", "18750m"},
+		{"one image one node", "a=a:1", 1, "20Mi", "10Mi", "200m", "50m"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Parse(map[string]string{KeyImages: tc.images})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg.Cost(tc.nodes)
+			got := []string{c.MemoryLimit.String(), c.MemoryRequest.String(), c.CPULimit.String(), c.CPURequest.String()}
+			want := []string{tc.memLimit, tc.memRequest, tc.cpuLimit, tc.cpuRequest}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("cost = %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,147 @@
+package puller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/registry"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+)
+
+// DefaultFieldOwner is the server-side apply field manager of the controller.
+const DefaultFieldOwner = "kip-controller"
+
+// Options configure the controller.
+type Options struct {
+	// Namespace holds the ConfigMap, the puller Deployment and the DaemonSet.
+	Namespace string
+	// ConfigMapName is the ConfigMap to watch; empty means the environment only.
+	ConfigMapName string
+	// Env is the configuration from the process environment, used while the
+	// ConfigMap does not exist.
+	Env map[string]string
+	// DefaultKIPImage is the init container image when neither KIP_IMAGE
+	// nor the puller's Deployment gives one.
+	DefaultKIPImage string
+	// OpenShift leaves pod UIDs to the SCC.
+	OpenShift bool
+	// Resolver looks up tag digests on refresh.
+	Resolver registry.Resolver
+	// FieldOwner is the server-side apply field manager.
+	FieldOwner string
+}
+
+// NewManager returns a manager running the puller controller, with a cache
+// limited to the one namespace and to the objects the controller reads. The
+// caller sets leader election, probes and metrics in mo.
+func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, error) {
+	if o.Namespace == "" {
+		return nil, fmt.Errorf("a namespace is required")
+	}
+	if o.FieldOwner == "" {
+		o.FieldOwner = DefaultFieldOwner
+	}
+	if o.Resolver == (registry.Resolver{}) {
+		o.Resolver = registry.Default
+	}
+	mo.Cache.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
+	byObject := map[client.Object]cache.ByObject{
+		&appsv1.DaemonSet{}: {Label: labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: daemonset.ManagedBy})},
+	}
+	if o.ConfigMapName != "" {
+		byObject[&corev1.ConfigMap{}] = cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", o.ConfigMapName)}
+	}
+	mo.Cache.ByObject = byObject
+	mgr, err := ctrl.NewManager(rc, mo)
+	if err != nil {
+		return nil, err
+	}
+	if err := Setup(mgr, o); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// Setup registers the puller controller and its refresher with mgr.
+func Setup(mgr ctrl.Manager, o Options) error {
+	// Everything maps to one key: there is one configuration and one DaemonSet.
+	key := types.NamespacedName{Namespace: o.Namespace, Name: o.ConfigMapName}
+	if key.Name == "" {
+		key.Name = "environment"
+	}
+	toKey := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, _ client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: key}}
+	})
+	log := mgr.GetLogger().WithName("puller")
+	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, key, log.WithName("refresh"))
+	r := &reconciler{
+		client:    mgr.GetClient(),
+		apiReader: mgr.GetAPIReader(),
+		recorder:  mgr.GetEventRecorder(o.FieldOwner),
+		refresher: ref,
+		opts:      o,
+		log:       log,
+	}
+	if err := mgr.Add(ref); err != nil {
+		return err
+	}
+	isOurConfigMap := predicate.NewPredicateFuncs(func(obj client.Object) bool {
+		return o.ConfigMapName != "" && obj.GetName() == o.ConfigMapName
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("puller").
+		WatchesRawSource(source.Channel(ref.trigger, toKey)).
+		Watches(&corev1.ConfigMap{}, toKey, builder.WithPredicates(isOurConfigMap)).
+		Watches(&appsv1.DaemonSet{}, toKey)
+	// Start once even when nothing changes, to apply the environment's configuration.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		select {
+		case ref.trigger <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
+		default:
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	return b.Complete(r)
+}
+
+// IsOpenShift tells whether the cluster serves the route.openshift.io API
+// group, the way the existing puller detects OpenShift.
+func IsOpenShift(rc *rest.Config) (bool, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		return false, err
+	}
+	groups, err := dc.ServerGroups()
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(groups.Groups, func(g metav1.APIGroup) bool { return g.Name == "route.openshift.io" }), nil
+}

@@ -1,0 +1,302 @@
+// Package puller is the image puller controller: it watches its ConfigMap and
+// its DaemonSet, applies the DaemonSet the configuration describes with
+// server-side apply, heals drift, and rolls the pods only when a refresh finds
+// that an image tag moved to a new digest. The rules live in the pure
+// packages config and daemonset; this package wires clients to them.
+package puller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+)
+
+// Event reasons, one per kind of news.
+const (
+	ReasonInvalidConfiguration = "InvalidConfiguration"
+	ReasonConfigurationValid   = "ConfigurationValid"
+	ReasonApplied              = "Applied"
+	ReasonRestored             = "Restored"
+	ReasonApplyFailed          = "ApplyFailed"
+	ReasonImageChanged         = "ImageChanged"
+	ReasonResolveFailed        = "ResolveFailed"
+)
+
+// maxEventNote is the events.k8s.io/v1 limit on an Event's note.
+const maxEventNote = 1024
+
+// reconciler converges the one DaemonSet of one puller configuration.
+type reconciler struct {
+	client    ctrl.Client // cached: ConfigMap, DaemonSet
+	apiReader ctrl.Reader // uncached: the owner Deployment
+	recorder  recorder.EventRecorder
+	refresher *refresher
+	opts      Options
+	log       logr.Logger
+
+	// Dedupe state, so a problem that persists is reported once.
+	lastInvalid  string
+	lastFailures map[string]string
+	lastApplied  string // hash of the last desired DaemonSet this process applied
+}
+
+// configSource is where the configuration came from, for Events.
+type configSource struct {
+	data      map[string]string
+	configMap *corev1.ConfigMap // nil when the environment is used
+}
+
+func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	src, err := r.loadSource(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	deployment, err := r.ownDeployment(ctx, src)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	regarding := eventTarget(src, deployment)
+
+	cfg, warnings, err := config.Parse(src.data)
+	if err == nil {
+		err = r.checkNamespace(cfg)
+	}
+	if err != nil {
+		r.reportInvalid(regarding, err)
+		return reconcile.Result{}, nil // the last applied DaemonSet stays; wait for the next change
+	}
+	r.reportValid(regarding, warnings)
+	r.refresher.track(cfg)
+
+	var live *appsv1.DaemonSet
+	var found appsv1.DaemonSet
+	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: cfg.DaemonSetName}, &found); {
+	case err == nil:
+		live = &found
+	case !apierrors.IsNotFound(err):
+		return reconcile.Result{}, err
+	}
+
+	outcome := r.refresher.latest()
+	refresh, changed := daemonset.NextRefresh(daemonset.RecordedRefresh(live), daemonset.TaggedRefs(cfg), outcome.digests)
+	desired := daemonset.Build(cfg, daemonset.Options{
+		KIPImage:  r.kipImage(deployment),
+		OpenShift: r.opts.OpenShift,
+		Owner:     ownerReference(deployment, cfg.Namespace),
+		Refresh:   refresh,
+	})
+	if live != nil {
+		r.reportResolveFailures(live, outcome.failures)
+	} else {
+		r.reportResolveFailures(desired, outcome.failures)
+	}
+
+	if live != nil {
+		same, err := upToDate(live, desired, r.opts.FieldOwner)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if same {
+			return reconcile.Result{}, nil
+		}
+	}
+	if err := r.apply(ctx, desired); err != nil {
+		r.event(desired, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "applying DaemonSet %s failed: %v", desired.Name, err)
+		return reconcile.Result{}, err
+	}
+	hash := desiredHash(desired)
+	switch {
+	case len(changed) > 0:
+		r.event(desired, corev1.EventTypeNormal, ReasonImageChanged, "Roll",
+			"rolling the puller pods: new digest for %s", strings.Join(changed, ", "))
+	case live != nil && hash == r.lastApplied:
+		r.event(desired, corev1.EventTypeNormal, ReasonRestored, "Apply",
+			"DaemonSet %s was changed outside the puller; restored", desired.Name)
+	default:
+		r.event(desired, corev1.EventTypeNormal, ReasonApplied, "Apply",
+			"DaemonSet %s applied with %d images", desired.Name, len(cfg.Images))
+	}
+	r.lastApplied = hash
+	r.log.Info("applied DaemonSet", "daemonset", desired.Name, "namespace", desired.Namespace,
+		"images", len(cfg.Images), "changedDigests", changed)
+	return reconcile.Result{}, nil
+}
+
+func (r *reconciler) loadSource(ctx context.Context) (configSource, error) {
+	if r.opts.ConfigMapName != "" {
+		var cm corev1.ConfigMap
+		err := r.client.Get(ctx, types.NamespacedName{Namespace: r.opts.Namespace, Name: r.opts.ConfigMapName}, &cm)
+		switch {
+		case err == nil:
+			return configSource{data: cm.Data, configMap: &cm}, nil
+		case !apierrors.IsNotFound(err):
+			return configSource{}, err
+		}
+	}
+	return configSource{data: r.opts.Env}, nil
+}
+
+// ownDeployment returns the puller's own Deployment, or nil when it does not
+// exist (the controller runs outside the cluster, say).
+func (r *reconciler) ownDeployment(ctx context.Context, src configSource) (*appsv1.Deployment, error) {
+	name := strings.TrimSpace(src.data[config.KeyDeploymentName])
+	if name == "" {
+		name = config.Defaults[config.KeyDeploymentName]
+	}
+	var d appsv1.Deployment
+	err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.opts.Namespace, Name: name}, &d)
+	switch {
+	case err == nil:
+		return &d, nil
+	case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// checkNamespace keeps the DaemonSet beside the controller: a namespaced
+// Role only reaches there, and an owner reference cannot cross namespaces.
+func (r *reconciler) checkNamespace(cfg *config.Config) error {
+	if cfg.Namespace == r.opts.Namespace {
+		return nil
+	}
+	return &config.Error{Problems: []config.Problem{{
+		Key:      config.KeyNamespace,
+		Value:    cfg.Namespace,
+		Expected: fmt.Sprintf("the namespace the puller runs in, %q (install the puller in the namespace you want instead)", r.opts.Namespace),
+	}}}
+}
+
+// kipImage is the image of the init container when KIP_IMAGE is not set: the
+// puller's own image, read from its Deployment, or the built-in default.
+func (r *reconciler) kipImage(d *appsv1.Deployment) string {
+	if d != nil && len(d.Spec.Template.Spec.Containers) > 0 && d.Spec.Template.Spec.Containers[0].Image != "" {
+		return d.Spec.Template.Spec.Containers[0].Image
+	}
+	return r.opts.DefaultKIPImage
+}
+
+func ownerReference(d *appsv1.Deployment, namespace string) *metav1.OwnerReference {
+	if d == nil || d.Namespace != namespace {
+		return nil
+	}
+	return &metav1.OwnerReference{
+		APIVersion: "apps/v1",
+		Kind:       "Deployment",
+		Name:       d.Name,
+		UID:        d.UID,
+		Controller: ptr.To(true),
+	}
+}
+
+func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet) error {
+	ac, err := applyConfiguration(ds)
+	if err != nil {
+		return err
+	}
+	return r.client.Apply(ctx, ac, ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership)
+}
+
+func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
+	msg := err.Error()
+	if msg == r.lastInvalid {
+		return
+	}
+	r.lastInvalid = msg
+	var cfgErr *config.Error
+	if errors.As(err, &cfgErr) {
+		r.log.Error(nil, "invalid configuration; the last applied DaemonSet stays in place", "keys", cfgErr.Keys(), "problems", problemStrings(cfgErr.Problems))
+	} else {
+		r.log.Error(err, "invalid configuration; the last applied DaemonSet stays in place")
+	}
+	r.event(regarding, corev1.EventTypeWarning, ReasonInvalidConfiguration, "Validate", "%s; the last applied DaemonSet stays in place", msg)
+}
+
+func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Problem) {
+	if r.lastInvalid != "" {
+		r.event(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "Validate", "the configuration is valid again")
+		r.lastInvalid = ""
+	}
+	if len(warnings) > 0 {
+		r.log.Info("configuration warnings", "warnings", problemStrings(warnings))
+	}
+}
+
+// reportResolveFailures tells, once per distinct failure, which tags or pull
+// secrets the last refresh could not use.
+func (r *reconciler) reportResolveFailures(ds *appsv1.DaemonSet, failures map[string]string) {
+	var keys []string
+	for k, v := range failures {
+		if r.lastFailures[k] != v {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r.log.Error(nil, "refresh could not resolve; the recorded digest is kept and nothing rolls", "image", k, "error", failures[k])
+		r.event(ds, corev1.EventTypeWarning, ReasonResolveFailed, "Refresh", "%s: %s", k, failures[k])
+	}
+	r.lastFailures = failures
+}
+
+// event records an Event; without an object to attach it to, the log line
+// written by the caller is the only report.
+func (r *reconciler) event(regarding runtime.Object, eventType, reason, action, format string, args ...any) {
+	if regarding == nil || r.recorder == nil {
+		return
+	}
+	note := fmt.Sprintf(format, args...)
+	if len(note) > maxEventNote {
+		note = note[:maxEventNote-3] + "..."
+	}
+	r.recorder.Eventf(regarding, nil, eventType, reason, action, "%s", note)
+}
+
+// eventTarget is what configuration Events are about: the ConfigMap, or the
+// Deployment when the configuration comes from the environment.
+func eventTarget(src configSource, d *appsv1.Deployment) runtime.Object {
+	switch {
+	case src.configMap != nil:
+		return src.configMap
+	case d != nil:
+		return d
+	}
+	return nil
+}
+
+func problemStrings(ps []config.Problem) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return slices.Clip(out)
+}
+
+func desiredHash(ds *appsv1.DaemonSet) string {
+	raw, err := daemonset.JSON(ds)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
