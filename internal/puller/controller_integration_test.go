@@ -1,0 +1,342 @@
+//go:build integration
+
+package puller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+const dsName = "kubernetes-image-puller"
+
+func TestCreatesDaemonSetOwnedByDeployment(t *testing.T) {
+	ns := newNamespace(t)
+	deploy := pullerDeployment(t, ns)
+	ctx := context.Background()
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{
+		config.KeyImages:           "java=reg.example.com/ws/java:17;node=reg.example.com/ws/node:22",
+		config.KeyMemoryLimit:      "32Mi",
+		config.KeyNodeSelector:     `{"kubernetes.io/os": "linux"}`,
+		config.KeyImagePullSecrets: "regcred",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns)
+
+	ds := waitForImages(t, ns, dsName, "java=reg.example.com/ws/java:17;node=reg.example.com/ws/node:22")
+	if len(ds.OwnerReferences) != 1 || ds.OwnerReferences[0].UID != deploy.UID || ds.OwnerReferences[0].Kind != "Deployment" ||
+		ds.OwnerReferences[0].Controller == nil || !*ds.OwnerReferences[0].Controller {
+		t.Errorf("owner references = %+v, want the controller reference to Deployment %s", ds.OwnerReferences, deploy.UID)
+	}
+	spec := ds.Spec.Template.Spec
+	if got := spec.InitContainers[0].Image; got != "registry.example.com/kip:from-deployment" {
+		t.Errorf("init image %q, want the puller Deployment's own image", got)
+	}
+	if got := spec.Containers[0].Resources.Limits.Memory().String(); got != "32Mi" {
+		t.Errorf("memory limit %s, want 32Mi", got)
+	}
+	if spec.NodeSelector["kubernetes.io/os"] != "linux" || len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
+		t.Errorf("node selector %v, pull secrets %v", spec.NodeSelector, spec.ImagePullSecrets)
+	}
+	// The server-side apply landed exactly what the builder produces.
+	cfg, _, err := config.Parse(configMap(ns, map[string]string{
+		config.KeyImages:           "java=reg.example.com/ws/java:17;node=reg.example.com/ws/node:22",
+		config.KeyMemoryLimit:      "32Mi",
+		config.KeyNodeSelector:     `{"kubernetes.io/os": "linux"}`,
+		config.KeyImagePullSecrets: "regcred",
+	}).Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := daemonset.Build(cfg, daemonset.Options{KIPImage: "registry.example.com/kip:from-deployment", Owner: &ds.OwnerReferences[0], Refresh: daemonset.RecordedRefresh(ds)})
+	if same, err := upToDate(ds, want, DefaultFieldOwner); err != nil || !same {
+		t.Errorf("live DaemonSet differs from the built one (err %v)", err)
+	}
+	waitForEvent(t, ns, ReasonApplied, "DaemonSet", "applied with 2 images")
+}
+
+func TestConfigMapChangeAppliesWithoutRestart(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1;b=reg.example.com/b:1"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	run := startController(t, ns)
+	first := waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b:1")
+
+	// Add one image, remove another.
+	cm.Data[config.KeyImages] = "b=reg.example.com/b:1;c=reg.example.com/c:1"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	second := waitForImages(t, ns, dsName, "b=reg.example.com/b:1;c=reg.example.com/c:1")
+	if second.UID != first.UID {
+		t.Error("the DaemonSet was recreated; it should be updated in place")
+	}
+	if run.stopped() {
+		t.Fatalf("the controller stopped: %v", run.err)
+	}
+}
+
+func TestEnvironmentOnlyConfiguration(t *testing.T) {
+	ns := newNamespace(t)
+	startController(t, ns, withOptions(func(o *Options) {
+		o.ConfigMapName = ""
+		o.Env = map[string]string{config.KeyImages: "a=reg.example.com/a:1", config.KeyNamespace: ns, config.KeyDaemonSetName: "from-env"}
+	}))
+	ds := waitForImages(t, ns, "from-env", "a=reg.example.com/a:1")
+	if len(ds.OwnerReferences) != 0 {
+		t.Errorf("owner references %v without a puller Deployment", ds.OwnerReferences)
+	}
+	if got := ds.Spec.Template.Spec.InitContainers[0].Image; got != "registry.example.com/kip:default" {
+		t.Errorf("init image %q, want the built-in default", got)
+	}
+}
+
+func TestRestoresDeletedDaemonSet(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns)
+	first := waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	if err := k8s.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	eventually(t, 20*time.Second, "DaemonSet recreated", func() (bool, string) {
+		ds, err := getDaemonSet(ns, dsName)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ds.UID != first.UID, "still the deleted one"
+	})
+	t.Logf("deleted DaemonSet restored in %v", time.Since(start))
+}
+
+func TestRestoresEditedDaemonSet(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1;b=reg.example.com/b:1"})); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns)
+	ds := waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b:1")
+
+	// A hand edit, as `kubectl edit` makes it: a plain update by another manager.
+	ds.Spec.Template.Spec.Containers[0].Image = "reg.example.com/a:hacked"
+	ds.Spec.Template.Spec.Containers[1].Resources.Limits[corev1.ResourceMemory] = ds.Spec.Template.Spec.Containers[1].Resources.Requests[corev1.ResourceMemory]
+	if err := k8s.Update(ctx, ds, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	restored := waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b:1")
+	eventually(t, 20*time.Second, "memory limit restored", func() (bool, string) {
+		got, err := getDaemonSet(ns, dsName)
+		if err != nil {
+			return false, err.Error()
+		}
+		lim := got.Spec.Template.Spec.Containers[1].Resources.Limits.Memory().String()
+		return lim == "20Mi", lim
+	})
+	if restored.UID != ds.UID {
+		t.Error("the DaemonSet was recreated instead of restored")
+	}
+	waitForEvent(t, ns, ReasonRestored, "DaemonSet", "changed outside the puller")
+
+	// A container removed by hand comes back too.
+	ds, _ = getDaemonSet(ns, dsName)
+	ds.Spec.Template.Spec.Containers = ds.Spec.Template.Spec.Containers[:1]
+	if err := k8s.Update(ctx, ds, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b:1")
+}
+
+func TestInvalidConfigurationKeepsLastGoodDaemonSet(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	run := startController(t, ns)
+	good := waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+
+	cm.Data[config.KeyImages] = "a=reg.example.com/a:2;Bad_Name=x:1"
+	cm.Data[config.KeyMemoryLimit] = "lots"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitForEvent(t, ns, ReasonInvalidConfiguration, "ConfigMap", "CACHING_MEMORY_LIMIT")
+	for _, want := range []string{"IMAGES", "Bad_Name", "lots", "last applied DaemonSet stays"} {
+		if !strings.Contains(ev.Note, want) {
+			t.Errorf("event note lacks %q: %s", want, ev.Note)
+		}
+	}
+	if ev.Type != corev1.EventTypeWarning {
+		t.Errorf("event type %s, want Warning", ev.Type)
+	}
+	// The DaemonSet is untouched, and the controller keeps running.
+	time.Sleep(2 * time.Second)
+	now, err := getDaemonSet(ns, dsName)
+	if err != nil || now.ResourceVersion != good.ResourceVersion {
+		t.Errorf("DaemonSet changed under an invalid configuration (err %v)", err)
+	}
+	if run.stopped() {
+		t.Fatalf("the controller stopped: %v", run.err)
+	}
+	if n := len(events(t, ns, ReasonInvalidConfiguration)); n != 1 {
+		t.Errorf("%d InvalidConfiguration events, want 1", n)
+	}
+
+	// A NAMESPACE other than the controller's is refused the same way.
+	cm.Data = map[string]string{config.KeyImages: "a=reg.example.com/a:3", config.KeyNamespace: "elsewhere"}
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, ns, ReasonInvalidConfiguration, "ConfigMap", "NAMESPACE")
+
+	// Fixing it applies at once.
+	cm.Data = map[string]string{config.KeyImages: "a=reg.example.com/a:2", config.KeyNamespace: ns}
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:2")
+	waitForEvent(t, ns, ReasonConfigurationValid, "ConfigMap", "valid again")
+}
+
+func reconcileCount(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "puller" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+func TestIdleMakesNoWrites(t *testing.T) {
+	ns := newNamespace(t)
+	pullerDeployment(t, ns)
+	if err := k8s.Create(context.Background(), configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1;b=reg.example.com/b@sha256:" + strings.Repeat("b", 64)})); err != nil {
+		t.Fatal(err)
+	}
+	// A short resync period makes the controller reconcile while idle, so
+	// the check covers its decision not to write, not just its quiet.
+	run := startController(t, ns, withLeaderElection("kip-idle"), withSyncPeriod(2*time.Second))
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b@sha256:"+strings.Repeat("b", 64))
+	time.Sleep(3 * time.Second) // let the start-up refresh and its Events settle
+
+	run.writes.reset()
+	before := reconcileCount(t)
+	const idle = 10 * time.Second
+	time.Sleep(idle)
+	writes := run.writes.count(false)
+	reconciles := reconcileCount(t) - before
+	t.Logf("idle %v: %d reconciles, %d writes (%d lease renewals not counted)", idle, int(reconciles), len(writes), len(run.writes.count(true))-len(writes))
+	if reconciles < 2 {
+		t.Errorf("%v reconciles while idle; the resync should have caused several", reconciles)
+	}
+	if len(writes) != 0 {
+		t.Errorf("writes while idle: %v", writes)
+	}
+}
+
+func TestLeaderElectionTwoControllersNeverFight(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	first := startController(t, ns, withLeaderElection("kip-le"))
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	second := startController(t, ns, withLeaderElection("kip-le"))
+
+	// Both run; one leads. Changes are applied once, by the leader.
+	for i, images := range []string{"a=reg.example.com/a:2", "a=reg.example.com/a:3"} {
+		cm.Data[config.KeyImages] = images
+		if err := k8s.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		waitForImages(t, ns, dsName, images)
+		time.Sleep(time.Second)
+		if n := second.writes.matching("/daemonsets/"); n != 0 {
+			t.Fatalf("change %d: the follower wrote the DaemonSet %d times", i, n)
+		}
+	}
+	if n := first.writes.matching("/daemonsets/"); n != 3 {
+		t.Errorf("the leader wrote the DaemonSet %d times for 3 configurations, want 3", n)
+	}
+
+	// The leader steps down; the other takes over without rewriting an
+	// up-to-date DaemonSet, then applies the next change.
+	first.stop(t)
+	eventually(t, 20*time.Second, "second controller leads", func() (bool, string) {
+		select {
+		case <-second.mgr.Elected():
+			return true, ""
+		default:
+			return false, "not elected"
+		}
+	})
+	time.Sleep(2 * time.Second)
+	if n := second.writes.matching("/daemonsets/"); n != 0 {
+		t.Errorf("the new leader rewrote an up-to-date DaemonSet %d times", n)
+	}
+	cm.Data[config.KeyImages] = "a=reg.example.com/a:4"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:4")
+}
+
+func TestShutdownKeepsDaemonSet(t *testing.T) {
+	ns := newNamespace(t)
+	if err := k8s.Create(context.Background(), configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})); err != nil {
+		t.Fatal(err)
+	}
+	run := startController(t, ns)
+	before := waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	run.stop(t)
+
+	after, err := getDaemonSet(ns, dsName)
+	if apierrors.IsNotFound(err) {
+		t.Fatal("the DaemonSet was deleted on shutdown")
+	}
+	if err != nil || after.UID != before.UID || after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("DaemonSet touched on shutdown (err %v)", err)
+	}
+	// And a restart leaves it as it is.
+	again := startController(t, ns)
+	time.Sleep(3 * time.Second)
+	if n := again.writes.matching("/daemonsets"); n != 0 {
+		t.Errorf("a restart wrote the DaemonSet %d times", n)
+	}
+	if after, _ = getDaemonSet(ns, dsName); after.UID != before.UID {
+		t.Error("a restart recreated the DaemonSet")
+	}
+}

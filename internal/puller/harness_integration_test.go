@@ -1,0 +1,331 @@
+//go:build integration
+
+package puller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/kip-image-puller/kip/internal/config"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// The API server and etcd every integration test shares. Each test works in
+// a namespace of its own.
+var (
+	apiConfig *rest.Config
+	k8s       client.Client
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runWithAPIServer(m))
+}
+
+func runWithAPIServer(m *testing.M) int {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test-integration`, which builds etcd and kube-apiserver from source")
+		return 1
+	}
+	if os.Getenv("KIP_TEST_LOGS") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		ctrl.SetLogger(logr.Discard())
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start kube-apiserver and etcd:", err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop kube-apiserver and etcd:", err)
+		}
+	}()
+	apiConfig = cfg
+	if k8s, err = client.New(cfg, client.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := "kip-" + strings.ToLower(rand.String(6))
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// writeCounter counts the write requests a client sends, by kind of resource.
+type writeCounter struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			w.mu.Lock()
+			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// count returns the writes so far, leaving out Lease renewals (leader
+// election keeps its lease alive on purpose) unless withLeases.
+func (w *writeCounter) count(withLeases bool) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, wr := range w.writes {
+		if withLeases || !strings.Contains(wr, "/leases/") {
+			out = append(out, wr)
+		}
+	}
+	return out
+}
+
+func (w *writeCounter) reset() {
+	w.mu.Lock()
+	w.writes = nil
+	w.mu.Unlock()
+}
+
+func (w *writeCounter) matching(part string) int {
+	n := 0
+	for _, wr := range w.count(true) {
+		if strings.Contains(wr, part) {
+			n++
+		}
+	}
+	return n
+}
+
+// controllerRun is one running controller.
+type controllerRun struct {
+	writes *writeCounter
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the manager returned, with err set
+	err    error
+	mgr    ctrl.Manager
+}
+
+// stopped reports whether the controller has stopped by itself.
+func (c *controllerRun) stopped() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the controller and waits for it, as a SIGTERM would.
+func (c *controllerRun) stop(t *testing.T) {
+	t.Helper()
+	c.cancel()
+	select {
+	case <-c.done:
+		if c.err != nil {
+			t.Errorf("controller stopped with %v", c.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("controller did not stop within 30s")
+	}
+}
+
+type runOption func(*ctrl.Options, *Options)
+
+func withLeaderElection(id string) runOption {
+	return func(mo *ctrl.Options, _ *Options) {
+		mo.LeaderElection = true
+		mo.LeaderElectionID = id
+		mo.LeaderElectionReleaseOnCancel = true
+		mo.LeaseDuration = ptr.To(4 * time.Second)
+		mo.RenewDeadline = ptr.To(3 * time.Second)
+		mo.RetryPeriod = ptr.To(500 * time.Millisecond)
+	}
+}
+
+func withSyncPeriod(d time.Duration) runOption {
+	return func(mo *ctrl.Options, _ *Options) { mo.Cache.SyncPeriod = &d }
+}
+
+func withOptions(f func(*Options)) runOption {
+	return func(_ *ctrl.Options, o *Options) { f(o) }
+}
+
+// startController runs the controller for namespace ns until the test ends.
+func startController(t *testing.T, ns string, opts ...runOption) *controllerRun {
+	t.Helper()
+	writes := &writeCounter{}
+	rc := rest.CopyConfig(apiConfig)
+	rc.Wrap(writes.wrap)
+	mo := ctrl.Options{
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		LeaderElectionNamespace: ns,
+		Controller:              ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	}
+	o := Options{Namespace: ns, ConfigMapName: config.DefaultConfigMapName, DefaultKIPImage: "registry.example.com/kip:default"}
+	for _, opt := range opts {
+		opt(&mo, &o)
+	}
+	mgr, err := NewManager(rc, mo, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &controllerRun{writes: writes, cancel: cancel, done: make(chan struct{}), mgr: mgr}
+	go func() {
+		run.err = mgr.Start(ctx)
+		close(run.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-run.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return run
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
+}
+
+func configMap(ns string, data map[string]string) *corev1.ConfigMap {
+	d := map[string]string{config.KeyNamespace: ns}
+	for k, v := range data {
+		d[k] = v
+	}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.DefaultConfigMapName, Namespace: ns}, Data: d}
+}
+
+// pullerDeployment creates the puller's own Deployment (nothing runs it on
+// envtest; the controller only reads it).
+func pullerDeployment(t *testing.T, ns string) *appsv1.Deployment {
+	t.Helper()
+	labels := map[string]string{"app": "kip"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes-image-puller", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "kip", Image: "registry.example.com/kip:from-deployment"}}},
+			},
+		},
+	}
+	if err := k8s.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func getDaemonSet(ns, name string) (*appsv1.DaemonSet, error) {
+	var ds appsv1.DaemonSet
+	err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &ds)
+	return &ds, err
+}
+
+func containerImages(ds *appsv1.DaemonSet) string {
+	var parts []string
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		parts = append(parts, c.Name+"="+c.Image)
+	}
+	return strings.Join(parts, ";")
+}
+
+// waitForImages waits until the DaemonSet runs exactly the given IMAGES value.
+func waitForImages(t *testing.T, ns, name, images string) *appsv1.DaemonSet {
+	t.Helper()
+	var ds *appsv1.DaemonSet
+	eventually(t, 20*time.Second, "DaemonSet "+name+" with "+images, func() (bool, string) {
+		var err error
+		ds, err = getDaemonSet(ns, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := containerImages(ds)
+		return got == images, got
+	})
+	return ds
+}
+
+// events lists the Events of a namespace with the given reason.
+func events(t *testing.T, ns, reason string) []eventsv1.Event {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func waitForEvent(t *testing.T, ns, reason, regardingKind, contains string) eventsv1.Event {
+	t.Helper()
+	var found eventsv1.Event
+	eventually(t, 20*time.Second, "Event "+reason, func() (bool, string) {
+		for _, e := range events(t, ns, reason) {
+			if e.Regarding.Kind == regardingKind && strings.Contains(e.Note, contains) {
+				found = e
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d %s events", len(events(t, ns, reason)), reason)
+	})
+	return found
+}
