@@ -72,7 +72,7 @@ func runWithAPIServer(m *testing.M) int {
 }
 
 // newNamespace creates a namespace for one test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := "kip-" + strings.ToLower(rand.String(6))
 	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -189,7 +189,7 @@ func withOptions(f func(*Options)) runOption {
 }
 
 // startController runs the controller for namespace ns until the test ends.
-func startController(t *testing.T, ns string, opts ...runOption) *controllerRun {
+func startController(t testing.TB, ns string, opts ...runOption) *controllerRun {
 	t.Helper()
 	writes := &writeCounter{}
 	rc := rest.CopyConfig(apiConfig)
