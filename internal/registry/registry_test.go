@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-
 func TestResolve(t *testing.T) {
 	ctx := context.Background()
 	open := registrytest.Serve(t, "", "")
