@@ -31,7 +31,7 @@ kube-binaries: ## Build etcd and kube-apiserver from source (cached)
 
 test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest)
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -count=1 -tags integration -timeout 20m ./internal/puller/...
+		$(GO) test -count=1 -tags integration -timeout 20m ./internal/puller/... ./cmd/kip/...
 
 bench: kube-binaries ## Benchmarks: ConfigMap change to DaemonSet updated, on envtest
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \

@@ -123,6 +123,7 @@ func TestRestoresDeletedDaemonSet(t *testing.T) {
 		return ds.UID != first.UID, "still the deleted one"
 	})
 	t.Logf("deleted DaemonSet restored in %v", time.Since(start))
+	waitForEvent(t, ns, ReasonRestored, "DaemonSet", "deleted outside the puller")
 }
 
 func TestRestoresEditedDaemonSet(t *testing.T) {
@@ -152,7 +153,7 @@ func TestRestoresEditedDaemonSet(t *testing.T) {
 	if restored.UID != ds.UID {
 		t.Error("the DaemonSet was recreated instead of restored")
 	}
-	waitForEvent(t, ns, ReasonRestored, "DaemonSet", "changed outside the puller")
+	waitForEvent(t, ns, ReasonRestored, "DaemonSet", "outside the puller")
 
 	// A container removed by hand comes back too.
 	ds, _ = getDaemonSet(ns, dsName)

@@ -128,9 +128,9 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	case len(changed) > 0:
 		r.event(desired, corev1.EventTypeNormal, ReasonImageChanged, "Roll",
 			"rolling the puller pods: new digest for %s", strings.Join(changed, ", "))
-	case live != nil && hash == r.lastApplied:
+	case hash == r.lastApplied:
 		r.event(desired, corev1.EventTypeNormal, ReasonRestored, "Apply",
-			"DaemonSet %s was changed outside the puller; restored", desired.Name)
+			"DaemonSet %s was changed or deleted outside the puller; restored", desired.Name)
 	default:
 		r.event(desired, corev1.EventTypeNormal, ReasonApplied, "Apply",
 			"DaemonSet %s applied with %d images", desired.Name, len(cfg.Images))
