@@ -118,7 +118,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named("puller").
 		WatchesRawSource(source.Channel(ref.trigger, toKey)).
 		Watches(&corev1.ConfigMap{}, toKey, builder.WithPredicates(isOurConfigMap)).
-		Watches(&appsv1.DaemonSet{}, toKey)
+		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged))
 	// Start once even when nothing changes, to apply the environment's configuration.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		select {
