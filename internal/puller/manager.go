@@ -99,7 +99,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return []reconcile.Request{{NamespacedName: key}}
 	})
 	log := mgr.GetLogger().WithName("puller")
-	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, key, log.WithName("refresh"))
+	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, log.WithName("refresh"))
 	r := &reconciler{
 		client:    mgr.GetClient(),
 		apiReader: mgr.GetAPIReader(),

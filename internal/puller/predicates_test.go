@@ -20,7 +20,9 @@ func TestDaemonSetChanged(t *testing.T) {
 		want   bool
 	}{
 		{"status only", func(ds *appsv1.DaemonSet) { ds.Status.NumberReady = 3; ds.ResourceVersion = "2" }, false},
-		{"managed fields only", func(ds *appsv1.DaemonSet) { ds.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}} }, false},
+		{"managed fields only", func(ds *appsv1.DaemonSet) {
+			ds.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}}
+		}, false},
 		{"spec", func(ds *appsv1.DaemonSet) { ds.Spec.MinReadySeconds = 5 }, true},
 		{"label", func(ds *appsv1.DaemonSet) { ds.Labels["a"] = "c" }, true},
 		{"annotation", func(ds *appsv1.DaemonSet) { ds.Annotations = map[string]string{"x": "y"} }, true},

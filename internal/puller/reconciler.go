@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -289,7 +288,7 @@ func problemStrings(ps []config.Problem) []string {
 	for i, p := range ps {
 		out[i] = p.String()
 	}
-	return slices.Clip(out)
+	return out
 }
 
 func desiredHash(ds *appsv1.DaemonSet) string {

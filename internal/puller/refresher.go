@@ -46,7 +46,6 @@ type refresher struct {
 	reader   client.Reader
 	resolver registry.Resolver
 	trigger  chan event.GenericEvent
-	key      types.NamespacedName
 	log      logr.Logger
 
 	mu      sync.Mutex
@@ -55,12 +54,11 @@ type refresher struct {
 	nudge   chan struct{}
 }
 
-func newRefresher(reader client.Reader, resolver registry.Resolver, key types.NamespacedName, log logr.Logger) *refresher {
+func newRefresher(reader client.Reader, resolver registry.Resolver, log logr.Logger) *refresher {
 	return &refresher{
 		reader:   reader,
 		resolver: resolver,
 		trigger:  make(chan event.GenericEvent, 1),
-		key:      key,
 		log:      log,
 		nudge:    make(chan struct{}, 1),
 	}
