@@ -38,15 +38,15 @@ func upToDate(live, desired *appsv1.DaemonSet, fieldOwner string) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	var have appsv1.DaemonSet
-	if err := json.Unmarshal(ownedJSON, &have); err != nil {
-		return false, err
-	}
 	wantJSON, err := daemonset.JSON(desired)
 	if err != nil {
 		return false, err
 	}
-	var want appsv1.DaemonSet
+	// Both sides as typed objects, so quantities compare by value ("0.05" is "50m").
+	var have, want appsv1.DaemonSet
+	if err := json.Unmarshal(ownedJSON, &have); err != nil {
+		return false, err
+	}
 	if err := json.Unmarshal(wantJSON, &want); err != nil {
 		return false, err
 	}
