@@ -61,7 +61,10 @@ func TestCreatesDaemonSetOwnedByDeployment(t *testing.T) {
 	if same, err := upToDate(ds, want, DefaultFieldOwner); err != nil || !same {
 		t.Errorf("live DaemonSet differs from the built one (err %v)", err)
 	}
-	waitForEvent(t, ns, ReasonApplied, "DaemonSet", "applied with 2 images")
+	applied := waitForEvent(t, ns, ReasonApplied, "DaemonSet", "applied with 2 images")
+	if applied.Regarding.UID != ds.UID || applied.Regarding.Name != dsName {
+		t.Errorf("Applied event regards %+v, want the DaemonSet %s", applied.Regarding, ds.UID)
+	}
 }
 
 func TestConfigMapChangeAppliesWithoutRestart(t *testing.T) {

@@ -103,11 +103,12 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		Owner:     ownerReference(deployment, cfg.Namespace),
 		Refresh:   refresh,
 	})
+	// Events name the DaemonSet by UID too, so that `kubectl describe` shows them.
+	about := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
 	if live != nil {
-		r.reportResolveFailures(live, outcome.failures)
-	} else {
-		r.reportResolveFailures(desired, outcome.failures)
+		about.UID = live.UID
 	}
+	r.reportResolveFailures(about, outcome.failures)
 
 	if live != nil {
 		same, err := upToDate(live, desired, r.opts.FieldOwner)
@@ -118,20 +119,22 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			return reconcile.Result{}, nil
 		}
 	}
-	if err := r.apply(ctx, desired); err != nil {
-		r.event(desired, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "applying DaemonSet %s failed: %v", desired.Name, err)
+	uid, err := r.apply(ctx, desired)
+	if err != nil {
+		r.event(about, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "applying DaemonSet %s failed: %v", desired.Name, err)
 		return reconcile.Result{}, err
 	}
+	about.UID = uid
 	hash := desiredHash(desired)
 	switch {
 	case len(changed) > 0:
-		r.event(desired, corev1.EventTypeNormal, ReasonImageChanged, "Roll",
+		r.event(about, corev1.EventTypeNormal, ReasonImageChanged, "Roll",
 			"rolling the puller pods: new digest for %s", strings.Join(changed, ", "))
 	case hash == r.lastApplied:
-		r.event(desired, corev1.EventTypeNormal, ReasonRestored, "Apply",
+		r.event(about, corev1.EventTypeNormal, ReasonRestored, "Apply",
 			"DaemonSet %s was changed or deleted outside the puller; restored", desired.Name)
 	default:
-		r.event(desired, corev1.EventTypeNormal, ReasonApplied, "Apply",
+		r.event(about, corev1.EventTypeNormal, ReasonApplied, "Apply",
 			"DaemonSet %s applied with %d images", desired.Name, len(cfg.Images))
 	}
 	r.lastApplied = hash
@@ -208,12 +211,19 @@ func ownerReference(d *appsv1.Deployment, namespace string) *metav1.OwnerReferen
 	}
 }
 
-func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet) error {
+// apply server-side applies ds and returns the UID the API server answers with.
+func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet) (types.UID, error) {
 	ac, err := applyConfiguration(ds)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return r.client.Apply(ctx, ac, ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership)
+	if err := r.client.Apply(ctx, ac, ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership); err != nil {
+		return "", err
+	}
+	if ac.UID == nil {
+		return "", nil
+	}
+	return *ac.UID, nil
 }
 
 func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
