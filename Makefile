@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build test test-unit test-integration bench fuzz lint kube-binaries clean
+.PHONY: all build test test-unit test-integration bench fuzz lint kube-binaries clean cluster-up cluster-down image
 
 all: build
 
@@ -45,6 +45,18 @@ lint: ## gofmt, go vet (both build tags)
 	@out="$$(gofmt -l cmd internal hack 2>/dev/null)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+
+NODES ?= 3
+cluster-up: ## A local multi-node cluster built from source, with registries on 127.0.0.1 (root)
+	hack/cluster.sh up $(NODES)
+
+cluster-down: ## Stop the local cluster and remove its files, mounts and bridge
+	hack/cluster.sh down
+
+REGISTRY ?= 127.0.0.1:5001
+image: build ## Build the project's image without Docker and push it to $(REGISTRY)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/kip-dev ./cmd/kip-dev
+	$(BIN)/kip-dev push-image --registry $(REGISTRY) --image kip:dev --platform amd64=$(BIN)
 
 clean:
 	rm -rf $(BIN)

@@ -10,6 +10,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/puller"
 	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,7 +42,9 @@ func envOr(def string, names ...string) string {
 
 func newControllerCommand() *cobra.Command {
 	f := controllerFlags{}
-	zapOpts := zap.Options{}
+	// Stack traces only for panics: an error log line is an operational
+	// report (an unreachable registry, say), not a bug.
+	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the controller that keeps the image-caching DaemonSet in line with its ConfigMap",

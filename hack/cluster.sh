@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# A real multi-node Kubernetes cluster on this machine, built from source:
+# etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and per
+# node its own containerd (own root, state and socket) and kubelet (own root
+# dir, ports and node name), pods on one CNI bridge, and two OCI registries on
+# loopback (one open, one behind basic auth). See ../shared/design/local-cluster.md.
+#
+#   hack/cluster.sh up [NODES]    start (idempotent: a healthy cluster is kept)
+#   hack/cluster.sh down          stop what up started and remove its files
+#   hack/cluster.sh status        print what runs
+#
+# Everything lives under KIP_CLUSTER_DIR (default /tmp/kip-cluster). The PIDs
+# started are recorded there and only those are stopped. Must run as root.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${KIP_CLUSTER_DIR:-/tmp/kip-cluster}
+NODES=${2:-${NODES:-3}}
+BRIDGE=kip0
+BRIDGE_CIDR=10.88.0.0/16
+NODE_IP=10.88.0.1
+# The `kubernetes` Service's ClusterIP, held by this host, so that pods reach
+# the API server without kube-proxy; the API server listens only there.
+API_IP=10.88.255.1
+SERVICE_CIDR=10.88.255.0/24
+API_PORT=443
+# Registries listen on loopback (to push from this host) and on the bridge
+# (the address images are named by, reachable from nodes and pods alike).
+REGISTRY_PUSH=127.0.0.1:5001
+AUTH_REGISTRY_PUSH=127.0.0.1:5002
+REGISTRY=$NODE_IP:5001
+AUTH_REGISTRY=$NODE_IP:5002
+REGISTRY_USER=kip
+ETCD_PORT=23790
+PAUSE_IMAGE=$REGISTRY/pause:3.10
+
+log() { echo "cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+pidfile() { echo "$DIR/pids/$1.pid"; }
+
+# alive NAME: the process recorded for NAME still runs (and is still ours:
+# its command line names our directory or binary).
+alive() {
+  local f pid
+  f=$(pidfile "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -d "/proc/$pid" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -e "$DIR" -e "$KUBE_BIN" -e "$ROOT/bin"
+}
+
+# start NAME CMD...: run CMD in the background, log to logs/NAME.log, record its PID.
+start() {
+  local name=$1
+  shift
+  "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
+  echo $! >"$(pidfile "$name")"
+}
+
+# stop NAME: end the recorded process, if it is still ours.
+stop() {
+  local name=$1 pid i
+  if alive "$name"; then
+    pid=$(cat "$(pidfile "$name")")
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(pidfile "$name")"
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION CMD...
+  local secs=$1 what=$2 i
+  shift 2
+  for i in $(seq $((secs * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "$what: not within ${secs}s (logs in $DIR/logs)"
+}
+
+install_packages() {
+  local missing=()
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+build_binaries() {
+  KUBE_BIN=$("$ROOT/hack/kube-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+  (cd "$ROOT" && make -s build >/dev/null && CGO_ENABLED=0 go build -o bin/kip-dev ./cmd/kip-dev)
+}
+
+kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
+
+healthy() {
+  local n
+  for n in etcd kube-apiserver kube-controller-manager kube-scheduler registry auth-registry; do alive "$n" || return 1; done
+  for n in $(seq "$NODES"); do alive "containerd-node$n" && alive "kubelet-node$n" || return 1; done
+  kubectl get --raw /readyz >/dev/null 2>&1
+}
+
+make_pki() {
+  local p=$DIR/pki
+  mkdir -p "$p"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$p/ca.key" -out "$p/ca.crt" -days 30 -subj "/CN=kip-local-ca" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$p/apiserver.key" -out "$p/apiserver.csr" -subj "/CN=kube-apiserver" 2>/dev/null
+  printf 'subjectAltName=IP:%s,IP:%s,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost\n' "$API_IP" "$NODE_IP" >"$p/apiserver.ext"
+  openssl x509 -req -in "$p/apiserver.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 30 -extfile "$p/apiserver.ext" -out "$p/apiserver.crt" 2>/dev/null
+  # The API server's client certificate towards the kubelets (logs, exec).
+  openssl req -newkey rsa:2048 -nodes -keyout "$p/kubelet-client.key" -out "$p/kubelet-client.csr" -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+  openssl x509 -req -in "$p/kubelet-client.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 30 -out "$p/kubelet-client.crt" 2>/dev/null
+  openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
+  ADMIN_TOKEN=$(openssl rand -hex 16)
+  echo "$ADMIN_TOKEN,kip-admin,kip-admin,system:masters" >"$p/tokens.csv"
+  for n in $(seq "$NODES"); do
+    echo "$(openssl rand -hex 16),system:node:node$n,node$n,system:nodes" >>"$p/tokens.csv"
+  done
+  openssl rand -hex 12 >"$p/registry-password"
+  chmod 600 "$p"/*.key "$p/tokens.csv" "$p/registry-password"
+}
+
+# kubeconfig FILE USER TOKEN
+kubeconfig() {
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kip-local
+  cluster:
+    server: https://$API_IP:$API_PORT
+    certificate-authority: $DIR/pki/ca.crt
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: kip-local
+  context: {cluster: kip-local, user: $2}
+current-context: kip-local
+EOF
+  chmod 600 "$1"
+}
+
+setup_network() {
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge
+    ip addr add "$NODE_IP/16" dev "$BRIDGE"
+    touch "$DIR/bridge-created"
+  fi
+  ip link set "$BRIDGE" up
+  ip addr show dev lo | grep -q " $API_IP/32" || { ip addr add "$API_IP/32" dev lo; touch "$DIR/api-ip-added"; }
+}
+
+start_registries() {
+  start registry "$ROOT/bin/kip-dev" registry --addr "$REGISTRY_PUSH,$REGISTRY" --dir "$DIR/registry/open"
+  start auth-registry "$ROOT/bin/kip-dev" registry --addr "$AUTH_REGISTRY_PUSH,$AUTH_REGISTRY" --dir "$DIR/registry/auth" \
+    --user "$REGISTRY_USER" --password-file "$DIR/pki/registry-password"
+  wait_for 20 "registry on $REGISTRY" curl -sf "http://$REGISTRY/v2/"
+  wait_for 20 "registry on $AUTH_REGISTRY" curl -sf -u "$REGISTRY_USER:$(cat "$DIR/pki/registry-password")" "http://$AUTH_REGISTRY/v2/"
+  "$ROOT/bin/kip-dev" push-pause --registry "$REGISTRY_PUSH" --image "${PAUSE_IMAGE#*/}" --kip-sleep "$ROOT/bin/kip-sleep" >/dev/null
+}
+
+start_control_plane() {
+  local p=$DIR/pki
+  start etcd "$KUBE_BIN/etcd" --data-dir "$DIR/etcd" --name kip \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --initial-cluster "kip=http://127.0.0.1:$((ETCD_PORT + 10))" --unsafe-no-fsync
+  wait_for 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address "$API_IP" --secure-port "$API_PORT" --advertise-address "$API_IP" \
+    --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" --client-ca-file "$p/ca.crt" \
+    --token-auth-file "$p/tokens.csv" --authorization-mode Node,RBAC \
+    --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$p/sa.pub" \
+    --service-account-signing-key-file "$p/sa.key" --service-cluster-ip-range "$SERVICE_CIDR" \
+    --enable-admission-plugins NodeRestriction --allow-privileged=false \
+    --kubelet-preferred-address-types InternalIP \
+    --kubelet-client-certificate "$p/kubelet-client.crt" --kubelet-client-key "$p/kubelet-client.key"
+  wait_for 120 "kube-apiserver" kubectl get --raw /readyz
+  kubeconfig "$DIR/controller.kubeconfig" kip-admin "$ADMIN_TOKEN"
+  start kube-controller-manager "$KUBE_BIN/kube-controller-manager" --kubeconfig "$DIR/controller.kubeconfig" \
+    --controllers '*' --use-service-account-credentials --service-account-private-key-file "$p/sa.key" \
+    --root-ca-file "$p/ca.crt" --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --cluster-name kip-local
+  start kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$DIR/controller.kubeconfig" \
+    --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259
+}
+
+start_node() {
+  local n=$1 d=$DIR/nodes/node$1 token
+  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$d/logs"
+  cat >"$d/containerd.toml" <<EOF
+version = 2
+root = "$d/containerd/root"
+state = "$d/containerd/state"
+[grpc]
+  address = "$d/containerd.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REGISTRY"]
+    endpoint = ["http://$REGISTRY"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$AUTH_REGISTRY"]
+    endpoint = ["http://$AUTH_REGISTRY"]
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$d/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+EOF
+  cat >"$d/cni/10-kip.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "kip",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false,
+      "ipam": {
+        "type": "host-local", "dataDir": "$d/ipam",
+        "ranges": [[{"subnet": "$BRIDGE_CIDR", "rangeStart": "10.88.$n.2", "rangeEnd": "10.88.$n.254", "gateway": "$NODE_IP"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "loopback"}
+  ]
+}
+EOF
+  start "containerd-node$n" containerd --config "$d/containerd.toml"
+  wait_for 30 "containerd of node$n" test -S "$d/containerd.sock"
+
+  token=$(grep ",system:node:node$n," "$DIR/pki/tokens.csv" | cut -d, -f1)
+  kubeconfig "$d/kubeconfig" "system:node:node$n" "$token"
+  cat >"$d/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: $((10250 + 10 * (n - 1)))
+healthzBindAddress: 127.0.0.1
+healthzPort: $((10248 + 10 * (n - 1)))
+readOnlyPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $DIR/pki/ca.crt}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$d/containerd.sock
+podLogsDirectory: $d/logs
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+clusterDomain: cluster.local
+EOF
+  start "kubelet-node$n" "$KUBE_BIN/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$d/kubeconfig" \
+    --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP"
+}
+
+write_env() {
+  cat >"$DIR/env" <<EOF
+# Source this file to use the local cluster.
+export KUBECONFIG=$DIR/kubeconfig
+export KIP_KUBE_BIN=$KUBE_BIN
+export KIP_REGISTRY=$REGISTRY
+export KIP_REGISTRY_PUSH=$REGISTRY_PUSH
+export KIP_AUTH_REGISTRY=$AUTH_REGISTRY
+export KIP_AUTH_REGISTRY_PUSH=$AUTH_REGISTRY_PUSH
+export KIP_AUTH_REGISTRY_USER=$REGISTRY_USER
+export KIP_AUTH_REGISTRY_PASSWORD_FILE=$DIR/pki/registry-password
+export KIP_NODES=$NODES
+export KIP_CLUSTER_DIR=$DIR
+EOF
+}
+
+up() {
+  [ "$(id -u)" = 0 ] || die "must run as root (it creates a bridge and runs kubelets)"
+  install_packages
+  build_binaries
+  if healthy; then
+    log "already up with $NODES nodes"
+    print_usage
+    return
+  fi
+  down_quiet
+  mkdir -p "$DIR/pids" "$DIR/logs" "$DIR/registry"
+  local t0=$SECONDS
+  make_pki
+  kubeconfig "$DIR/kubeconfig" kip-admin "$ADMIN_TOKEN"
+  setup_network
+  start_registries
+  start_control_plane
+  for n in $(seq "$NODES"); do start_node "$n"; done
+  wait_for 180 "$NODES nodes registered" bash -c "[ \$('$KUBE_BIN/kubectl' --kubeconfig '$DIR/kubeconfig' get nodes --no-headers 2>/dev/null | wc -l) -ge $NODES ]"
+  kubectl wait --for=condition=Ready node --all --timeout=180s >/dev/null || die "nodes not Ready (logs in $DIR/logs)"
+  wait_for 60 "default service account" kubectl get serviceaccount default -n default
+  write_env
+  log "up with $NODES nodes in $((SECONDS - t0))s"
+  print_usage
+}
+
+print_usage() {
+  cat <<EOF
+Local cluster: $NODES nodes, API server https://$API_IP:$API_PORT
+  kubectl:   $KUBE_BIN/kubectl --kubeconfig $DIR/kubeconfig get nodes
+  env:       source $DIR/env
+  registries: $REGISTRY (open), $AUTH_REGISTRY (user $REGISTRY_USER, password in $DIR/pki/registry-password);
+             push to them from this host at $REGISTRY_PUSH and $AUTH_REGISTRY_PUSH
+  tear down: make cluster-down
+EOF
+}
+
+down_quiet() {
+  [ -d "$DIR" ] || return 0
+  KUBE_BIN=${KUBE_BIN:-$(cat "$DIR/kube-bin" 2>/dev/null || echo /nonexistent)}
+  local d n
+  for d in "$DIR"/nodes/node*; do
+    [ -d "$d" ] || continue
+    n=${d##*/node}
+    stop "kubelet-node$n"
+    if alive "containerd-node$n" && [ -x "$ROOT/bin/kip-dev" ]; then
+      timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$d/containerd.sock" >/dev/null 2>&1 || true
+    fi
+    stop "containerd-node$n"
+    # The shims (and their containers) of our containerd, found by its socket.
+    for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $d/containerd.sock" || true); do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+  done
+  for n in kube-scheduler kube-controller-manager kube-apiserver etcd auth-registry registry; do stop "$n"; done
+  # Mounts left under our directory (overlay snapshots, pod volumes), deepest first.
+  awk -v d="$DIR" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  if [ -f "$DIR/bridge-created" ]; then ip link del "$BRIDGE" 2>/dev/null || true; fi
+  if [ -f "$DIR/api-ip-added" ]; then ip addr del "$API_IP/32" dev lo 2>/dev/null || true; fi
+  rm -rf "$DIR"
+}
+
+down() {
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  down_quiet
+  log "down; $DIR removed"
+}
+
+status() {
+  local f
+  for f in "$DIR"/pids/*.pid; do
+    [ -f "$f" ] || continue
+    n=$(basename "$f" .pid)
+    if alive "$n"; then echo "running  $n (pid $(cat "$f"))"; else echo "stopped  $n"; fi
+  done
+  [ -f "$DIR/kubeconfig" ] && kubectl get nodes -o wide 2>/dev/null || true
+}
+
+KUBE_BIN=${KIP_KUBE_BIN:-$(cat "$DIR/kube-bin" 2>/dev/null || echo /nonexistent)}
+case "${1:-}" in
+  up) up; echo "$KUBE_BIN" >"$DIR/kube-bin" ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up [NODES] | down | status" >&2; exit 2 ;;
+esac
