@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build test test-unit test-integration bench fuzz lint kube-binaries clean cluster-up cluster-down image
+.PHONY: all build test test-unit test-integration bench fuzz lint kube-binaries clean cluster-up cluster-down image demo
 
 all: build
 
@@ -45,6 +45,9 @@ lint: ## gofmt, go vet (both build tags)
 	@out="$$(gofmt -l cmd internal hack 2>/dev/null)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+
+demo: ## The main job: local cluster, images cached on every node by the puller, cold vs warm start
+	hack/demo.sh
 
 NODES ?= 3
 cluster-up: ## A local multi-node cluster built from source, with registries on 127.0.0.1 (root)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make demo: a 3-node local cluster from source, workspace-like images in a
+# local registry, the puller installed with the OpenShift templates as the
+# documented procedure does it, every image cached on every node (shown per
+# node, asked through each node's CRI socket), then a workspace pod started
+# from a cached image and one from an image that was not cached.
+#
+# Environment: NODES (3), DEMO_IMAGES (5), DEMO_SIZE_MB (100), DEMO_LAYERS (3).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+NODES=${NODES:-3}
+COUNT=${DEMO_IMAGES:-5}
+SIZE_MB=${DEMO_SIZE_MB:-100}
+LAYERS=${DEMO_LAYERS:-3}
+NS=k8s-image-puller
+
+step() { printf '\n== %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
+
+step "Local cluster with $NODES nodes"
+hack/cluster.sh up "$NODES"
+# shellcheck disable=SC1091
+source "${KIP_CLUSTER_DIR:-/tmp/kip-cluster}/env"
+kubectl() { "$KIP_KUBE_BIN/kubectl" "$@"; }
+DEV=bin/kip-dev
+
+step "Pushing $COUNT workspace-like images of ${SIZE_MB} MB to $KIP_REGISTRY, and the puller image"
+IMAGES=$($DEV push-samples --registry "$KIP_REGISTRY_PUSH" --name-registry "$KIP_REGISTRY" --repo ws/workspace --tag "demo" \
+  --count "$COUNT" --size-mb "$SIZE_MB" --layers "$LAYERS" --kip-sleep bin/kip-sleep)
+COLD=$($DEV push-samples --registry "$KIP_REGISTRY_PUSH" --name-registry "$KIP_REGISTRY" --repo ws/uncached --tag "demo" \
+  --count 1 --size-mb "$SIZE_MB" --layers "$LAYERS" --kip-sleep bin/kip-sleep)
+COLD_IMAGE=${COLD#*=}
+$DEV push-image --registry "$KIP_REGISTRY_PUSH" --image kip:dev --platform amd64=bin >/dev/null
+echo "IMAGES=$IMAGES"
+
+step "Installing the puller with the OpenShift templates (restricted Pod Security)"
+kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
+kubectl label namespace "$NS" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+start=$(now)
+$DEV process -f deploy/openshift/serviceaccount.yaml | kubectl apply -n "$NS" -f -
+$DEV process -f deploy/openshift/configmap.yaml -p IMAGES="$IMAGES" -p NAMESPACE="$NS" | kubectl apply -n "$NS" -f -
+$DEV process -f deploy/openshift/app.yaml -p IMAGE="$KIP_REGISTRY/kip" -p IMAGE_TAG=dev | kubectl apply -n "$NS" -f -
+
+step "Waiting until every node holds every image"
+$DEV cache-table --cluster-dir "$KIP_CLUSTER_DIR" --images "$IMAGES" --wait 10m
+warm=$(since "$start")
+kubectl rollout status -n "$NS" daemonset/kubernetes-image-puller --timeout=5m >/dev/null
+kubectl get deployment,daemonset,pods -n "$NS" -o wide
+echo "From the first 'oc apply' to every image on every node: ${warm}s"
+
+step "Workspace pods: a cached image against one that was not cached (node1)"
+workspace() { # workspace NAME IMAGE: start a pod on node1 and print the seconds until it runs
+  local name=$1 image=$2 t0
+  kubectl delete pod -n default "$name" --ignore-not-found --wait=true >/dev/null
+  t0=$(now)
+  kubectl apply -n default -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $name}
+spec:
+  nodeName: node1
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: workspace
+    image: $image
+    command: [/bin/sleep, "3600"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
+EOF
+  kubectl wait -n default --for=condition=Ready "pod/$name" --timeout=5m >/dev/null
+  since "$t0"
+}
+cached_image=$(echo "$IMAGES" | cut -d';' -f1 | cut -d= -f2)
+cached_s=$(workspace workspace-cached "$cached_image")
+cold_s=$(workspace workspace-uncached "$COLD_IMAGE")
+printf '%-28s %-8s %s\n' "WORKSPACE POD" "START" "IMAGE" \
+  "workspace-cached" "${cached_s}s" "$cached_image" \
+  "workspace-uncached" "${cold_s}s" "$COLD_IMAGE"
+kubectl delete pod -n default workspace-cached workspace-uncached --wait=false >/dev/null
+
+cat <<EOF
+
+== Look around
+  source $KIP_CLUSTER_DIR/env          (sets KUBECONFIG; kubectl is $KIP_KUBE_BIN/kubectl)
+  $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG get deployment,daemonset,pods -n $NS
+  $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG logs -n $NS deployment/kubernetes-image-puller
+  $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG edit configmap -n $NS k8s-image-puller   (applies live)
+  bin/kip-dev cache-table --images '$IMAGES'
+Tear down: make cluster-down
+EOF
