@@ -198,7 +198,7 @@ start_control_plane() {
 
 start_node() {
   local n=$1 d=$DIR/nodes/node$1 token
-  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$d/logs"
+  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet"
   cat >"$d/containerd.toml" <<EOF
 version = 2
 root = "$d/containerd/root"
@@ -268,7 +268,6 @@ enforceNodeAllocatable: []
 failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://$d/containerd.sock
-podLogsDirectory: $d/logs
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 clusterDomain: cluster.local
 EOF

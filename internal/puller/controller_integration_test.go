@@ -344,3 +344,34 @@ func TestShutdownKeepsDaemonSet(t *testing.T) {
 		t.Error("a restart recreated the DaemonSet")
 	}
 }
+
+// TestUninstallIsNotUndone deletes the puller Deployment: the garbage
+// collector then deletes the DaemonSet (done here by hand: envtest runs no
+// kube-controller-manager), and the still-running controller must not bring
+// it back as an orphan.
+func TestUninstallIsNotUndone(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	deploy := pullerDeployment(t, ns)
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})); err != nil {
+		t.Fatal(err)
+	}
+	run := startController(t, ns)
+	ds := waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	if len(ds.OwnerReferences) != 1 {
+		t.Fatalf("owner references %v", ds.OwnerReferences)
+	}
+	if err := k8s.Delete(ctx, deploy); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if _, err := getDaemonSet(ns, dsName); !apierrors.IsNotFound(err) {
+		t.Errorf("the DaemonSet came back after its Deployment was deleted (err %v)", err)
+	}
+	if n := run.writes.matching("/daemonsets"); n != 1 {
+		t.Errorf("%d DaemonSet writes, want only the first apply", n)
+	}
+}

@@ -56,6 +56,11 @@ type reconciler struct {
 	lastInvalid  string
 	lastFailures map[string]string
 	lastApplied  string // hash of the last desired DaemonSet this process applied
+
+	// sawDeployment records that the puller's own Deployment existed: once
+	// it is gone, the puller is being uninstalled.
+	sawDeployment bool
+	uninstalling  bool
 }
 
 // configSource is where the configuration came from, for Events.
@@ -72,6 +77,9 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	deployment, err := r.ownDeployment(ctx, src)
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if r.beingUninstalled(deployment) {
+		return reconcile.Result{}, nil
 	}
 	regarding := eventTarget(src, deployment)
 
@@ -174,6 +182,21 @@ func (r *reconciler) ownDeployment(ctx context.Context, src configSource) (*apps
 	default:
 		return nil, err
 	}
+}
+
+// beingUninstalled tells whether the puller's own Deployment is being
+// deleted, or was seen and is gone. The garbage collector then removes the
+// DaemonSet the Deployment owns, and restoring it would leave an orphan.
+func (r *reconciler) beingUninstalled(d *appsv1.Deployment) bool {
+	gone := (d != nil && d.DeletionTimestamp != nil) || (d == nil && r.sawDeployment)
+	if d != nil && d.DeletionTimestamp == nil {
+		r.sawDeployment = true
+	}
+	if gone && !r.uninstalling {
+		r.log.Info("the puller Deployment is being deleted; the DaemonSet is left to the garbage collector and not restored")
+	}
+	r.uninstalling = gone
+	return gone
 }
 
 // checkNamespace keeps the DaemonSet beside the controller: a namespaced

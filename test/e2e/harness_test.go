@@ -1,0 +1,312 @@
+//go:build e2e
+
+// Package e2e tests the puller on a real multi-node local cluster (one
+// containerd and kubelet per node, hack/cluster.sh) with real registries,
+// installed the way users install it, and checks what a user checks: pods
+// per node, and images in each node's own containerd store.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/kip-image-puller/kip/internal/cri"
+	"github.com/kip-image-puller/kip/internal/imagebuild"
+	"github.com/kip-image-puller/kip/internal/template"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// cluster is what hack/cluster.sh wrote to its env file.
+var cluster struct {
+	dir, kubeconfig, kubectl       string
+	registry, registryPush         string
+	authRegistry, authRegistryPush string
+	authUser, authPassword         string
+	nodes                          []string
+	kipImage                       string // the puller image, as nodes name it
+	c                              client.Client
+	root                           string // the repository
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return fail(err)
+	}
+	cluster.root = root
+	if os.Getenv("KIP_E2E_REUSE") == "" {
+		// A fresh cluster: nothing cached from an earlier run.
+		if err := sh(root, "hack/cluster.sh", "down"); err != nil {
+			return fail(err)
+		}
+	}
+	if err := sh(root, "hack/cluster.sh", "up", "3"); err != nil {
+		return fail(err)
+	}
+	if os.Getenv("KIP_E2E_KEEP") == "" {
+		defer func() {
+			if err := sh(root, "hack/cluster.sh", "down"); err != nil {
+				fmt.Fprintln(os.Stderr, "cluster down:", err)
+			}
+		}()
+	}
+	if err := loadEnv(filepath.Join(envOr("KIP_CLUSTER_DIR", "/tmp/kip-cluster"), "env")); err != nil {
+		return fail(err)
+	}
+	if err := sh(root, "bin/kip-dev", "push-image", "--registry", cluster.registryPush, "--image", "kip:e2e", "--platform", "amd64="+filepath.Join(root, "bin")); err != nil {
+		return fail(err)
+	}
+	cluster.kipImage = cluster.registry + "/kip:e2e"
+	return m.Run()
+}
+
+func fail(err error) int {
+	fmt.Fprintln(os.Stderr, "e2e set-up:", err)
+	return 1
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func sh(dir string, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func loadEnv(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimPrefix(sc.Text(), "export ")
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			env[k] = v
+		}
+	}
+	cluster.dir = env["KIP_CLUSTER_DIR"]
+	cluster.kubeconfig = env["KUBECONFIG"]
+	cluster.kubectl = filepath.Join(env["KIP_KUBE_BIN"], "kubectl")
+	cluster.registry, cluster.registryPush = env["KIP_REGISTRY"], env["KIP_REGISTRY_PUSH"]
+	cluster.authRegistry, cluster.authRegistryPush = env["KIP_AUTH_REGISTRY"], env["KIP_AUTH_REGISTRY_PUSH"]
+	cluster.authUser = env["KIP_AUTH_REGISTRY_USER"]
+	pw, err := os.ReadFile(env["KIP_AUTH_REGISTRY_PASSWORD_FILE"])
+	if err != nil {
+		return err
+	}
+	cluster.authPassword = strings.TrimSpace(string(pw))
+	for i := 1; i <= atoi(env["KIP_NODES"]); i++ {
+		cluster.nodes = append(cluster.nodes, fmt.Sprintf("node%d", i))
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", cluster.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cluster.c, err = client.New(rc, client.Options{})
+	return err
+}
+
+func atoi(s string) int {
+	n := 0
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// kubectl runs kubectl against the local cluster, with stdin when given.
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(cluster.kubectl, append([]string{"--kubeconfig", cluster.kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// pushSamples pushes count small, unique workspace-like images and returns
+// their IMAGES entries (name=ref), named as the nodes pull them.
+func pushSamples(t *testing.T, prefix string, count int, private bool) []string {
+	t.Helper()
+	sleep, err := imagebuild.FileFromDisk(filepath.Join(cluster.root, "bin", "kip-sleep"), "/bin/sleep", 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushTo, nameAs, auth := cluster.registryPush, cluster.registry, authn.Authenticator(authn.Anonymous)
+	if private {
+		pushTo, nameAs = cluster.authRegistryPush, cluster.authRegistry
+		auth = &authn.Basic{Username: cluster.authUser, Password: cluster.authPassword}
+	}
+	suffix := strings.ToLower(rand.String(5))
+	var entries []string
+	for i := 1; i <= count; i++ {
+		img, err := imagebuild.SampleImage(2<<20, 2, sleep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repoTag := fmt.Sprintf("e2e/%s%d-%s:v1", prefix, i, suffix)
+		ref, err := name.ParseReference(pushTo + "/" + repoTag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, fmt.Sprintf("%s%d=%s/%s", prefix, i, nameAs, repoTag))
+	}
+	return entries
+}
+
+// namespace creates a namespace that enforces the restricted Pod Security
+// Standard, removed when the test ends.
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := "e2e-" + strings.ToLower(rand.String(5))
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+	}}}
+	if err := cluster.c.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() || os.Getenv("KIP_E2E_KEEP") == "" {
+			_ = cluster.c.Delete(context.Background(), obj)
+		}
+	})
+	return ns
+}
+
+// processTemplate processes deploy/openshift/NAME the way `oc process` does.
+func processTemplate(t *testing.T, file string, params map[string]string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(cluster.root, "deploy", "openshift", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := template.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := tmpl.Process(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(template.List(objs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// install runs the documented procedure in ns: service account, then
+// ConfigMap, then app, each `oc process -f X | oc apply -f -`.
+func install(t *testing.T, ns string, config map[string]string) {
+	t.Helper()
+	params := map[string]string{"NAMESPACE": ns}
+	for k, v := range config {
+		params[k] = v
+	}
+	kubectl(t, processTemplate(t, "serviceaccount.yaml", nil), "apply", "-n", ns, "-f", "-")
+	kubectl(t, processTemplate(t, "configmap.yaml", params), "apply", "-n", ns, "-f", "-")
+	image, tag, _ := strings.Cut(cluster.kipImage[len(cluster.registry)+1:], ":")
+	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.registry + "/" + image, "IMAGE_TAG": tag}), "apply", "-n", ns, "-f", "-")
+}
+
+// nodeImages asks each node's containerd, through its CRI socket, which
+// image references it holds.
+func nodeImages(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	out := map[string]map[string]bool{}
+	for _, node := range cluster.nodes {
+		c, err := cri.Dial(filepath.Join(cluster.dir, "nodes", node, "containerd.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, err := c.ImageRefs(context.Background())
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", node, err)
+		}
+		out[node] = refs
+	}
+	return out
+}
+
+// waitCached waits until each node in on holds every image of entries, and
+// checks that the nodes in off hold none of them.
+func waitCached(t *testing.T, entries []string, on, off []string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		held := nodeImages(t)
+		var missing []string
+		for _, node := range on {
+			for _, e := range entries {
+				ref := e[strings.Index(e, "=")+1:]
+				if !cri.Has(held[node], ref) {
+					missing = append(missing, node+":"+ref)
+				}
+			}
+		}
+		if len(missing) == 0 {
+			for _, node := range off {
+				for _, e := range entries {
+					if ref := e[strings.Index(e, "=")+1:]; cri.Has(held[node], ref) {
+						t.Errorf("%s holds %s, but is not selected", node, ref)
+					}
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not cached within 3m: %v", missing)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
+}

@@ -1,0 +1,221 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const dsName = "kubernetes-image-puller"
+
+func pullerPods(t *testing.T, ns string) []corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := cluster.c.List(context.Background(), &pods, client.InNamespace(ns),
+		client.MatchingLabels{"app.kubernetes.io/instance": dsName, "app.kubernetes.io/component": "image-cache"}); err != nil {
+		t.Fatal(err)
+	}
+	return pods.Items
+}
+
+func daemonSet(t *testing.T, ns string) *appsv1.DaemonSet {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	if err := cluster.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: dsName}, &ds); err != nil {
+		t.Fatal(err)
+	}
+	return &ds
+}
+
+// waitRolledOut waits until the DaemonSet runs its current template, ready, on want nodes.
+func waitRolledOut(t *testing.T, ns string, want int) *appsv1.DaemonSet {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	eventually(t, 3*time.Minute, "DaemonSet rolled out", func() (bool, string) {
+		if err := cluster.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: dsName}, &ds); err != nil {
+			return false, err.Error()
+		}
+		s := ds.Status
+		return s.ObservedGeneration == ds.Generation && int(s.DesiredNumberScheduled) == want &&
+				int(s.UpdatedNumberScheduled) == want && int(s.NumberReady) == want,
+			fmt.Sprintf("%+v", s)
+	})
+	return &ds
+}
+
+func podNodes(pods []corev1.Pod) []string {
+	var nodes []string
+	for _, p := range pods {
+		nodes = append(nodes, p.Spec.NodeName)
+	}
+	slices.Sort(nodes)
+	return nodes
+}
+
+func podUIDs(pods []corev1.Pod) []string {
+	var uids []string
+	for _, p := range pods {
+		uids = append(uids, string(p.UID))
+	}
+	slices.Sort(uids)
+	return uids
+}
+
+// TestDocumentedProcedure installs the puller as the documentation says,
+// in a namespace enforcing the restricted Pod Security Standard, and runs
+// its verification steps; then restarts and rolls the controller, changes
+// the ConfigMap live, and deletes the Deployment.
+func TestDocumentedProcedure(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	entries := pushSamples(t, "ws", 3, false)
+	first := strings.Join(entries[:2], ";")
+	install(t, ns, map[string]string{"IMAGES": first})
+
+	// Verification: the Deployment, the DaemonSet, one puller pod per node, the ConfigMap.
+	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+	ds := waitRolledOut(t, ns, len(cluster.nodes))
+	pods := pullerPods(t, ns)
+	if got := podNodes(pods); !slices.Equal(got, cluster.nodes) {
+		t.Errorf("puller pods on %v, want exactly one on each of %v", got, cluster.nodes)
+	}
+	var cm corev1.ConfigMap
+	if err := cluster.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "k8s-image-puller"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["IMAGES"] != first || cm.Data["CACHING_MEMORY_LIMIT"] != "20Mi" || cm.Data["NAMESPACE"] != ns {
+		t.Errorf("ConfigMap data %v", cm.Data)
+	}
+	waitCached(t, entries[:2], cluster.nodes, nil)
+
+	// Restarting or rolling the controller leaves the DaemonSet and its pods alone.
+	uids := podUIDs(pods)
+	kubectl(t, "", "delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=controller", "--wait=true")
+	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+	kubectl(t, "", "rollout", "restart", "-n", ns, "deployment/kubernetes-image-puller")
+	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+	time.Sleep(5 * time.Second) // give a misbehaving controller time to touch it
+	after := daemonSet(t, ns)
+	if after.UID != ds.UID || after.Generation != ds.Generation {
+		t.Errorf("DaemonSet changed by a controller restart: uid %s -> %s, generation %d -> %d", ds.UID, after.UID, ds.Generation, after.Generation)
+	}
+	if got := podUIDs(pullerPods(t, ns)); !slices.Equal(got, uids) {
+		t.Errorf("puller pods replaced by a controller restart: %v -> %v", uids, got)
+	}
+
+	// A ConfigMap change (one image added, one removed) reaches every node, no restart.
+	second := strings.Join(entries[1:], ";")
+	kubectl(t, fmt.Sprintf(`{"data": {"IMAGES": %q}}`, second), "patch", "configmap", "-n", ns, "k8s-image-puller", "--type", "merge", "--patch-file", "/dev/stdin")
+	eventually(t, time.Minute, "DaemonSet follows the ConfigMap", func() (bool, string) {
+		var names []string
+		for _, c := range daemonSet(t, ns).Spec.Template.Spec.Containers {
+			names = append(names, c.Name)
+		}
+		return slices.Equal(names, []string{"ws2", "ws3"}), strings.Join(names, ",")
+	})
+	waitRolledOut(t, ns, len(cluster.nodes))
+	waitCached(t, entries[2:], cluster.nodes, nil)
+
+	// Deleting the Deployment removes the DaemonSet it owns.
+	kubectl(t, "", "delete", "deployment", "-n", ns, "kubernetes-image-puller")
+	eventually(t, 2*time.Minute, "DaemonSet garbage-collected", func() (bool, string) {
+		var gone appsv1.DaemonSet
+		err := cluster.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: dsName}, &gone)
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+// TestNodeSelectorAndTolerations restricts the cache to labelled nodes, one
+// of them tainted and tolerated.
+func TestNodeSelectorAndTolerations(t *testing.T) {
+	ns := namespace(t)
+	key := "kip-e2e-" + ns
+	selected, unselected := cluster.nodes[:2], cluster.nodes[2:]
+	for _, node := range selected {
+		kubectl(t, "", "label", "node", node, key+"=yes")
+		t.Cleanup(func() { kubectl(t, "", "label", "node", node, key+"-") })
+	}
+	tainted := selected[1]
+	kubectl(t, "", "taint", "node", tainted, key+"=ws:NoSchedule")
+	t.Cleanup(func() { kubectl(t, "", "taint", "node", tainted, key+"=ws:NoSchedule-") })
+
+	entries := pushSamples(t, "sel", 2, false)
+	install(t, ns, map[string]string{
+		"IMAGES":        strings.Join(entries, ";"),
+		"NODE_SELECTOR": fmt.Sprintf(`{%q: "yes"}`, key),
+		"TOLERATIONS":   fmt.Sprintf(`[{"key": %q, "operator": "Equal", "value": "ws", "effect": "NoSchedule"}]`, key),
+	})
+	waitRolledOut(t, ns, len(selected))
+	if got := podNodes(pullerPods(t, ns)); !slices.Equal(got, selected) {
+		t.Errorf("puller pods on %v, want %v", got, selected)
+	}
+	waitCached(t, entries, selected, unselected)
+}
+
+// TestPullSecret caches an image of the registry that requires credentials,
+// with IMAGE_PULL_SECRETS.
+func TestPullSecret(t *testing.T) {
+	ns := namespace(t)
+	entries := pushSamples(t, "private", 1, true)
+	auth := base64.StdEncoding.EncodeToString([]byte(cluster.authUser + ":" + cluster.authPassword))
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: ns},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(
+			fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, cluster.authRegistry, auth))},
+	}
+	if err := cluster.c.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "IMAGE_PULL_SECRETS": "regcred"})
+	waitRolledOut(t, ns, len(cluster.nodes))
+	waitCached(t, entries, cluster.nodes, nil)
+}
+
+// TestFailingImageIsIsolated configures one image that cannot be pulled:
+// every other image is still cached on every node, and the failing one is
+// named by the pod statuses.
+func TestFailingImageIsIsolated(t *testing.T) {
+	ns := namespace(t)
+	good := pushSamples(t, "good", 2, false)
+	bad := "broken=" + cluster.registry + "/e2e/does-not-exist:v1"
+	install(t, ns, map[string]string{"IMAGES": strings.Join(append(good, bad), ";")})
+	waitCached(t, good, cluster.nodes, nil)
+	eventually(t, 2*time.Minute, "the failing image named in every pod status", func() (bool, string) {
+		pods := pullerPods(t, ns)
+		if len(pods) != len(cluster.nodes) {
+			return false, fmt.Sprintf("%d pods", len(pods))
+		}
+		for _, p := range pods {
+			named := false
+			for _, cs := range p.Status.ContainerStatuses {
+				switch {
+				case cs.Name == "broken":
+					if cs.State.Waiting == nil || (cs.State.Waiting.Reason != "ErrImagePull" && cs.State.Waiting.Reason != "ImagePullBackOff") {
+						return false, fmt.Sprintf("%s: broken is %+v", p.Spec.NodeName, cs.State)
+					}
+					named = true
+				case cs.State.Running == nil:
+					return false, fmt.Sprintf("%s: %s is not running: %+v", p.Spec.NodeName, cs.Name, cs.State)
+				}
+			}
+			if !named {
+				return false, p.Spec.NodeName + ": no status for the broken container yet"
+			}
+		}
+		return true, ""
+	})
+}
