@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build test test-unit test-integration bench fuzz lint kube-binaries clean cluster-up cluster-down image demo
+.PHONY: all build test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo
 
 all: build
 
@@ -21,7 +21,7 @@ build: ## Build kip and the static kip-sleep into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/kip-sleep ./cmd/kip-sleep
 	@ls -l $(BIN)/kip $(BIN)/kip-sleep
 
-test: lint test-unit test-integration ## Every tier
+test: lint test-unit test-integration test-e2e ## Every tier
 
 test-unit: ## Pure packages and commands, with the fuzz seed corpora
 	$(GO) test -count=1 ./...
@@ -32,6 +32,9 @@ kube-binaries: ## Build etcd and kube-apiserver from source (cached)
 test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest)
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
 		$(GO) test -count=1 -tags integration -timeout 20m ./internal/puller/... ./cmd/kip/...
+
+test-e2e: ## On a fresh 3-node local cluster (root; builds it, tears it down after)
+	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
 
 bench: kube-binaries ## Benchmarks: ConfigMap change to DaemonSet updated, on envtest
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
@@ -45,6 +48,7 @@ lint: ## gofmt, go vet (both build tags)
 	@out="$$(gofmt -l cmd internal hack 2>/dev/null)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags e2e ./...
 
 demo: ## The main job: local cluster, images cached on every node by the puller, cold vs warm start
 	hack/demo.sh
