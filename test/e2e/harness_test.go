@@ -40,7 +40,7 @@ var cluster struct {
 	authRegistry, authRegistryPush string
 	authUser, authPassword         string
 	nodes                          []string
-	kipImage                       string // the puller image, as nodes name it
+	kipRepo, kipTag                string // the puller image, as nodes name it
 	c                              client.Client
 	root                           string // the repository
 }
@@ -78,7 +78,7 @@ func run(m *testing.M) int {
 	if err := sh(root, "bin/kip-dev", "push-image", "--registry", cluster.registryPush, "--image", "kip:e2e", "--platform", "amd64="+filepath.Join(root, "bin")); err != nil {
 		return fail(err)
 	}
-	cluster.kipImage = cluster.registry + "/kip:e2e"
+	cluster.kipRepo, cluster.kipTag = cluster.registry+"/kip", "e2e"
 	return m.Run()
 }
 
@@ -242,8 +242,7 @@ func install(t *testing.T, ns string, config map[string]string) {
 	}
 	kubectl(t, processTemplate(t, "serviceaccount.yaml", nil), "apply", "-n", ns, "-f", "-")
 	kubectl(t, processTemplate(t, "configmap.yaml", params), "apply", "-n", ns, "-f", "-")
-	image, tag, _ := strings.Cut(cluster.kipImage[len(cluster.registry)+1:], ":")
-	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.registry + "/" + image, "IMAGE_TAG": tag}), "apply", "-n", ns, "-f", "-")
+	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag}), "apply", "-n", ns, "-f", "-")
 }
 
 // nodeImages asks each node's containerd, through its CRI socket, which

@@ -1,0 +1,204 @@
+// Package chart tests the Helm chart with the Helm SDK: lint, and what it
+// renders against the configuration contract and the OpenShift templates.
+package chart
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/template"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+	"sigs.k8s.io/yaml"
+)
+
+var chartDir = filepath.Join("..", "..", "deploy", "helm", "kubernetes-image-puller")
+
+func load(t *testing.T) *chart.Chart {
+	t.Helper()
+	c, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// render returns the chart's objects by kind, for the given values.
+func render(t *testing.T, values map[string]any) map[string][]byte {
+	t.Helper()
+	c := load(t)
+	vals, err := chartutil.ToRenderValues(c, values, chartutil.ReleaseOptions{Name: "kip", Namespace: "tools", IsInstall: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := engine.Render(c, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[string][]byte{}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, doc := range strings.Split(files[n], "\n---\n") {
+			var meta struct{ Kind string }
+			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+				t.Fatalf("%s: %v", n, err)
+			}
+			if meta.Kind != "" {
+				byKind[meta.Kind] = []byte(doc)
+			}
+		}
+	}
+	return byKind
+}
+
+func TestLint(t *testing.T) {
+	linter := lint.All(chartDir, nil, "tools", true)
+	for _, m := range linter.Messages {
+		if m.Severity >= support.WarningSev {
+			t.Errorf("helm lint: %s", m)
+		}
+	}
+}
+
+func TestRenderDefaults(t *testing.T) {
+	objs := render(t, nil)
+	for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment"} {
+		if objs[kind] == nil {
+			t.Errorf("no %s rendered", kind)
+		}
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(objs["ConfigMap"], &cm); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range config.Keys {
+		if _, ok := cm.Data[key]; !ok {
+			t.Errorf("the ConfigMap has no %s", key)
+		}
+		if def, ok := config.Defaults[key]; ok && key != config.KeyNamespace && cm.Data[key] != def {
+			t.Errorf("%s defaults to %q in the chart, %q in the contract", key, cm.Data[key], def)
+		}
+	}
+	if cm.Data[config.KeyNamespace] != "tools" {
+		t.Errorf("NAMESPACE %q, want the release namespace", cm.Data[config.KeyNamespace])
+	}
+	if _, warnings, err := config.Parse(cm.Data); err != nil || len(warnings) > 0 {
+		t.Errorf("the chart's ConfigMap: %v, warnings %v", err, warnings)
+	}
+
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict(objs["Deployment"], &d); err != nil {
+		t.Fatal(err)
+	}
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range evaluator.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &d.Spec.Template.ObjectMeta, &d.Spec.Template.Spec) {
+		if !r.Allowed {
+			t.Errorf("restricted policy: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != "ghcr.io/kip-image-puller/kip:latest" {
+		t.Errorf("image %q", got)
+	}
+}
+
+func TestRenderValuesInEitherForm(t *testing.T) {
+	objs := render(t, map[string]any{
+		"deploymentName": "puller",
+		"image":          map[string]any{"repository": "reg.example.com/kip", "tag": "v1"},
+		"configMap": map[string]any{
+			"name":                 "my-config",
+			"images":               "a=reg.example.com/a:1",
+			"nodeSelector":         map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":          `[{"key": "dedicated", "operator": "Exists"}]`,
+			"cachingIntervalHours": 5,
+		},
+	})
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(objs["ConfigMap"], &cm); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"NODE_SELECTOR":          `{"kubernetes.io/os":"linux"}`,
+		"TOLERATIONS":            `[{"key": "dedicated", "operator": "Exists"}]`,
+		"CACHING_INTERVAL_HOURS": "5",
+		"DEPLOYMENT_NAME":        "puller",
+		"IMAGES":                 "a=reg.example.com/a:1",
+	}
+	for k, v := range want {
+		if cm.Data[k] != v {
+			t.Errorf("%s = %q, want %q", k, cm.Data[k], v)
+		}
+	}
+	if cm.Name != "my-config" {
+		t.Errorf("ConfigMap name %q", cm.Name)
+	}
+	if _, _, err := config.Parse(cm.Data); err != nil {
+		t.Error(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict(objs["Deployment"], &d); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if d.Name != "puller" || c.Image != "reg.example.com/kip:v1" || c.EnvFrom[0].ConfigMapRef.Name != "my-config" ||
+		strings.Join(c.Args, " ") != "controller --configmap my-config" {
+		t.Errorf("Deployment %s: image %s, envFrom %v, args %v", d.Name, c.Image, c.EnvFrom, c.Args)
+	}
+}
+
+// TestRoleMatchesTheOpenShiftTemplate keeps the two install paths granting
+// the same permissions.
+func TestRoleMatchesTheOpenShiftTemplate(t *testing.T) {
+	var chartRole rbacv1.Role
+	if err := yaml.UnmarshalStrict(render(t, nil)["Role"], &chartRole); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", "serviceaccount.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := template.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := tmpl.Process(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "Role" {
+			continue
+		}
+		raw, _ := o.MarshalJSON()
+		var templateRole rbacv1.Role
+		if err := yaml.Unmarshal(raw, &templateRole); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(chartRole.Rules, templateRole.Rules) {
+			t.Errorf("chart Role rules %v differ from the template's %v", chartRole.Rules, templateRole.Rules)
+		}
+		return
+	}
+	t.Fatal("the template has no Role")
+}
