@@ -36,9 +36,14 @@ test-integration: kube-binaries ## Controllers against a real kube-apiserver and
 test-e2e: ## On a fresh 3-node local cluster (root; builds it, tears it down after)
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
 
-bench: kube-binaries ## Benchmarks: ConfigMap change to DaemonSet updated, on envtest
+BENCH_IMAGES ?= 10
+BENCH_SIZE_MB ?= 60
+bench: kube-binaries ## Benchmarks: the controller on envtest, then the puller against CRI pulls on the local cluster
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
 		$(GO) test -tags integration -run '^$$' -bench . -benchtime 20x ./internal/puller/...
+	hack/cluster.sh up $(NODES)
+	$(MAKE) image REGISTRY=127.0.0.1:5001
+	$(BIN)/kip-dev bench --images $(BENCH_IMAGES) --size-mb $(BENCH_SIZE_MB)
 
 fuzz: ## Run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz FuzzParseImages -fuzztime $(FUZZTIME) ./internal/config
