@@ -52,34 +52,12 @@ kubectl get deployment,daemonset,pods -n "$NS" -o wide
 echo "From the first 'oc apply' to every image on every node: ${warm}s"
 
 step "Workspace pods: a cached image against one that was not cached (node1)"
-workspace() { # workspace NAME IMAGE: start a pod on node1 and print the seconds until it runs
-  local name=$1 image=$2 t0
-  kubectl delete pod -n default "$name" --ignore-not-found --wait=true >/dev/null
-  t0=$(now)
-  kubectl apply -n default -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Pod
-metadata: {name: $name}
-spec:
-  nodeName: node1
-  automountServiceAccountToken: false
-  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: workspace
-    image: $image
-    command: [/bin/sleep, "3600"]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
-EOF
-  kubectl wait -n default --for=condition=Ready "pod/$name" --timeout=5m >/dev/null
-  since "$t0"
-}
 cached_image=$(echo "$IMAGES" | cut -d';' -f1 | cut -d= -f2)
-cached_s=$(workspace workspace-cached "$cached_image")
-cold_s=$(workspace workspace-uncached "$COLD_IMAGE")
+cached_s=$($DEV workspace-start --node node1 --name workspace-cached --image "$cached_image")
+cold_s=$($DEV workspace-start --node node1 --name workspace-uncached --image "$COLD_IMAGE")
 printf '%-28s %-8s %s\n' "WORKSPACE POD" "START" "IMAGE" \
   "workspace-cached" "${cached_s}s" "$cached_image" \
   "workspace-uncached" "${cold_s}s" "$COLD_IMAGE"
-kubectl delete pod -n default workspace-cached workspace-uncached --wait=false >/dev/null
 
 cat <<EOF
 

@@ -27,14 +27,14 @@ import (
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/cri"
 	"github.com/kip-image-puller/kip/internal/imagebuild"
+	"github.com/kip-image-puller/kip/internal/localcluster"
 	"github.com/kip-image-puller/kip/internal/template"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 )
 
 func main() {
 	root := &cobra.Command{Use: "kip-dev", Short: "Developer tools of the local test cluster", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd())
+	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), workspaceCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kip-dev:", err)
 		os.Exit(1)
@@ -354,10 +354,6 @@ func processCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := template.Parse(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
 			values := map[string]string{}
 			for _, p := range params {
 				k, v, ok := strings.Cut(p, "=")
@@ -366,13 +362,9 @@ func processCmd() *cobra.Command {
 				}
 				values[k] = v
 			}
-			objs, err := t.Process(values)
+			out, err := template.Render(data, values)
 			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
-			}
-			out, err := yaml.Marshal(template.List(objs))
-			if err != nil {
-				return err
 			}
 			_, err = cmd.OutOrStdout().Write(out)
 			return err
@@ -398,16 +390,17 @@ every image (exit 1 when the time is up) and print how long that took.`,
 			if err != nil {
 				return err
 			}
-			sockets, err := filepath.Glob(filepath.Join(clusterDir, "nodes", "*", "containerd.sock"))
-			if err != nil || len(sockets) == 0 {
-				return fmt.Errorf("no node sockets under %s/nodes", clusterDir)
+			e, err := localcluster.Load(clusterDir)
+			if err != nil {
+				return err
 			}
 			start := time.Now()
 			for {
-				table, complete, err := cacheTable(cmd.Context(), sockets, entries)
+				held, err := e.NodeImages(cmd.Context())
 				if err != nil {
 					return err
 				}
+				table, complete := cacheTable(e.Nodes, held, entries)
 				if complete || wait == 0 || time.Since(start) > wait {
 					fmt.Fprint(cmd.OutOrStdout(), table)
 					if wait > 0 {
@@ -422,14 +415,14 @@ every image (exit 1 when the time is up) and print how long that took.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&clusterDir, "cluster-dir", "/tmp/kip-cluster", "the local cluster's directory")
+	cmd.Flags().StringVar(&clusterDir, "cluster-dir", localcluster.DefaultDir, "the local cluster's directory")
 	cmd.Flags().StringVar(&images, "images", "", "an IMAGES value")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for every node to hold every image")
 	_ = cmd.MarkFlagRequired("images")
 	return cmd
 }
 
-func cacheTable(ctx context.Context, sockets []string, images []config.Image) (string, bool, error) {
+func cacheTable(nodes []string, held map[string]map[string]bool, images []config.Image) (string, bool) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, "NODE")
@@ -438,20 +431,11 @@ func cacheTable(ctx context.Context, sockets []string, images []config.Image) (s
 	}
 	fmt.Fprintln(tw)
 	complete := true
-	for _, sock := range sockets {
-		c, err := cri.Dial(sock)
-		if err != nil {
-			return "", false, err
-		}
-		refs, err := c.ImageRefs(ctx)
-		c.Close()
-		if err != nil {
-			return "", false, err
-		}
-		fmt.Fprint(tw, filepath.Base(filepath.Dir(sock)))
+	for _, node := range nodes {
+		fmt.Fprint(tw, node)
 		for _, img := range images {
 			mark := "cached"
-			if !cri.Has(refs, img.Ref) {
+			if !cri.Has(held[node], img.Ref) {
 				mark, complete = "-", false
 			}
 			fmt.Fprint(tw, "\t"+mark)
@@ -459,5 +443,31 @@ func cacheTable(ctx context.Context, sockets []string, images []config.Image) (s
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	return b.String(), complete, nil
+	return b.String(), complete
+}
+
+func workspaceCmd() *cobra.Command {
+	var clusterDir, node, image, podName string
+	cmd := &cobra.Command{
+		Use:   "workspace-start --image IMAGE",
+		Short: "Start a workspace-like pod on a node and print the seconds until it is Ready",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := localcluster.Load(clusterDir)
+			if err != nil {
+				return err
+			}
+			d, err := e.StartWorkspace(podName, node, image)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%.1f\n", d.Seconds())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&clusterDir, "cluster-dir", localcluster.DefaultDir, "the local cluster's directory")
+	cmd.Flags().StringVar(&node, "node", "node1", "node to run on")
+	cmd.Flags().StringVar(&image, "image", "", "the workspace image")
+	cmd.Flags().StringVar(&podName, "name", "workspace", "pod name (namespace default)")
+	_ = cmd.MarkFlagRequired("image")
+	return cmd
 }

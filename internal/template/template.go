@@ -134,3 +134,17 @@ func List(objs []unstructured.Unstructured) map[string]any {
 	}
 	return map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
 }
+
+// Render processes a Template given as YAML or JSON and returns the objects
+// as a v1 List in YAML, as `oc process` prints them.
+func Render(data []byte, values map[string]string) ([]byte, error) {
+	t, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := t.Process(values)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.Marshal(List(objs))
+}

@@ -7,7 +7,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/kip-image-puller/kip/internal/cri"
 	"github.com/kip-image-puller/kip/internal/imagebuild"
+	"github.com/kip-image-puller/kip/internal/localcluster"
 	"github.com/kip-image-puller/kip/internal/template"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,19 +30,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 )
 
-// cluster is what hack/cluster.sh wrote to its env file.
+// cluster is the local cluster the tests run on.
 var cluster struct {
-	dir, kubeconfig, kubectl       string
-	registry, registryPush         string
-	authRegistry, authRegistryPush string
-	authUser, authPassword         string
-	nodes                          []string
-	kipRepo, kipTag                string // the puller image, as nodes name it
-	c                              client.Client
-	root                           string // the repository
+	*localcluster.Env
+	kipRepo, kipTag string // the puller image, as nodes name it
+	c               client.Client
+	root            string // the repository
 }
 
 func TestMain(m *testing.M) {
@@ -72,13 +67,22 @@ func run(m *testing.M) int {
 			}
 		}()
 	}
-	if err := loadEnv(filepath.Join(envOr("KIP_CLUSTER_DIR", "/tmp/kip-cluster"), "env")); err != nil {
+	env, err := localcluster.Load(envOr("KIP_CLUSTER_DIR", localcluster.DefaultDir))
+	if err != nil {
 		return fail(err)
 	}
-	if err := sh(root, "bin/kip-dev", "push-image", "--registry", cluster.registryPush, "--image", "kip:e2e", "--platform", "amd64="+filepath.Join(root, "bin")); err != nil {
+	cluster.Env = env
+	rc, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
+	if err != nil {
 		return fail(err)
 	}
-	cluster.kipRepo, cluster.kipTag = cluster.registry+"/kip", "e2e"
+	if cluster.c, err = client.New(rc, client.Options{}); err != nil {
+		return fail(err)
+	}
+	if err := sh(root, "bin/kip-dev", "push-image", "--registry", env.RegistryPush, "--image", "kip:e2e", "--platform", "amd64="+filepath.Join(root, "bin")); err != nil {
+		return fail(err)
+	}
+	cluster.kipRepo, cluster.kipTag = env.Registry+"/kip", "e2e"
 	return m.Run()
 }
 
@@ -104,58 +108,14 @@ func sh(dir string, name string, args ...string) error {
 	return nil
 }
 
-func loadEnv(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimPrefix(sc.Text(), "export ")
-		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-			env[k] = v
-		}
-	}
-	cluster.dir = env["KIP_CLUSTER_DIR"]
-	cluster.kubeconfig = env["KUBECONFIG"]
-	cluster.kubectl = filepath.Join(env["KIP_KUBE_BIN"], "kubectl")
-	cluster.registry, cluster.registryPush = env["KIP_REGISTRY"], env["KIP_REGISTRY_PUSH"]
-	cluster.authRegistry, cluster.authRegistryPush = env["KIP_AUTH_REGISTRY"], env["KIP_AUTH_REGISTRY_PUSH"]
-	cluster.authUser = env["KIP_AUTH_REGISTRY_USER"]
-	pw, err := os.ReadFile(env["KIP_AUTH_REGISTRY_PASSWORD_FILE"])
-	if err != nil {
-		return err
-	}
-	cluster.authPassword = strings.TrimSpace(string(pw))
-	for i := 1; i <= atoi(env["KIP_NODES"]); i++ {
-		cluster.nodes = append(cluster.nodes, fmt.Sprintf("node%d", i))
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", cluster.kubeconfig)
-	if err != nil {
-		return err
-	}
-	cluster.c, err = client.New(rc, client.Options{})
-	return err
-}
-
-func atoi(s string) int {
-	n := 0
-	fmt.Sscan(s, &n)
-	return n
-}
-
 // kubectl runs kubectl against the local cluster, with stdin when given.
 func kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(cluster.kubectl, append([]string{"--kubeconfig", cluster.kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	out, err := cluster.RunKubectl(stdin, args...)
 	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // pushSamples pushes count small, unique workspace-like images and returns
@@ -166,10 +126,10 @@ func pushSamples(t *testing.T, prefix string, count int, private bool) []string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	pushTo, nameAs, auth := cluster.registryPush, cluster.registry, authn.Authenticator(authn.Anonymous)
+	pushTo, nameAs, auth := cluster.RegistryPush, cluster.Registry, authn.Authenticator(authn.Anonymous)
 	if private {
-		pushTo, nameAs = cluster.authRegistryPush, cluster.authRegistry
-		auth = &authn.Basic{Username: cluster.authUser, Password: cluster.authPassword}
+		pushTo, nameAs = cluster.AuthRegistryPush, cluster.AuthRegistry
+		auth = &authn.Basic{Username: cluster.AuthUser, Password: cluster.AuthPassword}
 	}
 	suffix := strings.ToLower(rand.String(5))
 	var entries []string
@@ -217,15 +177,7 @@ func processTemplate(t *testing.T, file string, params map[string]string) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := template.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := tmpl.Process(params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := yaml.Marshal(template.List(objs))
+	out, err := template.Render(data, params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,56 +197,33 @@ func install(t *testing.T, ns string, config map[string]string) {
 	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag}), "apply", "-n", ns, "-f", "-")
 }
 
-// nodeImages asks each node's containerd, through its CRI socket, which
-// image references it holds.
-func nodeImages(t *testing.T) map[string]map[string]bool {
-	t.Helper()
-	out := map[string]map[string]bool{}
-	for _, node := range cluster.nodes {
-		c, err := cri.Dial(filepath.Join(cluster.dir, "nodes", node, "containerd.sock"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs, err := c.ImageRefs(context.Background())
-		c.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", node, err)
-		}
-		out[node] = refs
+// refsOf returns the image references of IMAGES entries.
+func refsOf(entries []string) []string {
+	var refs []string
+	for _, e := range entries {
+		refs = append(refs, e[strings.Index(e, "=")+1:])
 	}
-	return out
+	return refs
 }
 
 // waitCached waits until each node in on holds every image of entries, and
 // checks that the nodes in off hold none of them.
 func waitCached(t *testing.T, entries []string, on, off []string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		held := nodeImages(t)
-		var missing []string
-		for _, node := range on {
-			for _, e := range entries {
-				ref := e[strings.Index(e, "=")+1:]
-				if !cri.Has(held[node], ref) {
-					missing = append(missing, node+":"+ref)
-				}
+	refs := refsOf(entries)
+	if err := cluster.WaitCached(context.Background(), on, refs, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	held, err := cluster.NodeImages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range off {
+		for _, ref := range refs {
+			if cri.Has(held[node], ref) {
+				t.Errorf("%s holds %s, but is not selected", node, ref)
 			}
 		}
-		if len(missing) == 0 {
-			for _, node := range off {
-				for _, e := range entries {
-					if ref := e[strings.Index(e, "=")+1:]; cri.Has(held[node], ref) {
-						t.Errorf("%s holds %s, but is not selected", node, ref)
-					}
-				}
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not cached within 3m: %v", missing)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 

@@ -26,7 +26,7 @@ func TestHelmInstallAndUninstall(t *testing.T) {
 	entries := pushSamples(t, "helm", 2, false)
 
 	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &cluster.kubeconfig
+	flags.KubeConfig = &cluster.Kubeconfig
 	flags.Namespace = &ns
 	cfg := new(action.Configuration)
 	if err := cfg.Init(flags, ns, "secret", func(string, ...any) {}); err != nil {
@@ -46,8 +46,8 @@ func TestHelmInstallAndUninstall(t *testing.T) {
 	if _, err := install.Run(chart, values); err != nil {
 		t.Fatalf("helm install: %v", err)
 	}
-	waitRolledOut(t, ns, len(cluster.nodes))
-	waitCached(t, entries, cluster.nodes, nil)
+	waitRolledOut(t, ns, len(cluster.Nodes))
+	waitCached(t, entries, cluster.Nodes, nil)
 
 	uninstall := action.NewUninstall(cfg)
 	uninstall.Wait, uninstall.Timeout = true, 3*time.Minute

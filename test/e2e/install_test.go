@@ -87,10 +87,10 @@ func TestDocumentedProcedure(t *testing.T) {
 
 	// Verification: the Deployment, the DaemonSet, one puller pod per node, the ConfigMap.
 	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-	ds := waitRolledOut(t, ns, len(cluster.nodes))
+	ds := waitRolledOut(t, ns, len(cluster.Nodes))
 	pods := pullerPods(t, ns)
-	if got := podNodes(pods); !slices.Equal(got, cluster.nodes) {
-		t.Errorf("puller pods on %v, want exactly one on each of %v", got, cluster.nodes)
+	if got := podNodes(pods); !slices.Equal(got, cluster.Nodes) {
+		t.Errorf("puller pods on %v, want exactly one on each of %v", got, cluster.Nodes)
 	}
 	var cm corev1.ConfigMap
 	if err := cluster.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "k8s-image-puller"}, &cm); err != nil {
@@ -99,7 +99,7 @@ func TestDocumentedProcedure(t *testing.T) {
 	if cm.Data["IMAGES"] != first || cm.Data["CACHING_MEMORY_LIMIT"] != "20Mi" || cm.Data["NAMESPACE"] != ns {
 		t.Errorf("ConfigMap data %v", cm.Data)
 	}
-	waitCached(t, entries[:2], cluster.nodes, nil)
+	waitCached(t, entries[:2], cluster.Nodes, nil)
 
 	// Restarting or rolling the controller leaves the DaemonSet and its pods alone.
 	uids := podUIDs(pods)
@@ -126,8 +126,8 @@ func TestDocumentedProcedure(t *testing.T) {
 		}
 		return slices.Equal(names, []string{"ws2", "ws3"}), strings.Join(names, ",")
 	})
-	waitRolledOut(t, ns, len(cluster.nodes))
-	waitCached(t, entries[2:], cluster.nodes, nil)
+	waitRolledOut(t, ns, len(cluster.Nodes))
+	waitCached(t, entries[2:], cluster.Nodes, nil)
 
 	// Deleting the Deployment removes the DaemonSet it owns.
 	kubectl(t, "", "delete", "deployment", "-n", ns, "kubernetes-image-puller")
@@ -143,7 +143,7 @@ func TestDocumentedProcedure(t *testing.T) {
 func TestNodeSelectorAndTolerations(t *testing.T) {
 	ns := namespace(t)
 	key := "kip-e2e-" + ns
-	selected, unselected := cluster.nodes[:2], cluster.nodes[2:]
+	selected, unselected := cluster.Nodes[:2], cluster.Nodes[2:]
 	for _, node := range selected {
 		kubectl(t, "", "label", "node", node, key+"=yes")
 		t.Cleanup(func() { kubectl(t, "", "label", "node", node, key+"-") })
@@ -170,19 +170,19 @@ func TestNodeSelectorAndTolerations(t *testing.T) {
 func TestPullSecret(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "private", 1, true)
-	auth := base64.StdEncoding.EncodeToString([]byte(cluster.authUser + ":" + cluster.authPassword))
+	auth := base64.StdEncoding.EncodeToString([]byte(cluster.AuthUser + ":" + cluster.AuthPassword))
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: ns},
 		Type:       corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(
-			fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, cluster.authRegistry, auth))},
+			fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, cluster.AuthRegistry, auth))},
 	}
 	if err := cluster.c.Create(context.Background(), secret); err != nil {
 		t.Fatal(err)
 	}
 	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "IMAGE_PULL_SECRETS": "regcred"})
-	waitRolledOut(t, ns, len(cluster.nodes))
-	waitCached(t, entries, cluster.nodes, nil)
+	waitRolledOut(t, ns, len(cluster.Nodes))
+	waitCached(t, entries, cluster.Nodes, nil)
 }
 
 // TestFailingImageIsIsolated configures one image that cannot be pulled:
@@ -191,12 +191,12 @@ func TestPullSecret(t *testing.T) {
 func TestFailingImageIsIsolated(t *testing.T) {
 	ns := namespace(t)
 	good := pushSamples(t, "good", 2, false)
-	bad := "broken=" + cluster.registry + "/e2e/does-not-exist:v1"
+	bad := "broken=" + cluster.Registry + "/e2e/does-not-exist:v1"
 	install(t, ns, map[string]string{"IMAGES": strings.Join(append(good, bad), ";")})
-	waitCached(t, good, cluster.nodes, nil)
+	waitCached(t, good, cluster.Nodes, nil)
 	eventually(t, 2*time.Minute, "the failing image named in every pod status", func() (bool, string) {
 		pods := pullerPods(t, ns)
-		if len(pods) != len(cluster.nodes) {
+		if len(pods) != len(cluster.Nodes) {
 			return false, fmt.Sprintf("%d pods", len(pods))
 		}
 		for _, p := range pods {
