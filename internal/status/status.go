@@ -1,0 +1,329 @@
+// Package status tells, for every node and every configured image, whether
+// the image is cached there, from what the kubelets report: the puller's
+// DaemonSet, its pods and the nodes. It is pure (no client), and shared by
+// `kip status`, the controller's Events and metrics.
+package status
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+)
+
+// State is what a node says about one image.
+type State string
+
+const (
+	// Cached: a running container holds the image on the node.
+	Cached State = "Cached"
+	// Pulling: the pod is on the node and the image is on its way.
+	Pulling State = "Pulling"
+	// Failed: the image cannot be pulled or run there; Reason says why.
+	Failed State = "Failed"
+	// Pending: the node should hold the image but has no pod for it yet
+	// (not scheduled, not created, or an older pod still rolling).
+	Pending State = "Pending"
+	// NotSelected: the node is not one the DaemonSet runs on.
+	NotSelected State = "NotSelected"
+)
+
+// Image is one configured image: its container name and reference.
+type Image struct {
+	Name string `json:"name"`
+	Ref  string `json:"image"`
+}
+
+// Cell is the state of one image on one node.
+type Cell struct {
+	State State `json:"state"`
+	// Digest is the image ID the node reports for a cached image.
+	Digest string `json:"digest,omitempty"`
+	// Reason is the kubelet's reason for a failure (ErrImagePull,
+	// ImagePullBackOff, InvalidImageName, CreateContainerError, ...).
+	Reason string `json:"reason,omitempty"`
+	// Message is the runtime's message, as the kubelet reports it.
+	Message string `json:"message,omitempty"`
+	// Since is when the container holding a cached image started.
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// Node is one node's row.
+type Node struct {
+	Name     string `json:"name"`
+	Selected bool   `json:"selected"`
+	Ready    bool   `json:"ready"`
+	Cordoned bool   `json:"cordoned"`
+	Pod      string `json:"pod,omitempty"`
+	// Images maps an image name to its cell.
+	Images map[string]Cell `json:"images"`
+}
+
+// Warm tells whether the node is selected and holds every image.
+func (n Node) Warm() bool {
+	if !n.Selected {
+		return false
+	}
+	for _, c := range n.Images {
+		if c.State != Cached {
+			return false
+		}
+	}
+	return true
+}
+
+// Failure names one image failing on one node.
+type Failure struct {
+	Node    string `json:"node"`
+	Image   string `json:"image"`
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+}
+
+// Summary is the cluster at a glance.
+type Summary struct {
+	NodesSelected int `json:"nodesSelected"`
+	NodesWarm     int `json:"nodesWarm"`
+	ImagesWanted  int `json:"imagesWanted"`
+	ImagesCached  int `json:"imagesCached"`
+	// Failing lists image failures on nodes that are Ready and not cordoned.
+	Failing []Failure `json:"failing,omitempty"`
+	// WarmSince is when the last node became fully warm, once all are.
+	WarmSince *time.Time `json:"warmSince,omitempty"`
+}
+
+// Complete tells whether every selected node holds every image.
+func (s Summary) Complete() bool {
+	return s.NodesSelected > 0 && s.NodesWarm == s.NodesSelected
+}
+
+// Report is the per-node x per-image status of one puller.
+type Report struct {
+	DaemonSet string  `json:"daemonSet"`
+	Namespace string  `json:"namespace"`
+	Images    []Image `json:"images"`
+	Nodes     []Node  `json:"nodes"`
+	Summary   Summary `json:"summary"`
+}
+
+// Waiting reasons of the kubelet that mean the image will not come by
+// itself; the others (ContainerCreating, PodInitializing) mean it is coming.
+var failureReasons = map[string]bool{
+	"ErrImagePull":               true,
+	"ImagePullBackOff":           true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"RegistryUnavailable":        true,
+	"SignatureValidationFailed":  true,
+	"CreateContainerError":       true,
+	"CreateContainerConfigError": true,
+	"RunContainerError":          true,
+	"CrashLoopBackOff":           true,
+	"PreCreateHookError":         true,
+	"PreStartHookError":          true,
+}
+
+// Compute builds the report of ds from its pods and the cluster's nodes.
+// Pods that ds does not own, and pods on nodes that no longer exist, are
+// ignored.
+func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Report {
+	r := Report{DaemonSet: ds.Name, Namespace: ds.Namespace}
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		r.Images = append(r.Images, Image{Name: c.Name, Ref: c.Image})
+	}
+	podOn := podsByNode(ds, pods)
+	sorted := append([]corev1.Node(nil), nodes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+
+	var lastWarm time.Time
+	for i := range sorted {
+		node := &sorted[i]
+		n := Node{
+			Name:     node.Name,
+			Selected: selects(ds, node),
+			Ready:    nodeReady(node),
+			Cordoned: node.Spec.Unschedulable,
+			Images:   map[string]Cell{},
+		}
+		pod := podOn[node.Name]
+		if pod != nil {
+			n.Pod = pod.Name
+			n.Selected = true // a pod runs there: the DaemonSet controller chose it
+		}
+		for _, img := range r.Images {
+			switch {
+			case !n.Selected:
+				n.Images[img.Name] = Cell{State: NotSelected}
+			case pod == nil:
+				n.Images[img.Name] = Cell{State: Pending, Reason: "NoPod"}
+			default:
+				n.Images[img.Name] = cellOf(pod, img)
+			}
+		}
+		if n.Selected {
+			r.Summary.NodesSelected++
+			r.Summary.ImagesWanted += len(r.Images)
+			counts := n.Ready && !n.Cordoned
+			for _, img := range r.Images {
+				c := n.Images[img.Name]
+				switch {
+				case c.State == Cached:
+					r.Summary.ImagesCached++
+				case c.State == Failed && counts:
+					r.Summary.Failing = append(r.Summary.Failing, Failure{Node: n.Name, Image: img.Name, Reason: c.Reason, Message: c.Message})
+				}
+			}
+			if n.Warm() {
+				r.Summary.NodesWarm++
+				if t := warmSince(n); t.After(lastWarm) {
+					lastWarm = t
+				}
+			}
+		}
+		r.Nodes = append(r.Nodes, n)
+	}
+	if r.Summary.Complete() && !lastWarm.IsZero() {
+		r.Summary.WarmSince = &lastWarm
+	}
+	return r
+}
+
+// podsByNode picks, per node, the newest pod of ds.
+func podsByNode(ds *appsv1.DaemonSet, pods []corev1.Pod) map[string]*corev1.Pod {
+	out := map[string]*corev1.Pod{}
+	for i := range pods {
+		p := &pods[i]
+		if !ownedBy(p, ds) || p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
+			continue
+		}
+		if cur, ok := out[p.Spec.NodeName]; !ok || p.CreationTimestamp.After(cur.CreationTimestamp.Time) {
+			out[p.Spec.NodeName] = p
+		}
+	}
+	return out
+}
+
+func ownedBy(p *corev1.Pod, ds *appsv1.DaemonSet) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "DaemonSet" && o.Name == ds.Name && (ds.UID == "" || o.UID == ds.UID) {
+			return true
+		}
+	}
+	return false
+}
+
+// selects tells whether the DaemonSet's pods belong on node: node selector,
+// required node affinity and taints, as the scheduler checks them.
+func selects(ds *appsv1.DaemonSet, node *corev1.Node) bool {
+	spec := &ds.Spec.Template.Spec
+	pod := &corev1.Pod{Spec: *spec}
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node); !ok {
+		return false
+	}
+	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, spec.Tolerations, func(t *corev1.Taint) bool {
+		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+	}, false)
+	return !untolerated
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// cellOf reads one image's state from its pod.
+func cellOf(pod *corev1.Pod, img Image) Cell {
+	// A pod of an older template that runs another image under this name
+	// is about to be replaced: the wanted image is not there yet.
+	for _, c := range pod.Spec.Containers {
+		if c.Name == img.Name && c.Image != img.Ref {
+			return Cell{State: Pending, Reason: "Rollout"}
+		}
+	}
+	// The images are pulled only after the init container has installed the sleeper.
+	for _, cs := range pod.Status.InitContainerStatuses {
+		if w := cs.State.Waiting; w != nil && failureReasons[w.Reason] {
+			return Cell{State: Failed, Reason: "Init:" + w.Reason, Message: w.Message}
+		}
+		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+			return Cell{State: Failed, Reason: "Init:" + orDefault(t.Reason, "Error"), Message: t.Message}
+		}
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != img.Name {
+			continue
+		}
+		switch {
+		case cs.State.Running != nil:
+			since := cs.State.Running.StartedAt.Time
+			return Cell{State: Cached, Digest: cs.ImageID, Since: &since}
+		case cs.State.Waiting != nil && failureReasons[cs.State.Waiting.Reason]:
+			return Cell{State: Failed, Reason: cs.State.Waiting.Reason, Message: cs.State.Waiting.Message}
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0:
+			return Cell{State: Failed, Reason: orDefault(cs.State.Terminated.Reason, "Error"), Message: cs.State.Terminated.Message}
+		}
+		return Cell{State: Pulling}
+	}
+	if pod.Status.Phase == corev1.PodPending {
+		return Cell{State: Pulling}
+	}
+	return Cell{State: Pending, Reason: "NoStatus"}
+}
+
+func warmSince(n Node) time.Time {
+	var last time.Time
+	for _, c := range n.Images {
+		if c.Since != nil && c.Since.After(last) {
+			last = *c.Since
+		}
+	}
+	return last
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// maxMessage bounds a runtime message in the one-line summary.
+const maxMessage = 80
+
+// Line is the one-line summary, for example
+// "27/30 images cached on 3/3 nodes (2 warm); 1 failing: app7 on node2 (ImagePullBackOff: 401 Unauthorized)".
+func (r Report) Line() string {
+	s := r.Summary
+	ready := 0
+	for _, n := range r.Nodes {
+		if n.Selected && n.Ready {
+			ready++
+		}
+	}
+	line := fmt.Sprintf("%d/%d images cached on %d/%d nodes (%d warm)", s.ImagesCached, s.ImagesWanted, ready, s.NodesSelected, s.NodesWarm)
+	if len(s.Failing) == 0 {
+		return line
+	}
+	var parts []string
+	for _, f := range s.Failing {
+		why := f.Reason
+		if msg := strings.TrimSpace(f.Message); msg != "" {
+			if len(msg) > maxMessage {
+				msg = msg[:maxMessage] + "..."
+			}
+			why += ": " + msg
+		}
+		parts = append(parts, fmt.Sprintf("%s on %s (%s)", f.Image, f.Node, why))
+	}
+	return fmt.Sprintf("%s; %d failing: %s", line, len(s.Failing), strings.Join(parts, ", "))
+}

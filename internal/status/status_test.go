@@ -1,0 +1,325 @@
+package status
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+
+const dsUID = types.UID("ds-uid")
+
+func daemonSet(images ...string) *appsv1.DaemonSet {
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes-image-puller", Namespace: "kip", UID: dsUID}}
+	for _, img := range images {
+		name, ref, _ := strings.Cut(img, "=")
+		ds.Spec.Template.Spec.Containers = append(ds.Spec.Template.Spec.Containers, corev1.Container{Name: name, Image: ref})
+	}
+	return ds
+}
+
+type nodeOpt func(*corev1.Node)
+
+func notReady(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionFalse }
+func cordoned(n *corev1.Node) { n.Spec.Unschedulable = true }
+func labelled(k, v string) nodeOpt {
+	return func(n *corev1.Node) { n.Labels[k] = v }
+}
+func tainted(key string) nodeOpt {
+	return func(n *corev1.Node) {
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: key, Effect: corev1.TaintEffectNoSchedule})
+	}
+}
+
+func node(name string, opts ...nodeOpt) corev1.Node {
+	n := corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}},
+		Status:     corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
+	}
+	for _, o := range opts {
+		o(&n)
+	}
+	return n
+}
+
+// The container states below are the ones the kubelet writes.
+func running(name string, at time.Time) corev1.ContainerStatus {
+	return corev1.ContainerStatus{Name: name, Ready: true, ImageID: "reg/" + name + "@sha256:" + strings.Repeat("a", 64),
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(at)}}}
+}
+
+func waiting(name, reason, msg string) corev1.ContainerStatus {
+	return corev1.ContainerStatus{Name: name, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}
+}
+
+func crashed(name string, restarts int32) corev1.ContainerStatus {
+	cs := waiting(name, "CrashLoopBackOff", "back-off 40s restarting failed container")
+	cs.RestartCount = restarts
+	cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}
+	return cs
+}
+
+type podOpt func(*corev1.Pod)
+
+func statuses(cs ...corev1.ContainerStatus) podOpt {
+	return func(p *corev1.Pod) { p.Status.ContainerStatuses = cs }
+}
+func initStatus(cs corev1.ContainerStatus) podOpt {
+	return func(p *corev1.Pod) { p.Status.InitContainerStatuses = []corev1.ContainerStatus{cs} }
+}
+func phase(ph corev1.PodPhase) podOpt { return func(p *corev1.Pod) { p.Status.Phase = ph } }
+func created(at time.Time) podOpt {
+	return func(p *corev1.Pod) { p.CreationTimestamp = metav1.NewTime(at) }
+}
+func specImages(ds *appsv1.DaemonSet) podOpt {
+	return func(p *corev1.Pod) { p.Spec.Containers = ds.Spec.Template.Spec.Containers }
+}
+
+func pod(ds *appsv1.DaemonSet, nodeName string, opts ...podOpt) corev1.Pod {
+	p := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "puller-" + nodeName, Namespace: "kip", CreationTimestamp: metav1.NewTime(t0),
+			OwnerReferences: []metav1.OwnerReference{{Kind: "DaemonSet", Name: ds.Name, UID: dsUID}},
+		},
+		Spec:   corev1.PodSpec{NodeName: nodeName, Containers: ds.Spec.Template.Spec.Containers},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	for _, o := range opts {
+		o(&p)
+	}
+	return p
+}
+
+func TestCompute(t *testing.T) {
+	ds := daemonSet("java=reg/java:17", "node=reg/node:22")
+	selective := daemonSet("java=reg/java:17")
+	selective.Spec.Template.Spec.NodeSelector = map[string]string{"cache": "yes"}
+	tolerant := daemonSet("java=reg/java:17")
+	tolerant.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
+	older := daemonSet("java=reg/java:16", "node=reg/node:22")
+
+	cases := []struct {
+		name  string
+		ds    *appsv1.DaemonSet
+		pods  []corev1.Pod
+		nodes []corev1.Node
+		want  map[string]map[string]State // node -> image -> state
+		check func(t *testing.T, r Report)
+	}{
+		{
+			name:  "all cached",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1"), node("n2")},
+			pods: []corev1.Pod{
+				pod(ds, "n1", statuses(running("java", t0.Add(5*time.Second)), running("node", t0.Add(9*time.Second)))),
+				pod(ds, "n2", statuses(running("java", t0.Add(4*time.Second)), running("node", t0.Add(7*time.Second)))),
+			},
+			want: map[string]map[string]State{"n1": {"java": Cached, "node": Cached}, "n2": {"java": Cached, "node": Cached}},
+			check: func(t *testing.T, r Report) {
+				s := r.Summary
+				if !s.Complete() || s.NodesWarm != 2 || s.ImagesCached != 4 || s.ImagesWanted != 4 {
+					t.Errorf("summary %+v", s)
+				}
+				if s.WarmSince == nil || !s.WarmSince.Equal(t0.Add(9*time.Second)) {
+					t.Errorf("warm since %v, want the last node's last container start", s.WarmSince)
+				}
+				if c := r.Nodes[0].Images["java"]; !strings.Contains(c.Digest, "@sha256:") {
+					t.Errorf("digest %q", c.Digest)
+				}
+			},
+		},
+		{
+			name:  "one image failing, named with its reason",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1"), node("n2")},
+			pods: []corev1.Pod{
+				pod(ds, "n1", statuses(running("java", t0), running("node", t0))),
+				pod(ds, "n2", phase(corev1.PodPending), statuses(running("java", t0),
+					waiting("node", "ImagePullBackOff", `Back-off pulling image "reg/node:22": 401 Unauthorized`))),
+			},
+			want: map[string]map[string]State{"n1": {"java": Cached, "node": Cached}, "n2": {"java": Cached, "node": Failed}},
+			check: func(t *testing.T, r Report) {
+				f := r.Summary.Failing
+				if len(f) != 1 || f[0].Node != "n2" || f[0].Image != "node" || f[0].Reason != "ImagePullBackOff" {
+					t.Errorf("failing %+v", f)
+				}
+				if r.Summary.Complete() || r.Summary.WarmSince != nil || r.Summary.NodesWarm != 1 {
+					t.Errorf("summary %+v", r.Summary)
+				}
+				want := `3/4 images cached on 2/2 nodes (1 warm); 1 failing: node on n2 (ImagePullBackOff: Back-off pulling image "reg/node:22": 401 Unauthorized)`
+				if got := r.Line(); got != want {
+					t.Errorf("line\n got %s\nwant %s", got, want)
+				}
+			},
+		},
+		{
+			name:  "every failure reason the kubelet reports",
+			ds:    daemonSet("a=reg/a:1", "b=reg/b:1", "c=reg/c:1", "d=reg/d:1", "e=reg/e:1"),
+			nodes: []corev1.Node{node("n1")},
+			pods: func() []corev1.Pod {
+				d := daemonSet("a=reg/a:1", "b=reg/b:1", "c=reg/c:1", "d=reg/d:1", "e=reg/e:1")
+				return []corev1.Pod{pod(d, "n1", phase(corev1.PodPending), statuses(
+					waiting("a", "ErrImagePull", "manifest unknown"),
+					waiting("b", "InvalidImageName", "couldn't parse image name"),
+					waiting("c", "CreateContainerError", "no such file: /kip/sleep"),
+					crashed("d", 4),
+					waiting("e", "ContainerCreating", ""),
+				))}
+			}(),
+			want: map[string]map[string]State{"n1": {"a": Failed, "b": Failed, "c": Failed, "d": Failed, "e": Pulling}},
+			check: func(t *testing.T, r Report) {
+				reasons := map[string]string{}
+				for _, f := range r.Summary.Failing {
+					reasons[f.Image] = f.Reason
+				}
+				want := map[string]string{"a": "ErrImagePull", "b": "InvalidImageName", "c": "CreateContainerError", "d": "CrashLoopBackOff"}
+				for img, reason := range want {
+					if reasons[img] != reason {
+						t.Errorf("%s: reason %q, want %q", img, reasons[img], reason)
+					}
+				}
+			},
+		},
+		{
+			name:  "the init container cannot be pulled: every image failed, reason marked Init",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1")},
+			pods: []corev1.Pod{pod(ds, "n1", phase(corev1.PodPending),
+				initStatus(waiting("kip-install-sleep", "ImagePullBackOff", "kip image not found")),
+				statuses(waiting("java", "PodInitializing", ""), waiting("node", "PodInitializing", "")))},
+			want: map[string]map[string]State{"n1": {"java": Failed, "node": Failed}},
+			check: func(t *testing.T, r Report) {
+				if f := r.Summary.Failing; len(f) != 2 || f[0].Reason != "Init:ImagePullBackOff" {
+					t.Errorf("failing %+v", f)
+				}
+			},
+		},
+		{
+			name:  "the init container is running: images are on their way",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1")},
+			pods: []corev1.Pod{pod(ds, "n1", phase(corev1.PodPending),
+				initStatus(running("kip-install-sleep", t0)),
+				statuses(waiting("java", "PodInitializing", ""), waiting("node", "PodInitializing", "")))},
+			want: map[string]map[string]State{"n1": {"java": Pulling, "node": Pulling}},
+		},
+		{
+			name:  "pod created, no status yet",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1")},
+			pods:  []corev1.Pod{pod(ds, "n1", phase(corev1.PodPending))},
+			want:  map[string]map[string]State{"n1": {"java": Pulling, "node": Pulling}},
+		},
+		{
+			name:  "no pod yet on a selected node",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1"), node("n2")},
+			pods:  []corev1.Pod{pod(ds, "n1", statuses(running("java", t0), running("node", t0)))},
+			want:  map[string]map[string]State{"n1": {"java": Cached, "node": Cached}, "n2": {"java": Pending, "node": Pending}},
+		},
+		{
+			name:  "node selector and taints decide what is selected",
+			ds:    selective,
+			nodes: []corev1.Node{node("n1", labelled("cache", "yes")), node("n2"), node("n3", labelled("cache", "yes"), tainted("dedicated"))},
+			pods:  []corev1.Pod{pod(selective, "n1", statuses(running("java", t0)))},
+			want: map[string]map[string]State{
+				"n1": {"java": Cached}, "n2": {"java": NotSelected}, "n3": {"java": NotSelected},
+			},
+			check: func(t *testing.T, r Report) {
+				if !r.Summary.Complete() || r.Summary.NodesSelected != 1 {
+					t.Errorf("summary %+v", r.Summary)
+				}
+			},
+		},
+		{
+			name:  "a toleration selects the tainted node",
+			ds:    tolerant,
+			nodes: []corev1.Node{node("n1", tainted("dedicated"))},
+			want:  map[string]map[string]State{"n1": {"java": Pending}},
+		},
+		{
+			name:  "NotReady and cordoned nodes are shown, their failures not counted",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1", notReady), node("n2", cordoned)},
+			pods: []corev1.Pod{
+				pod(ds, "n1", statuses(running("java", t0), waiting("node", "ErrImagePull", "i/o timeout"))),
+				pod(ds, "n2", statuses(running("java", t0), waiting("node", "ErrImagePull", "i/o timeout"))),
+			},
+			want: map[string]map[string]State{"n1": {"java": Cached, "node": Failed}, "n2": {"java": Cached, "node": Failed}},
+			check: func(t *testing.T, r Report) {
+				if len(r.Summary.Failing) != 0 {
+					t.Errorf("failures counted on NotReady/cordoned nodes: %+v", r.Summary.Failing)
+				}
+				if r.Nodes[0].Ready || !r.Nodes[1].Cordoned {
+					t.Errorf("nodes %+v", r.Nodes)
+				}
+			},
+		},
+		{
+			name:  "restarts: the newest pod of a node counts, a deleting one does not",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1")},
+			pods: func() []corev1.Pod {
+				old := pod(ds, "n1", statuses(running("java", t0), running("node", t0)))
+				old.Name = "old"
+				gone := metav1.NewTime(t0.Add(time.Minute))
+				old.DeletionTimestamp = &gone
+				cur := pod(ds, "n1", created(t0.Add(time.Minute)), phase(corev1.PodPending), statuses(waiting("java", "ContainerCreating", ""), waiting("node", "ContainerCreating", "")))
+				return []corev1.Pod{old, cur}
+			}(),
+			want: map[string]map[string]State{"n1": {"java": Pulling, "node": Pulling}},
+		},
+		{
+			name:  "an older pod of the previous template is rolling",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1")},
+			pods:  []corev1.Pod{pod(older, "n1", specImages(older), statuses(running("java", t0), running("node", t0)))},
+			want:  map[string]map[string]State{"n1": {"java": Pending, "node": Cached}},
+		},
+		{
+			name:  "a pod on a deleted node, and a pod of another owner, are ignored",
+			ds:    ds,
+			nodes: []corev1.Node{node("n1")},
+			pods: func() []corev1.Pod {
+				orphan := pod(ds, "gone", statuses(running("java", t0), running("node", t0)))
+				other := pod(ds, "n1", statuses(running("java", t0), running("node", t0)))
+				other.OwnerReferences[0].UID = "another"
+				return []corev1.Pod{orphan, other}
+			}(),
+			want: map[string]map[string]State{"n1": {"java": Pending, "node": Pending}},
+			check: func(t *testing.T, r Report) {
+				if len(r.Nodes) != 1 {
+					t.Errorf("nodes %+v, want only n1", r.Nodes)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Compute(tc.ds, tc.pods, tc.nodes)
+			got := map[string]map[string]State{}
+			for _, n := range r.Nodes {
+				got[n.Name] = map[string]State{}
+				for img, c := range n.Images {
+					got[n.Name][img] = c.State
+				}
+			}
+			for nodeName, images := range tc.want {
+				for img, st := range images {
+					if got[nodeName][img] != st {
+						t.Errorf("%s/%s = %s, want %s", nodeName, img, got[nodeName][img], st)
+					}
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+}
