@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/status"
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// Exit codes of kip status --wait.
+const (
+	exitWaitTimedOut = 1 // not every image cached in time; the failures are listed
+	exitStatusError  = 2 // the status could not be read
+)
+
+// transposeAbove is the number of images above which the table has a row per
+// image instead of a column.
+const transposeAbove = 6
+
+type statusFlags struct {
+	kubeconfig, namespace, configMap, output string
+	watch, wait                              bool
+	timeout, interval                        time.Duration
+}
+
+func newStatusCommand() *cobra.Command {
+	f := statusFlags{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show which image is cached on which node",
+		Long: `Show, for every node and every configured image, whether the image is
+cached there: Cached, Pulling, Failed (with the kubelet's reason and the
+runtime's message), Pending or NotSelected, and a one-line summary.
+
+Exit status: 0 on success; with --wait, 0 once every selected node holds
+every image, 1 when --timeout passes first (the failures are listed);
+2 when the status cannot be read (no cluster access, no DaemonSet).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runStatus(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
+	fl.StringVarP(&f.namespace, "namespace", "n", config.Defaults[config.KeyNamespace], "namespace of the puller")
+	fl.StringVar(&f.configMap, "configmap", config.DefaultConfigMapName, "the puller's ConfigMap (it names the DaemonSet)")
+	fl.StringVarP(&f.output, "output", "o", "table", "table, json or yaml")
+	fl.BoolVarP(&f.watch, "watch", "w", false, "redraw as the nodes report progress")
+	fl.BoolVar(&f.wait, "wait", false, "wait until every selected node holds every image")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long --wait waits")
+	fl.DurationVar(&f.interval, "interval", 2*time.Second, "how often --watch and --wait look again")
+	return cmd
+}
+
+func runStatus(cmd *cobra.Command, f statusFlags) error {
+	if f.output != "table" && f.output != "json" && f.output != "yaml" {
+		return fmt.Errorf("--output: value %q: expected table, json or yaml", f.output)
+	}
+	rc, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return statusError(cmd, fmt.Errorf("--kubeconfig: %w", err))
+	}
+	c, err := client.New(rc, client.Options{})
+	if err != nil {
+		return statusError(cmd, err)
+	}
+	ctx := cmd.Context()
+	var deadline time.Time
+	if f.wait {
+		deadline = time.Now().Add(f.timeout)
+	}
+	last := ""
+	for {
+		r, err := readStatus(ctx, c, f.namespace, f.configMap)
+		if err != nil {
+			return statusError(cmd, err)
+		}
+		out, err := renderStatus(r, f.output)
+		if err != nil {
+			return err
+		}
+		done := !f.watch && !f.wait
+		if f.wait && r.Summary.Complete() {
+			done = true
+		}
+		if f.wait && !done && time.Now().After(deadline) {
+			fmt.Fprint(cmd.OutOrStdout(), out)
+			fmt.Fprintf(cmd.ErrOrStderr(), "not every image is cached after %v: %s\n", f.timeout, r.Line())
+			return exitError{code: exitWaitTimedOut}
+		}
+		if done || out != last {
+			if f.watch && f.output == "table" && last != "" {
+				fmt.Fprint(cmd.OutOrStdout(), "\n")
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
+			last = out
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(f.interval):
+		}
+	}
+}
+
+func statusError(cmd *cobra.Command, err error) error {
+	fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
+	return exitError{code: exitStatusError}
+}
+
+// readStatus reads the puller's DaemonSet, its pods and the nodes.
+func readStatus(ctx context.Context, c client.Client, namespace, configMap string) (status.Report, error) {
+	dsName := config.Defaults[config.KeyDaemonSetName]
+	var cm corev1.ConfigMap
+	switch err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: configMap}, &cm); {
+	case err == nil:
+		if v := strings.TrimSpace(cm.Data[config.KeyDaemonSetName]); v != "" {
+			dsName = v
+		}
+	case !apierrors.IsNotFound(err):
+		return status.Report{}, err
+	}
+	var ds appsv1.DaemonSet
+	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: dsName}, &ds); err != nil {
+		return status.Report{}, fmt.Errorf("DaemonSet %s/%s: %w", namespace, dsName, err)
+	}
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(ds.Spec.Selector.MatchLabels)); err != nil {
+		return status.Report{}, err
+	}
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes); err != nil {
+		return status.Report{}, err
+	}
+	return status.Compute(&ds, pods.Items, nodes.Items), nil
+}
+
+func renderStatus(r status.Report, output string) (string, error) {
+	switch output {
+	case "json":
+		b, err := json.MarshalIndent(r, "", "  ")
+		return string(b) + "\n", err
+	case "yaml":
+		b, err := yaml.Marshal(r)
+		return string(b), err
+	}
+	var b strings.Builder
+	writeTable(&b, r)
+	fmt.Fprintln(&b, r.Line())
+	return b.String(), nil
+}
+
+// writeTable writes nodes as rows and images as columns, or the transpose
+// when there are many images.
+func writeTable(w io.Writer, r status.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	cell := func(n status.Node, img string) string {
+		c := n.Images[img]
+		if c.State == status.Failed {
+			return "Failed(" + c.Reason + ")"
+		}
+		return string(c.State)
+	}
+	nodeLabel := func(n status.Node) string {
+		var marks []string
+		if !n.Ready {
+			marks = append(marks, "NotReady")
+		}
+		if n.Cordoned {
+			marks = append(marks, "Cordoned")
+		}
+		if len(marks) == 0 {
+			return n.Name
+		}
+		return n.Name + " (" + strings.Join(marks, ",") + ")"
+	}
+	if len(r.Images) > transposeAbove {
+		fmt.Fprint(tw, "IMAGE")
+		for _, n := range r.Nodes {
+			fmt.Fprint(tw, "\t"+nodeLabel(n))
+		}
+		fmt.Fprintln(tw)
+		for _, img := range r.Images {
+			fmt.Fprint(tw, img.Name)
+			for _, n := range r.Nodes {
+				fmt.Fprint(tw, "\t"+cell(n, img.Name))
+			}
+			fmt.Fprintln(tw)
+		}
+		return
+	}
+	fmt.Fprint(tw, "NODE")
+	for _, img := range r.Images {
+		fmt.Fprint(tw, "\t"+strings.ToUpper(img.Name))
+	}
+	fmt.Fprintln(tw)
+	for _, n := range r.Nodes {
+		fmt.Fprint(tw, nodeLabel(n))
+		for _, img := range r.Images {
+			fmt.Fprint(tw, "\t"+cell(n, img.Name))
+		}
+		fmt.Fprintln(tw)
+	}
+}
