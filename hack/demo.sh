@@ -40,7 +40,7 @@ step "Installing the puller with the OpenShift templates (restricted Pod Securit
 kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
 kubectl label namespace "$NS" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
 start=$(now)
-$DEV process -f deploy/openshift/serviceaccount.yaml | kubectl apply -n "$NS" -f -
+$DEV process -f deploy/openshift/serviceaccount.yaml -p NAMESPACE="$NS" | kubectl apply -n "$NS" -f -
 $DEV process -f deploy/openshift/configmap.yaml -p IMAGES="$IMAGES" -p NAMESPACE="$NS" | kubectl apply -n "$NS" -f -
 $DEV process -f deploy/openshift/app.yaml -p IMAGE="$KIP_REGISTRY/kip" -p IMAGE_TAG=dev | kubectl apply -n "$NS" -f -
 

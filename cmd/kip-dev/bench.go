@@ -110,7 +110,7 @@ func runBench(ctx context.Context, e *localcluster.Env, k int, sizeMB int64, lay
 		file   string
 		params map[string]string
 	}{
-		{"serviceaccount.yaml", nil},
+		{"serviceaccount.yaml", map[string]string{"NAMESPACE": ns}},
 		{"configmap.yaml", map[string]string{"IMAGES": placeholder, "NAMESPACE": ns}},
 		{"app.yaml", map[string]string{"IMAGE": e.Registry + "/" + repo, "IMAGE_TAG": tag}},
 	} {

@@ -4,16 +4,19 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/registry"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -65,8 +68,10 @@ func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, erro
 		o.Resolver = registry.Default
 	}
 	mo.Cache.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
+	managed := labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: daemonset.ManagedBy})
 	byObject := map[client.Object]cache.ByObject{
-		&appsv1.DaemonSet{}: {Label: labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: daemonset.ManagedBy})},
+		&appsv1.DaemonSet{}: {Label: managed},
+		&corev1.Pod{}:       {Label: managed},
 	}
 	if o.ConfigMapName != "" {
 		byObject[&corev1.ConfigMap{}] = cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", o.ConfigMapName)}
@@ -129,7 +134,47 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	})); err != nil {
 		return err
 	}
-	return b.Complete(r)
+	if err := b.Complete(r); err != nil {
+		return err
+	}
+	rep := &reporter{client: mgr.GetClient(), recorder: r.recorder, log: log.WithName("status"), now: time.Now}
+	sb := ctrl.NewControllerManagedBy(mgr).
+		Named("puller-status").
+		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged)).
+		Watches(&corev1.Pod{}, toKey)
+	// Reading nodes needs a ClusterRole; without it the status still tells
+	// what every node with a puller pod holds, instead of failing to start.
+	switch ok, err := canWatchNodes(mgr.GetConfig()); {
+	case err != nil:
+		return err
+	case ok:
+		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(nodeChanged))
+	default:
+		rep.nodesFromPods = true
+		log.Info("no permission to list and watch nodes; the status counts the nodes that run a puller pod, all as Ready")
+	}
+	return sb.Complete(rep)
+}
+
+// canWatchNodes asks the API server whether this identity may list and watch nodes.
+func canWatchNodes(rc *rest.Config) (bool, error) {
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return false, err
+	}
+	for _, verb := range []string{"list", "watch"} {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: "nodes"},
+		}}
+		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
+		if err != nil {
+			return false, fmt.Errorf("ask whether nodes can be read: %w", err)
+		}
+		if !res.Status.Allowed {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // IsOpenShift tells whether the cluster serves the route.openshift.io API

@@ -136,6 +136,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	hash := desiredHash(desired)
 	switch {
 	case len(changed) > 0:
+		digestChanges.Add(float64(len(changed)))
 		r.event(about, corev1.EventTypeNormal, ReasonImageChanged, "Roll",
 			"rolling the puller pods: new digest for %s", strings.Join(changed, ", "))
 	case hash == r.lastApplied:
@@ -255,6 +256,7 @@ func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
 		return
 	}
 	r.lastInvalid = msg
+	configErrors.Inc()
 	var cfgErr *config.Error
 	if errors.As(err, &cfgErr) {
 		r.log.Error(nil, "invalid configuration; the last applied DaemonSet stays in place", "keys", cfgErr.Keys(), "problems", problemStrings(cfgErr.Problems))

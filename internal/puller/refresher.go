@@ -154,6 +154,7 @@ func (r *refresher) refresh(ctx context.Context, t refreshTarget) refreshOutcome
 		kc, _ = registry.Keychain(ctx, nil)
 	}
 	start := time.Now()
+	refreshes.Inc()
 	for ref, res := range r.resolver.Resolve(ctx, t.refs, kc) {
 		if res.Err != nil {
 			out.failures[ref] = res.Err.Error()

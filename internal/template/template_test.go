@@ -106,7 +106,7 @@ func TestParseRejectsOtherKinds(t *testing.T) {
 // defaults, as `oc process -f X` with no parameters does.
 func TestShippedTemplates(t *testing.T) {
 	want := map[string][]string{
-		"serviceaccount.yaml": {"ServiceAccount", "Role", "RoleBinding"},
+		"serviceaccount.yaml": {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"},
 		"configmap.yaml":      {"ConfigMap"},
 		"app.yaml":            {"Deployment"},
 	}

@@ -167,13 +167,10 @@ func TestRenderValuesInEitherForm(t *testing.T) {
 	}
 }
 
-// TestRoleMatchesTheOpenShiftTemplate keeps the two install paths granting
+// TestRolesMatchTheOpenShiftTemplate keeps the two install paths granting
 // the same permissions.
-func TestRoleMatchesTheOpenShiftTemplate(t *testing.T) {
-	var chartRole rbacv1.Role
-	if err := yaml.UnmarshalStrict(render(t, nil)["Role"], &chartRole); err != nil {
-		t.Fatal(err)
-	}
+func TestRolesMatchTheOpenShiftTemplate(t *testing.T) {
+	rendered := render(t, nil)
 	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", "serviceaccount.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -186,19 +183,28 @@ func TestRoleMatchesTheOpenShiftTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		if o.GetKind() != "Role" {
-			continue
-		}
-		raw, _ := o.MarshalJSON()
-		var templateRole rbacv1.Role
-		if err := yaml.Unmarshal(raw, &templateRole); err != nil {
+	for _, kind := range []string{"Role", "ClusterRole"} {
+		var chartRole rbacv1.ClusterRole // Role and ClusterRole share the rules field
+		if err := yaml.Unmarshal(rendered[kind], &chartRole); err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(chartRole.Rules, templateRole.Rules) {
-			t.Errorf("chart Role rules %v differ from the template's %v", chartRole.Rules, templateRole.Rules)
+		found := false
+		for _, o := range objs {
+			if o.GetKind() != kind {
+				continue
+			}
+			found = true
+			raw, _ := o.MarshalJSON()
+			var templateRole rbacv1.ClusterRole
+			if err := yaml.Unmarshal(raw, &templateRole); err != nil {
+				t.Fatal(err)
+			}
+			if len(chartRole.Rules) == 0 || !reflect.DeepEqual(chartRole.Rules, templateRole.Rules) {
+				t.Errorf("%s: chart rules %v differ from the template's %v", kind, chartRole.Rules, templateRole.Rules)
+			}
 		}
-		return
+		if !found {
+			t.Errorf("the template has no %s", kind)
+		}
 	}
-	t.Fatal("the template has no Role")
 }

@@ -192,7 +192,7 @@ func install(t *testing.T, ns string, config map[string]string) {
 	for k, v := range config {
 		params[k] = v
 	}
-	kubectl(t, processTemplate(t, "serviceaccount.yaml", nil), "apply", "-n", ns, "-f", "-")
+	kubectl(t, processTemplate(t, "serviceaccount.yaml", map[string]string{"NAMESPACE": ns}), "apply", "-n", ns, "-f", "-")
 	kubectl(t, processTemplate(t, "configmap.yaml", params), "apply", "-n", ns, "-f", "-")
 	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag}), "apply", "-n", ns, "-f", "-")
 }

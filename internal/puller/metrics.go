@@ -1,0 +1,79 @@
+package puller
+
+import (
+	"github.com/kip-image-puller/kip/internal/status"
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// The puller's Prometheus metrics, served on the controller's metrics
+// endpoint. Labels are bounded: nodes, configured images, and the kubelet's
+// fixed set of reasons; never a free-text message.
+var (
+	imagesWanted = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kip_images_wanted",
+		Help: "Images configured to be cached on every selected node.",
+	})
+	nodesSelected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kip_nodes_selected",
+		Help: "Nodes the image-caching DaemonSet runs on.",
+	})
+	nodesWarm = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kip_nodes_warm",
+		Help: "Selected nodes that hold every configured image.",
+	})
+	imagesCached = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kip_images_cached",
+		Help: "Configured images cached on a node.",
+	}, []string{"node"})
+	imageFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kip_image_failing",
+		Help: "1 for each image failing on a node, with the kubelet's reason.",
+	}, []string{"node", "image", "reason"})
+	warmSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kip_warm_duration_seconds",
+		Help:    "Time from a DaemonSet change to every selected node holding every image.",
+		Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600},
+	})
+	refreshes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kip_refreshes_total",
+		Help: "Digest refreshes of the configured tags.",
+	})
+	digestChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kip_digest_changes_total",
+		Help: "Tags found pointing to a new digest, each rolling the puller pods.",
+	})
+	configErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kip_configuration_errors_total",
+		Help: "Invalid configurations seen (each distinct one counted once).",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
+		warmSeconds, refreshes, digestChanges, configErrors)
+}
+
+// recordReport sets the gauges from a status report.
+func recordReport(r status.Report) {
+	imagesWanted.Set(float64(len(r.Images)))
+	nodesSelected.Set(float64(r.Summary.NodesSelected))
+	nodesWarm.Set(float64(r.Summary.NodesWarm))
+	imagesCached.Reset()
+	imageFailing.Reset()
+	for _, n := range r.Nodes {
+		if !n.Selected {
+			continue
+		}
+		cached := 0
+		for _, c := range n.Images {
+			if c.State == status.Cached {
+				cached++
+			}
+		}
+		imagesCached.WithLabelValues(n.Name).Set(float64(cached))
+	}
+	for _, f := range r.Summary.Failing {
+		imageFailing.WithLabelValues(f.Node, f.Image, f.Reason).Set(1)
+	}
+}

@@ -1,0 +1,147 @@
+package puller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/status"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+)
+
+// Event reasons of the status reporter.
+const (
+	ReasonImageFailing   = "ImageFailing"
+	ReasonImageRecovered = "ImageRecovered"
+	ReasonAllNodesWarm   = "AllNodesWarm"
+)
+
+// reporter watches what the nodes report about the puller's pods and tells
+// what changes: an image starting to fail on a node, recovering, and every
+// node becoming warm after a change. It only reads and records Events and
+// metrics; it never writes the DaemonSet.
+type reporter struct {
+	client   client.Client
+	recorder recorder.EventRecorder
+	log      logr.Logger
+	now      func() time.Time
+	// nodesFromPods is set without permission to read nodes.
+	nodesFromPods bool
+
+	failing map[string]status.Failure // by node/image, reported once while it lasts
+	// The DaemonSet generation being warmed, when the reporter first saw
+	// it, and whether its warm-up was announced.
+	generation int64
+	since      time.Time
+	announced  bool
+}
+
+func (r *reporter) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	var list appsv1.DaemonSetList
+	if err := r.client.List(ctx, &list); err != nil {
+		return reconcile.Result{}, err
+	}
+	if len(list.Items) == 0 {
+		return reconcile.Result{}, nil
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].CreationTimestamp.Before(&list.Items[j].CreationTimestamp) })
+	ds := &list.Items[len(list.Items)-1]
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(ds.Namespace),
+		client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(daemonset.SelectorLabels(ds.Name))}); err != nil {
+		return reconcile.Result{}, err
+	}
+	var nodes []corev1.Node
+	if r.nodesFromPods {
+		nodes = nodesOf(pods.Items)
+	} else {
+		var list corev1.NodeList
+		if err := r.client.List(ctx, &list); err != nil {
+			return reconcile.Result{}, err
+		}
+		nodes = list.Items
+	}
+	report := status.Compute(ds, pods.Items, nodes)
+	recordReport(report)
+	r.reportFailures(ds, report)
+	r.reportWarm(ds, report)
+	return reconcile.Result{}, nil
+}
+
+func (r *reporter) reportFailures(ds *appsv1.DaemonSet, report status.Report) {
+	now := map[string]status.Failure{}
+	for _, f := range report.Summary.Failing {
+		key := f.Node + "/" + f.Image
+		now[key] = f
+		if _, known := r.failing[key]; known {
+			continue
+		}
+		r.log.Info("image failing on a node", "node", f.Node, "image", f.Image, "reason", f.Reason, "message", f.Message)
+		r.event(ds, corev1.EventTypeWarning, ReasonImageFailing, "%s on %s: %s: %s", f.Image, f.Node, f.Reason, f.Message)
+	}
+	for key, f := range r.failing {
+		if _, still := now[key]; still {
+			continue
+		}
+		for _, n := range report.Nodes {
+			if n.Name == f.Node && n.Images[f.Image].State == status.Cached {
+				r.log.Info("image recovered on a node", "node", f.Node, "image", f.Image)
+				r.event(ds, corev1.EventTypeNormal, ReasonImageRecovered, "%s on %s is cached again", f.Image, f.Node)
+			}
+		}
+	}
+	r.failing = now
+}
+
+// reportWarm announces, once per DaemonSet generation, that every selected
+// node holds every image, with the time since the reporter saw the change.
+func (r *reporter) reportWarm(ds *appsv1.DaemonSet, report status.Report) {
+	first := r.since.IsZero()
+	if first || ds.Generation != r.generation {
+		r.generation, r.since, r.announced = ds.Generation, r.now(), false
+		if first && report.Summary.Complete() {
+			r.announced = true // warm before this process started: nothing to tell
+		}
+	}
+	if r.announced || !report.Summary.Complete() {
+		return
+	}
+	r.announced = true
+	took := r.now().Sub(r.since)
+	warmSeconds.Observe(took.Seconds())
+	r.log.Info("every node holds every image", "nodes", report.Summary.NodesSelected, "images", len(report.Images), "took", took.String())
+	r.event(ds, corev1.EventTypeNormal, ReasonAllNodesWarm, "all %d selected nodes hold all %d images, %s after the change",
+		report.Summary.NodesSelected, len(report.Images), took.Round(100*time.Millisecond))
+}
+
+func (r *reporter) event(ds *appsv1.DaemonSet, eventType, reason, format string, args ...any) {
+	note := fmt.Sprintf(format, args...)
+	if len(note) > maxEventNote {
+		note = note[:maxEventNote-3] + "..."
+	}
+	r.recorder.Eventf(ds, nil, eventType, reason, "Report", "%s", note)
+}
+
+// nodesOf stands in for the nodes, from the pods that run on them, all Ready.
+func nodesOf(pods []corev1.Pod) []corev1.Node {
+	seen := map[string]bool{}
+	var nodes []corev1.Node
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || seen[p.Spec.NodeName] {
+			continue
+		}
+		seen[p.Spec.NodeName] = true
+		n := corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+		n.Name = p.Spec.NodeName
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
