@@ -59,6 +59,9 @@ printf '%-28s %-8s %s\n' "WORKSPACE POD" "START" "IMAGE" \
   "workspace-cached" "${cached_s}s" "$cached_image" \
   "workspace-uncached" "${cold_s}s" "$COLD_IMAGE"
 
+step "What the puller reports (kip status)"
+bin/kip status --kubeconfig "$KUBECONFIG" -n "$NS" --wait --timeout 2m
+
 cat <<EOF
 
 == Look around
@@ -66,6 +69,7 @@ cat <<EOF
   $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG get deployment,daemonset,pods -n $NS
   $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG logs -n $NS deployment/kubernetes-image-puller
   $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG edit configmap -n $NS k8s-image-puller   (applies live)
+  bin/kip status --kubeconfig $KUBECONFIG -n $NS [--watch | --wait | -o json]
   bin/kip-dev cache-table --images '$IMAGES'
 Tear down: make cluster-down
 EOF

@@ -101,7 +101,8 @@ func runStatus(cmd *cobra.Command, f statusFlags) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "not every image is cached after %v: %s\n", f.timeout, r.Line())
 			return exitError{code: exitWaitTimedOut}
 		}
-		if done || out != last {
+		// --wait alone prints only the outcome; --watch redraws on every change.
+		if done || (f.watch && out != last) {
 			if f.watch && f.output == "table" && last != "" {
 				fmt.Fprint(cmd.OutOrStdout(), "\n")
 			}
@@ -163,6 +164,9 @@ func renderStatus(r status.Report, output string) (string, error) {
 	var b strings.Builder
 	writeTable(&b, r)
 	fmt.Fprintln(&b, r.Line())
+	if ws := r.Summary.WarmSince; ws != nil {
+		fmt.Fprintf(&b, "every selected node holds every image since %s\n", ws.Format(time.RFC3339))
+	}
 	return b.String(), nil
 }
 

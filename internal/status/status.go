@@ -297,7 +297,8 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// maxMessage bounds a runtime message in the one-line summary.
+// maxMessage bounds a runtime message in the one-line summary. Runtime
+// messages chain their causes, the root cause last, so the end is kept.
 const maxMessage = 80
 
 // Line is the one-line summary, for example
@@ -319,7 +320,7 @@ func (r Report) Line() string {
 		why := f.Reason
 		if msg := strings.TrimSpace(f.Message); msg != "" {
 			if len(msg) > maxMessage {
-				msg = msg[:maxMessage] + "..."
+				msg = "..." + msg[len(msg)-maxMessage:]
 			}
 			why += ": " + msg
 		}

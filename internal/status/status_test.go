@@ -156,6 +156,12 @@ func TestCompute(t *testing.T) {
 				if got := r.Line(); got != want {
 					t.Errorf("line\n got %s\nwant %s", got, want)
 				}
+				long := r
+				long.Summary.Failing = []Failure{{Node: "n2", Image: "node", Reason: "ErrImagePull",
+					Message: `failed to pull and unpack image "reg/node:22": failed to resolve reference "reg/node:22": pulling from host reg failed with status code [manifests 22]: 401 Unauthorized`}}
+				if got := long.Line(); !strings.HasSuffix(got, "401 Unauthorized)") || len(got) > 200 {
+					t.Errorf("a long message should keep its root cause, the end: %s", got)
+				}
 			},
 		},
 		{
