@@ -159,10 +159,14 @@ func Build(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(cfg.DaemonSetName)},
+			// Every node at once: a rolling update waits for each new pod to be
+			// Ready, and one image that cannot be pulled would stop every other
+			// node from getting the new images. Replacing a pod does not drop the
+			// images from the node; its successor runs them again in seconds.
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
 				Type: appsv1.RollingUpdateDaemonSetStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDaemonSet{
-					MaxUnavailable: ptr.To(intstr.FromString("10%")),
+					MaxUnavailable: ptr.To(intstr.FromString("100%")),
 				},
 			},
 			Template: corev1.PodTemplateSpec{

@@ -186,14 +186,20 @@ func TestPullSecret(t *testing.T) {
 }
 
 // TestFailingImageIsIsolated configures one image that cannot be pulled:
-// every other image is still cached on every node, and the failing one is
-// named by the pod statuses.
+// every other image is still cached on every node, also images added while
+// it fails, and the failing one is named by the pod statuses.
 func TestFailingImageIsIsolated(t *testing.T) {
 	ns := namespace(t)
-	good := pushSamples(t, "good", 2, false)
+	good := pushSamples(t, "good", 3, false)
 	bad := "broken=" + cluster.Registry + "/e2e/does-not-exist:v1"
-	install(t, ns, map[string]string{"IMAGES": strings.Join(append(good, bad), ";")})
-	waitCached(t, good, cluster.Nodes, nil)
+	install(t, ns, map[string]string{"IMAGES": strings.Join([]string{good[0], good[1], bad}, ";")})
+	waitCached(t, good[:2], cluster.Nodes, nil)
+
+	// A new image reaches every node although the broken one keeps every
+	// new pod from being Ready: the update does not wait node by node.
+	images := strings.Join([]string{good[0], good[1], good[2], bad}, ";")
+	kubectl(t, fmt.Sprintf(`{"data": {"IMAGES": %q}}`, images), "patch", "configmap", "-n", ns, "k8s-image-puller", "--type", "merge", "--patch-file", "/dev/stdin")
+	waitCached(t, good[2:], cluster.Nodes, nil)
 	eventually(t, 2*time.Minute, "the failing image named in every pod status", func() (bool, string) {
 		pods := pullerPods(t, ns)
 		if len(pods) != len(cluster.Nodes) {
