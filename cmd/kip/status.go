@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -104,7 +105,11 @@ func runStatus(cmd *cobra.Command, f statusFlags) error {
 		// --wait alone prints only the outcome; --watch redraws on every change.
 		if done || (f.watch && out != last) {
 			if f.watch && f.output == "table" && last != "" {
-				fmt.Fprint(cmd.OutOrStdout(), "\n")
+				if isTerminal(cmd.OutOrStdout()) {
+					fmt.Fprint(cmd.OutOrStdout(), "\033[H\033[2J") // redraw in place
+				} else {
+					fmt.Fprint(cmd.OutOrStdout(), "\n")
+				}
 			}
 			fmt.Fprint(cmd.OutOrStdout(), out)
 			last = out
@@ -118,6 +123,16 @@ func runStatus(cmd *cobra.Command, f statusFlags) error {
 		case <-time.After(f.interval):
 		}
 	}
+}
+
+// isTerminal tells whether w is a terminal, where --watch redraws in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func statusError(cmd *cobra.Command, err error) error {

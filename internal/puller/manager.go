@@ -108,7 +108,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	r := &reconciler{
 		client:    mgr.GetClient(),
 		apiReader: mgr.GetAPIReader(),
-		recorder:  mgr.GetEventRecorder(o.FieldOwner),
+		events:    eventSink{rec: mgr.GetEventRecorderFor(o.FieldOwner)}, //nolint:staticcheck // see eventSink
 		refresher: ref,
 		opts:      o,
 		log:       log,
@@ -137,7 +137,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := b.Complete(r); err != nil {
 		return err
 	}
-	rep := &reporter{client: mgr.GetClient(), recorder: r.recorder, log: log.WithName("status"), now: time.Now}
+	rep := &reporter{client: mgr.GetClient(), events: r.events, log: log.WithName("status"), now: time.Now}
 	sb := ctrl.NewControllerManagedBy(mgr).
 		Named("puller-status").
 		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged)).

@@ -26,7 +26,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 )
 
 // Event reasons, one per kind of news.
@@ -40,14 +39,11 @@ const (
 	ReasonResolveFailed        = "ResolveFailed"
 )
 
-// maxEventNote is the events.k8s.io/v1 limit on an Event's note.
-const maxEventNote = 1024
-
 // reconciler converges the one DaemonSet of one puller configuration.
 type reconciler struct {
 	client    ctrl.Client // cached: ConfigMap, DaemonSet
 	apiReader ctrl.Reader // uncached: the owner Deployment
-	recorder  recorder.EventRecorder
+	events    eventSink
 	refresher *refresher
 	opts      Options
 	log       logr.Logger
@@ -129,7 +125,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	uid, err := r.apply(ctx, desired)
 	if err != nil {
-		r.event(about, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "applying DaemonSet %s failed: %v", desired.Name, err)
+		r.events.emit(about, corev1.EventTypeWarning, ReasonApplyFailed, "applying DaemonSet %s failed: %v", desired.Name, err)
 		return reconcile.Result{}, err
 	}
 	about.UID = uid
@@ -137,13 +133,13 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	switch {
 	case len(changed) > 0:
 		digestChanges.Add(float64(len(changed)))
-		r.event(about, corev1.EventTypeNormal, ReasonImageChanged, "Roll",
+		r.events.emit(about, corev1.EventTypeNormal, ReasonImageChanged,
 			"rolling the puller pods: new digest for %s", strings.Join(changed, ", "))
 	case hash == r.lastApplied:
-		r.event(about, corev1.EventTypeNormal, ReasonRestored, "Apply",
+		r.events.emit(about, corev1.EventTypeNormal, ReasonRestored,
 			"DaemonSet %s was changed or deleted outside the puller; restored", desired.Name)
 	default:
-		r.event(about, corev1.EventTypeNormal, ReasonApplied, "Apply",
+		r.events.emit(about, corev1.EventTypeNormal, ReasonApplied,
 			"DaemonSet %s applied with %d images", desired.Name, len(cfg.Images))
 	}
 	r.lastApplied = hash
@@ -263,12 +259,12 @@ func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
 	} else {
 		r.log.Error(err, "invalid configuration; the last applied DaemonSet stays in place")
 	}
-	r.event(regarding, corev1.EventTypeWarning, ReasonInvalidConfiguration, "Validate", "%s; the last applied DaemonSet stays in place", msg)
+	r.events.emit(regarding, corev1.EventTypeWarning, ReasonInvalidConfiguration, "%s; the last applied DaemonSet stays in place", msg)
 }
 
 func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Problem) {
 	if r.lastInvalid != "" {
-		r.event(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "Validate", "the configuration is valid again")
+		r.events.emit(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "the configuration is valid again")
 		r.lastInvalid = ""
 	}
 	if len(warnings) > 0 {
@@ -288,22 +284,9 @@ func (r *reconciler) reportResolveFailures(ds *appsv1.DaemonSet, failures map[st
 	sort.Strings(keys)
 	for _, k := range keys {
 		r.log.Error(nil, "refresh could not resolve; the recorded digest is kept and nothing rolls", "image", k, "error", failures[k])
-		r.event(ds, corev1.EventTypeWarning, ReasonResolveFailed, "Refresh", "%s: %s", k, failures[k])
+		r.events.emit(ds, corev1.EventTypeWarning, ReasonResolveFailed, "%s: %s", k, failures[k])
 	}
 	r.lastFailures = failures
-}
-
-// event records an Event; without an object to attach it to, the log line
-// written by the caller is the only report.
-func (r *reconciler) event(regarding runtime.Object, eventType, reason, action, format string, args ...any) {
-	if regarding == nil || r.recorder == nil {
-		return
-	}
-	note := fmt.Sprintf(format, args...)
-	if len(note) > maxEventNote {
-		note = note[:maxEventNote-3] + "..."
-	}
-	r.recorder.Eventf(regarding, nil, eventType, reason, action, "%s", note)
 }
 
 // eventTarget is what configuration Events are about: the ConfigMap, or the

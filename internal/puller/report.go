@@ -2,7 +2,6 @@ package puller
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 )
 
 // Event reasons of the status reporter.
@@ -29,10 +27,10 @@ const (
 // node becoming warm after a change. It only reads and records Events and
 // metrics; it never writes the DaemonSet.
 type reporter struct {
-	client   client.Client
-	recorder recorder.EventRecorder
-	log      logr.Logger
-	now      func() time.Time
+	client client.Client
+	events eventSink
+	log    logr.Logger
+	now    func() time.Time
 	// nodesFromPods is set without permission to read nodes.
 	nodesFromPods bool
 
@@ -85,7 +83,7 @@ func (r *reporter) reportFailures(ds *appsv1.DaemonSet, report status.Report) {
 			continue
 		}
 		r.log.Info("image failing on a node", "node", f.Node, "image", f.Image, "reason", f.Reason, "message", f.Message)
-		r.event(ds, corev1.EventTypeWarning, ReasonImageFailing, "%s on %s: %s: %s", f.Image, f.Node, f.Reason, f.Message)
+		r.events.emit(ds, corev1.EventTypeWarning, ReasonImageFailing, "%s on %s: %s: %s", f.Image, f.Node, f.Reason, f.Message)
 	}
 	for key, f := range r.failing {
 		if _, still := now[key]; still {
@@ -94,7 +92,7 @@ func (r *reporter) reportFailures(ds *appsv1.DaemonSet, report status.Report) {
 		for _, n := range report.Nodes {
 			if n.Name == f.Node && n.Images[f.Image].State == status.Cached {
 				r.log.Info("image recovered on a node", "node", f.Node, "image", f.Image)
-				r.event(ds, corev1.EventTypeNormal, ReasonImageRecovered, "%s on %s is cached again", f.Image, f.Node)
+				r.events.emit(ds, corev1.EventTypeNormal, ReasonImageRecovered, "%s on %s is cached again", f.Image, f.Node)
 			}
 		}
 	}
@@ -118,16 +116,8 @@ func (r *reporter) reportWarm(ds *appsv1.DaemonSet, report status.Report) {
 	took := r.now().Sub(r.since)
 	warmSeconds.Observe(took.Seconds())
 	r.log.Info("every node holds every image", "nodes", report.Summary.NodesSelected, "images", len(report.Images), "took", took.String())
-	r.event(ds, corev1.EventTypeNormal, ReasonAllNodesWarm, "all %d selected nodes hold all %d images, %s after the change",
+	r.events.emit(ds, corev1.EventTypeNormal, ReasonAllNodesWarm, "all %d selected nodes hold all %d images, %s after the change",
 		report.Summary.NodesSelected, len(report.Images), took.Round(100*time.Millisecond))
-}
-
-func (r *reporter) event(ds *appsv1.DaemonSet, eventType, reason, format string, args ...any) {
-	note := fmt.Sprintf(format, args...)
-	if len(note) > maxEventNote {
-		note = note[:maxEventNote-3] + "..."
-	}
-	r.recorder.Eventf(ds, nil, eventType, reason, "Report", "%s", note)
 }
 
 // nodesOf stands in for the nodes, from the pods that run on them, all Ready.

@@ -119,9 +119,11 @@ func TestReportsFailingRecoveredAndWarm(t *testing.T) {
 	ds := waitForImages(t, ns, dsName, "java=reg.example.com/java:17;node=reg.example.com/node:22")
 
 	p1, p2 := daemonSetPod(t, ds, n1), daemonSetPod(t, ds, n2)
-	setContainers(t, p1, runningStatus("java"), runningStatus("node"))
+	setContainers(t, p1, runningStatus("java"), waitingStatus("node", "ErrImagePull", "manifest unknown"))
 	setContainers(t, p2, runningStatus("java"), waitingStatus("node", "ImagePullBackOff", `Back-off pulling image "reg.example.com/node:22": 401 Unauthorized`))
 
+	// One Event per node, each kept with its own message.
+	waitForEvent(t, ns, ReasonImageFailing, "DaemonSet", "node on "+n1+": ErrImagePull: manifest unknown")
 	failing := waitForEvent(t, ns, ReasonImageFailing, "DaemonSet", "node on "+n2+": ImagePullBackOff")
 	if failing.Type != corev1.EventTypeWarning || !strings.Contains(failing.Note, "401 Unauthorized") || failing.Regarding.UID != ds.UID {
 		t.Errorf("ImageFailing event %+v", failing)
@@ -130,14 +132,16 @@ func TestReportsFailingRecoveredAndWarm(t *testing.T) {
 		f, ok := gauge(t, "kip_image_failing", map[string]string{"node": n2, "image": "node", "reason": "ImagePullBackOff"})
 		c, _ := gauge(t, "kip_images_cached", map[string]string{"node": n1})
 		w, _ := gauge(t, "kip_images_wanted", nil)
-		return ok && f == 1 && c == 2 && w == 2, ""
+		return ok && f == 1 && c == 1 && w == 2, ""
 	})
+	setContainers(t, p1, runningStatus("java"), runningStatus("node"))
+	waitForEvent(t, ns, ReasonImageRecovered, "DaemonSet", "node on "+n1+" is cached again")
 
 	// The kubelet alternates between ErrImagePull and ImagePullBackOff: still one Event.
 	setContainers(t, p2, runningStatus("java"), waitingStatus("node", "ErrImagePull", "401 Unauthorized"))
 	time.Sleep(2 * time.Second)
-	if n := len(events(t, ns, ReasonImageFailing)); n != 1 {
-		t.Errorf("%d ImageFailing events for one failing image, want 1", n)
+	if n := len(events(t, ns, ReasonImageFailing)); n != 2 {
+		t.Errorf("%d ImageFailing events for one image failing on two nodes, want 2", n)
 	}
 
 	// It recovers: one Event for that, and one for every node being warm.

@@ -17,6 +17,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // kipStatus runs the real `kip status` against the local cluster.
@@ -94,6 +95,28 @@ func TestStatusNamesTheFailingImages(t *testing.T) {
 			t.Errorf("the wrong-credentials failure does not say so: %+v", f)
 		}
 	}
+
+	// The controller told it too: one ImageFailing Event per image and node.
+	eventually(t, time.Minute, "ImageFailing Events for each failing image on each node", func() (bool, string) {
+		var list corev1.EventList
+		if err := cluster.c.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		seen := map[string]bool{}
+		for _, e := range list.Items {
+			if e.Reason == "ImageFailing" {
+				seen[strings.SplitN(e.Message, ":", 2)[0]] = true
+			}
+		}
+		for _, node := range cluster.Nodes {
+			for _, img := range wantFailing {
+				if !seen[img+" on "+node] {
+					return false, fmt.Sprintf("no Event for %s on %s; have %v", img, node, seen)
+				}
+			}
+		}
+		return true, ""
+	})
 
 	if _, code := kipStatus(t, ns, "--wait", "--timeout", "5s"); code != 1 {
 		t.Errorf("kip status --wait with failing images: exit %d, want 1", code)
