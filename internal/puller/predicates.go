@@ -1,6 +1,7 @@
 package puller
 
 import (
+	"github.com/kip-image-puller/kip/internal/status"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -36,16 +37,7 @@ var nodeChanged = predicate.Funcs{
 		if !okOld || !okNew {
 			return true
 		}
-		return nodeReady(old) != nodeReady(cur) || old.Spec.Unschedulable != cur.Spec.Unschedulable ||
+		return status.NodeReady(old) != status.NodeReady(cur) || old.Spec.Unschedulable != cur.Spec.Unschedulable ||
 			!equality.Semantic.DeepEqual(old.Labels, cur.Labels) || !equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints)
 	},
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -147,7 +147,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 		n := Node{
 			Name:     node.Name,
 			Selected: selects(ds, node),
-			Ready:    nodeReady(node),
+			Ready:    NodeReady(node),
 			Cordoned: node.Spec.Unschedulable,
 			Images:   map[string]Cell{},
 		}
@@ -232,7 +232,8 @@ func selects(ds *appsv1.DaemonSet, node *corev1.Node) bool {
 	return !untolerated
 }
 
-func nodeReady(n *corev1.Node) bool {
+// NodeReady tells whether the node's Ready condition is True.
+func NodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue
