@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/poll"
 	"github.com/kip-image-puller/kip/internal/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -196,17 +197,7 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 // eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
+	poll.Until(t, timeout, 50*time.Millisecond, what, cond)
 }
 
 func configMap(ns string, data map[string]string) *corev1.ConfigMap {

@@ -23,6 +23,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/cri"
 	"github.com/kip-image-puller/kip/internal/imagebuild"
 	"github.com/kip-image-puller/kip/internal/localcluster"
+	"github.com/kip-image-puller/kip/internal/poll"
 	"github.com/kip-image-puller/kip/internal/template"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -227,17 +228,8 @@ func waitCached(t *testing.T, entries []string, on, off []string) {
 	}
 }
 
+// eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
+	poll.Until(t, timeout, 500*time.Millisecond, what, cond)
 }
