@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo
+.PHONY: all build test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests
 
 all: build
 
@@ -69,6 +69,11 @@ REGISTRY ?= 127.0.0.1:5001
 image: build ## Build the project's image without Docker and push it to $(REGISTRY)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/kip-dev ./cmd/kip-dev
 	$(BIN)/kip-dev push-image --registry $(REGISTRY) --image kip:dev --platform amd64=$(BIN)
+
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+manifests: ## Generate the KubernetesImagePuller CRD and deepcopy code with controller-gen
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=deploy/operator/crd
 
 clean:
 	rm -rf $(BIN)

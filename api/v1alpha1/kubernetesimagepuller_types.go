@@ -1,0 +1,113 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KubernetesImagePullerSpec configures one image puller. Every field is a
+// string, as in the existing operator; an empty one means the default.
+type KubernetesImagePullerSpec struct {
+	// ConfigMapName is the puller's ConfigMap (default k8s-image-puller).
+	// +optional
+	ConfigMapName string `json:"configMapName,omitempty"`
+	// DeploymentName is the puller's Deployment (default kubernetes-image-puller).
+	// +optional
+	DeploymentName string `json:"deploymentName,omitempty"`
+	// DaemonsetName is DAEMONSET_NAME.
+	// +optional
+	DaemonsetName string `json:"daemonsetName,omitempty"`
+	// Images is IMAGES: NAME-1=IMAGE-1;NAME-2=IMAGE-2.
+	// +optional
+	Images string `json:"images,omitempty"`
+	// CachingIntervalHours is CACHING_INTERVAL_HOURS.
+	// +optional
+	CachingIntervalHours string `json:"cachingIntervalHours,omitempty"`
+	// CachingMemoryRequest is CACHING_MEMORY_REQUEST.
+	// +optional
+	CachingMemoryRequest string `json:"cachingMemoryRequest,omitempty"`
+	// CachingMemoryLimit is CACHING_MEMORY_LIMIT.
+	// +optional
+	CachingMemoryLimit string `json:"cachingMemoryLimit,omitempty"`
+	// CachingCPURequest is CACHING_CPU_REQUEST.
+	// +optional
+	CachingCPURequest string `json:"cachingCPURequest,omitempty"`
+	// CachingCPULimit is CACHING_CPU_LIMIT.
+	// +optional
+	CachingCPULimit string `json:"cachingCPULimit,omitempty"`
+	// NodeSelector is NODE_SELECTOR, a JSON object.
+	// +optional
+	NodeSelector string `json:"nodeSelector,omitempty"`
+	// ImagePullSecrets is IMAGE_PULL_SECRETS: secret1;secret2.
+	// +optional
+	ImagePullSecrets string `json:"imagePullSecrets,omitempty"`
+	// Affinity is AFFINITY, a JSON core/v1 Affinity.
+	// +optional
+	Affinity string `json:"affinity,omitempty"`
+	// Tolerations is TOLERATIONS, a JSON array of core/v1 Tolerations.
+	// +optional
+	Tolerations string `json:"tolerations,omitempty"`
+	// ImagePullerImage is the puller's image and KIP_IMAGE.
+	// +optional
+	ImagePullerImage string `json:"imagePullerImage,omitempty"`
+}
+
+// FailingImage is one image failing on one node.
+type FailingImage struct {
+	Node    string `json:"node"`
+	Image   string `json:"image"`
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+}
+
+// KubernetesImagePullerStatus tells what is cached where.
+type KubernetesImagePullerStatus struct {
+	// ImagePullerImage is the puller image in use.
+	// +optional
+	ImagePullerImage string `json:"imagePullerImage,omitempty"`
+	// Conditions: Ready (every configured image cached on every selected
+	// node), Progressing, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ImagesCached is "cached/wanted" over the selected nodes.
+	// +optional
+	ImagesCached string `json:"imagesCached,omitempty"`
+	// NodesWarm is "warm/selected".
+	// +optional
+	NodesWarm string `json:"nodesWarm,omitempty"`
+	// Failing lists the images failing, by node.
+	// +optional
+	Failing []FailingImage `json:"failing,omitempty"`
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// KubernetesImagePuller keeps a list of images cached on every selected node.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:path=kubernetesimagepullers,scope=Namespaced
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Images",type=string,JSONPath=`.status.imagesCached`,description="images cached of images wanted"
+// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodesWarm`,description="nodes holding every image"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KubernetesImagePuller struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   KubernetesImagePullerSpec   `json:"spec,omitempty"`
+	Status KubernetesImagePullerStatus `json:"status,omitempty"`
+}
+
+// KubernetesImagePullerList is a list of KubernetesImagePullers.
+// +kubebuilder:object:root=true
+type KubernetesImagePullerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KubernetesImagePuller `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KubernetesImagePuller{}, &KubernetesImagePullerList{})
+}
