@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kip-image-puller/kip/internal/images"
+	"github.com/spf13/cobra"
+)
+
+// maxListBytes bounds one fetched image list.
+const maxListBytes = 4 << 20
+
+func newImagesCommand() *cobra.Command {
+	var from []string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "images --from URL|FILE [--from ...]",
+		Short: "Merge image lists (such as external_images.txt) into an IMAGES value",
+		Long: `Fetch and merge image lists, one reference per line (a workspace
+platform's plugin-registry/v3/external_images.txt and
+devfile-registry/devfiles/external_images.txt, or any plain list), drop
+repeats, and print an IMAGES value ready for the ConfigMap, the
+KubernetesImagePuller resource or oc patch. Entries are named
+<name>-<index>: the last path segment of the repository, lower-cased, '_'
+turned into '-', cut to a DNS-1123 label, and the position from 0.
+
+A line that is not an image reference is an error that names the source and
+the line; nothing is skipped silently.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lists [][]string
+			var problems []images.Problem
+			for _, src := range from {
+				text, err := readList(cmd.Context(), src, timeout)
+				if err != nil {
+					return fmt.Errorf("--from %s: %w", src, err)
+				}
+				refs, ps := images.Parse(src, text)
+				lists = append(lists, refs)
+				problems = append(problems, ps...)
+			}
+			if len(problems) > 0 {
+				for _, p := range problems {
+					fmt.Fprintln(cmd.ErrOrStderr(), p.String())
+				}
+				return exitError{code: 1}
+			}
+			merged := images.Merge(lists...)
+			if len(merged) == 0 {
+				return fmt.Errorf("the lists hold no image")
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), images.Value(merged))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&from, "from", nil, "an image list: an http(s) URL or a file; repeatable")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "time limit for each URL")
+	_ = cmd.MarkFlagRequired("from")
+	return cmd
+}
+
+func readList(ctx context.Context, src string, timeout time.Duration) (string, error) {
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		b, err := os.ReadFile(src)
+		return string(b), err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes))
+	return string(b), err
+}
