@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 const sample = `apiVersion: template.openshift.io/v1
@@ -102,6 +103,24 @@ func TestParseRejectsOtherKinds(t *testing.T) {
 	}
 }
 
+// processShipped processes deploy/openshift/FILE with its defaults.
+func processShipped(t *testing.T, file string) []unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := tmpl.Process(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
 // TestShippedTemplates processes the project's own templates with their
 // defaults, as `oc process -f X` with no parameters does.
 func TestShippedTemplates(t *testing.T) {
@@ -112,18 +131,7 @@ func TestShippedTemplates(t *testing.T) {
 	}
 	for file, kinds := range want {
 		t.Run(file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tmpl, err := Parse(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objs, err := tmpl.Process(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			objs := processShipped(t, file)
 			var got []string
 			for _, o := range objs {
 				got = append(got, o.GetKind())
@@ -143,18 +151,7 @@ func TestShippedTemplates(t *testing.T) {
 // defaults equal to the documented defaults of the configuration contract,
 // and the result valid.
 func TestConfigMapTemplateMatchesTheContract(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", "configmap.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := tmpl.Process(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := processShipped(t, "configmap.yaml")
 	cmData := map[string]string{}
 	for k, v := range objs[0].Object["data"].(map[string]any) {
 		cmData[k] = v.(string)
