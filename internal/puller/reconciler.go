@@ -42,7 +42,7 @@ const (
 // reconciler converges the one DaemonSet of one puller configuration.
 type reconciler struct {
 	client    ctrl.Client // cached: ConfigMap, DaemonSet
-	apiReader ctrl.Reader // uncached: the owner Deployment
+	apiReader ctrl.Reader // uncached: the owner Deployment, and drift confirmed before a write
 	events    eventSink
 	refresher *refresher
 	opts      Options
@@ -114,14 +114,9 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.reportResolveFailures(about, outcome.failures)
 
-	if live != nil {
-		same, err := upToDate(live, desired, r.opts.FieldOwner)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		if same {
-			return reconcile.Result{}, nil
-		}
+	stale, err := r.needsApply(ctx, live, desired)
+	if err != nil || !stale {
+		return reconcile.Result{}, err
 	}
 	uid, err := r.apply(ctx, desired)
 	if err != nil {
@@ -316,4 +311,27 @@ func desiredHash(ds *appsv1.DaemonSet) string {
 	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// needsApply tells whether the DaemonSet must be applied. The informer's copy
+// answers the common, idle case without a request. When it says "missing" or
+// "out of date", one live read confirms it: the copy may simply not have seen
+// the controller's own last write yet, and applying again then would be a
+// needless write.
+func (r *reconciler) needsApply(ctx context.Context, cached, desired *appsv1.DaemonSet) (bool, error) {
+	if cached != nil {
+		same, err := upToDate(cached, desired, r.opts.FieldOwner)
+		if err != nil || same {
+			return false, err
+		}
+	}
+	var live appsv1.DaemonSet
+	switch err := r.apiReader.Get(ctx, ctrl.ObjectKeyFromObject(desired), &live); {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	same, err := upToDate(&live, desired, r.opts.FieldOwner)
+	return !same, err
 }
