@@ -1,20 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/kip-image-puller/kip/internal/images"
 	"github.com/spf13/cobra"
 )
 
-// maxListBytes bounds one fetched image list.
-const maxListBytes = 4 << 20
 
 func newImagesCommand() *cobra.Command {
 	var from []string
@@ -37,7 +30,7 @@ the line; nothing is skipped silently.`,
 			var lists [][]string
 			var problems []images.Problem
 			for _, src := range from {
-				text, err := readList(cmd.Context(), src, timeout)
+				text, err := images.Read(cmd.Context(), src, timeout)
 				if err != nil {
 					return fmt.Errorf("--from %s: %w", src, err)
 				}
@@ -63,27 +56,4 @@ the line; nothing is skipped silently.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "time limit for each URL")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
-}
-
-func readList(ctx context.Context, src string, timeout time.Duration) (string, error) {
-	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
-		b, err := os.ReadFile(src)
-		return string(b), err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("HTTP %s", resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes))
-	return string(b), err
 }

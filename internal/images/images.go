@@ -2,7 +2,8 @@
 // external_images.txt, into an IMAGES value: merged, without repeats, each
 // entry named <name>-<index> where <name> is the last path segment of the
 // repository, lower-cased, '_' turned into '-', cut to a DNS-1123 label
-// (falling back to "image"), and <index> its position, from 0. It is pure.
+// (falling back to "image"), and <index> its position, from 0. All of it is
+// pure but Read, which fetches a list.
 package images
 
 import (
