@@ -53,9 +53,17 @@ type KubernetesImagePullerSpec struct {
 
 // FailingImage is one image failing on one node.
 type FailingImage struct {
-	Node    string `json:"node"`
-	Image   string `json:"image"`
-	Reason  string `json:"reason"`
+	// Node is where the image fails.
+	Node string `json:"node"`
+	// Image is the image reference.
+	Image string `json:"image"`
+	// Name is the image's entry name in images.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Reason is the kubelet's, such as ImagePullBackOff.
+	Reason string `json:"reason"`
+	// Message is the kubelet's.
+	// +optional
 	Message string `json:"message,omitempty"`
 }
 

@@ -148,7 +148,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	case err != nil:
 		return err
 	case ok:
-		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(nodeChanged))
+		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(NodeChanged))
 	default:
 		rep.nodesFromPods = true
 		log.Info("no permission to list and watch nodes; the status counts the nodes that run a puller pod, all as Ready")

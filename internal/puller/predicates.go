@@ -27,10 +27,10 @@ var daemonSetChanged = predicate.Funcs{
 	},
 }
 
-// nodeChanged lets through the node updates that can change what is
+// NodeChanged lets through the node updates that can change what is
 // selected or counted: readiness, cordoning, labels and taints, not the
 // heartbeats.
-var nodeChanged = predicate.Funcs{
+var NodeChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		old, okOld := e.ObjectOld.(*corev1.Node)
 		cur, okNew := e.ObjectNew.(*corev1.Node)

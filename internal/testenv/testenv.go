@@ -23,10 +23,11 @@ type Env struct {
 	Client client.Client
 }
 
-// Run starts the API server, calls ready, runs the tests and stops the API
-// server, also when tests fail; for TestMain.
-func Run(m *testing.M, env **Env, ready func()) int {
-	e, err := start()
+// Run starts the API server with the CRDs in crdPaths installed, calls
+// ready, runs the tests and stops the API server, also when tests fail; for
+// TestMain.
+func Run(m *testing.M, env **Env, ready func(), crdPaths ...string) int {
+	e, err := Start(crdPaths...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -41,12 +42,14 @@ func Run(m *testing.M, env **Env, ready func()) int {
 	return m.Run()
 }
 
-func start() (*Env, error) {
+// Start starts an API server with the CRDs in crdPaths installed; the
+// caller stops it.
+func Start(crdPaths ...string) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run `make test-integration`, which builds etcd and kube-apiserver from source")
 	}
-	te := &envtest.Environment{BinaryAssetsDirectory: assets}
+	te := &envtest.Environment{BinaryAssetsDirectory: assets, CRDDirectoryPaths: crdPaths, ErrorIfCRDPathMissing: true}
 	cfg, err := te.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err)

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kip-image-puller/kip/internal/operator/controller"
+	"github.com/kip-image-puller/kip/internal/version"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+type operatorFlags struct {
+	kubeconfig        string
+	namespaces        string
+	pullerImage       string
+	defaultImageLists []string
+	fetchTimeout      time.Duration
+	retryAfter        time.Duration
+	leaderElect       bool
+	leaderElectionNS  string
+	metricsAddr       string
+	probeAddr         string
+}
+
+func newOperatorCommand() *cobra.Command {
+	f := operatorFlags{}
+	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Run the operator for KubernetesImagePuller resources and the CheCluster switch",
+		Long: `Run the operator. For each KubernetesImagePuller (che.eclipse.org/v1alpha1)
+it applies the puller's ServiceAccount, Role, RoleBinding, ConfigMap and
+Deployment, all owned by the resource, and keeps the resource's status true to
+what the nodes hold: Ready only when every image is cached on every selected
+node. One resource per namespace runs; the others get Ready=False, reason
+Conflict. When CheClusters (org.eclipse.che/v2) exist, one with
+spec.components.imagePuller.enable: true gets a <name>-image-puller resource,
+filled with the platform's default images when spec.images is empty.
+
+WATCH_NAMESPACE (or --namespaces) limits it to a comma-separated list of
+namespaces; empty means all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			return runOperator(f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
+	fl.StringVar(&f.namespaces, "namespaces", envOr("", "WATCH_NAMESPACE"), "comma-separated namespaces to watch; empty: all")
+	fl.StringVar(&f.pullerImage, "puller-image", envOr(version.Image(), "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage")
+	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "external_images.txt URL to use instead of those in a CheCluster's status; repeatable")
+	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
+	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
+	fl.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that several replicas are safe")
+	fl.StringVar(&f.leaderElectionNS, "leader-election-namespace", envOr("", "POD_NAMESPACE"), "namespace of the leader election Lease (default: the pod's own)")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
+	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	zapOpts.BindFlags(goFlags)
+	fl.AddGoFlagSet(goFlags)
+	return cmd
+}
+
+// splitNamespaces reads a WATCH_NAMESPACE value: one, several separated by
+// commas, or empty for all.
+func splitNamespaces(v string) []string {
+	var out []string
+	for _, ns := range strings.Split(v, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func runOperator(f operatorFlags) error {
+	log := ctrl.Log.WithName("setup")
+	rc, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig: %w", err)
+	}
+	renew := 10 * time.Second
+	namespaces := splitNamespaces(f.namespaces)
+	mgr, err := controller.NewManager(rc, ctrl.Options{
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              "kip-operator",
+		LeaderElectionNamespace:       f.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		RenewDeadline:                 &renew,
+		HealthProbeBindAddress:        f.probeAddr,
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+	}, controller.Options{
+		Namespaces:        namespaces,
+		PullerImage:       f.pullerImage,
+		DefaultImageLists: f.defaultImageLists,
+		FetchTimeout:      f.fetchTimeout,
+		RetryAfter:        f.retryAfter,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("starting the operator", "version", version.Version, "namespaces", namespaces, "pullerImage", f.pullerImage, "leaderElection", f.leaderElect)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

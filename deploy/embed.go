@@ -1,0 +1,16 @@
+// Package deploy holds the install artifacts. The OpenShift templates are
+// embedded so that the operator builds the puller's objects from the very
+// files admins apply by hand: one source for its RBAC and Deployment.
+package deploy
+
+import _ "embed"
+
+// ServiceAccountTemplate is openshift/serviceaccount.yaml.
+//
+//go:embed openshift/serviceaccount.yaml
+var ServiceAccountTemplate []byte
+
+// AppTemplate is openshift/app.yaml.
+//
+//go:embed openshift/app.yaml
+var AppTemplate []byte

@@ -1,0 +1,162 @@
+//go:build integration
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/poll"
+	"github.com/kip-image-puller/kip/internal/testenv"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// The API server and etcd the tests share, with the KubernetesImagePuller
+// and the real CheCluster CRDs. Each test works in a namespace of its own,
+// with an operator that watches only that namespace.
+var (
+	env *testenv.Env
+	k8s client.Client
+)
+
+const pullerImage = "registry.example.com/kip:operator-default"
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KIP_TEST_LOGS") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		ctrl.SetLogger(logr.Discard())
+	}
+	che, err := testenv.CheClusterCRD()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(testenv.Run(m, &env, func() {
+		scheme, err := Scheme()
+		if err == nil {
+			k8s, err = client.New(env.Config, client.Options{Scheme: scheme})
+		}
+		if err != nil {
+			panic(err)
+		}
+		env.Client = k8s
+	}, testenv.RepoFile("deploy/operator/crd"), che))
+}
+
+// writeLog records the write requests an operator sends.
+type writeLog struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet && !strings.Contains(req.URL.Path, "/leases/") && !strings.Contains(req.URL.Path, "/events") {
+			w.mu.Lock()
+			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (w *writeLog) since(n int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.writes[n:]...)
+}
+
+func (w *writeLog) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.writes)
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// startOperator runs an operator that watches namespaces until the test ends.
+func startOperator(t *testing.T, rc *rest.Config, o Options, syncPeriod time.Duration) *writeLog {
+	t.Helper()
+	writes := &writeLog{}
+	rc = rest.CopyConfig(rc)
+	rc.Wrap(writes.wrap)
+	if o.PullerImage == "" {
+		o.PullerImage = pullerImage
+	}
+	if o.RetryAfter == 0 {
+		o.RetryAfter = 300 * time.Millisecond
+	}
+	mo := ctrl.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	}
+	if syncPeriod > 0 {
+		mo.Cache.SyncPeriod = &syncPeriod
+	}
+	mgr, err := NewManager(rc, mo, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("operator stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("operator did not stop within 30s")
+		}
+	})
+	return writes
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	poll.Until(t, timeout, 50*time.Millisecond, what, cond)
+}
+
+// waitForCondition waits until the resource's condition typ has status and reason.
+func waitForCondition(t *testing.T, key client.ObjectKey, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.KubernetesImagePuller {
+	t.Helper()
+	var kip v1alpha1.KubernetesImagePuller
+	eventually(t, 20*time.Second, fmt.Sprintf("%s %s=%s (%s)", key, typ, status, reason), func() (bool, string) {
+		if err := k8s.Get(context.Background(), key, &kip); err != nil {
+			return false, err.Error()
+		}
+		c := meta.FindStatusCondition(kip.Status.Conditions, typ)
+		if c == nil {
+			return false, fmt.Sprintf("no %s condition; status %+v", typ, kip.Status)
+		}
+		return c.Status == status && c.Reason == reason, fmt.Sprintf("%s=%s (%s): %s", typ, c.Status, c.Reason, c.Message)
+	})
+	return &kip
+}
+
+func newPuller(ns, name string, spec v1alpha1.KubernetesImagePullerSpec) *v1alpha1.KubernetesImagePuller {
+	return &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+}

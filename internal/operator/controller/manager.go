@@ -1,0 +1,147 @@
+// Package controller runs the operator: one controller keeps each
+// KubernetesImagePuller's objects applied and its status true to what the
+// nodes hold, another turns CheClusters that enable the image puller into
+// KubernetesImagePullers. The decisions are internal/operator's; this
+// package reads the cluster and writes what they say.
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/operator"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+)
+
+// FieldOwner is the operator's server-side apply field manager.
+const FieldOwner = "kip-operator"
+
+// Options configure the operator.
+type Options struct {
+	// Namespaces to watch; empty means all (WATCH_NAMESPACE).
+	Namespaces []string
+	// PullerImage runs the pullers whose resource names no imagePullerImage.
+	PullerImage string
+	// DefaultImageLists replace the external_images.txt URLs taken from a
+	// CheCluster's status, when set.
+	DefaultImageLists []string
+	// FetchTimeout bounds reading one image list.
+	FetchTimeout time.Duration
+	// RetryAfter is how long to wait before reading an unreachable registry
+	// again, or looking again for a missing API.
+	RetryAfter time.Duration
+}
+
+// Scheme knows the built-in types and KubernetesImagePuller.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewManager returns a manager running the operator's controllers, whatever
+// of them the cluster's APIs allow: the KubernetesImagePuller controller
+// when its CRD is installed, the CheCluster switch when CheClusters exist.
+// The caller sets leader election, probes and metrics in mo.
+func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, error) {
+	if o.FetchTimeout == 0 {
+		o.FetchTimeout = 30 * time.Second
+	}
+	if o.RetryAfter == 0 {
+		o.RetryAfter = time.Minute
+	}
+	if o.PullerImage == "" {
+		return nil, fmt.Errorf("a puller image is required")
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	mo.Scheme = scheme
+	if len(o.Namespaces) > 0 {
+		mo.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.Namespaces {
+			mo.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	// Only what the operator made, and the pullers' own DaemonSets and pods.
+	ours := labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: operator.ManagedBy})
+	pullers := labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: daemonset.ManagedBy})
+	mo.Cache.ByObject = map[client.Object]cache.ByObject{
+		&corev1.ServiceAccount{}: {Label: ours},
+		&rbacv1.Role{}:           {Label: ours},
+		&rbacv1.RoleBinding{}:    {Label: ours},
+		&corev1.ConfigMap{}:      {Label: ours},
+		&appsv1.Deployment{}:     {Label: ours},
+		&appsv1.DaemonSet{}:      {Label: pullers},
+		&corev1.Pod{}:            {Label: pullers},
+	}
+	mgr, err := ctrl.NewManager(rc, mo)
+	if err != nil {
+		return nil, err
+	}
+	log := mgr.GetLogger().WithName("operator")
+	pullerAPI, err := served(mgr, v1alpha1.GroupVersion.WithKind("KubernetesImagePuller"))
+	if err != nil {
+		return nil, err
+	}
+	cheAPI, err := served(mgr, operator.CheClusterKind)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case pullerAPI:
+		if err := setupPullers(mgr, o); err != nil {
+			return nil, err
+		}
+	default:
+		log.Error(nil, "the KubernetesImagePuller API (kubernetesimagepullers.che.eclipse.org/v1alpha1) is not installed; apply deploy/operator/crd, then restart the operator")
+	}
+	if cheAPI {
+		if err := setupCheClusters(mgr, o, pullerAPI); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Info("no CheCluster API (checlusters.org.eclipse.che/v2) in this cluster; the CheCluster switch is off")
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// served tells whether the API server serves kind.
+func served(mgr ctrl.Manager, gvk schema.GroupVersionKind) (bool, error) {
+	_, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("look up %s: %w", gvk, err)
+	}
+}

@@ -1,0 +1,300 @@
+//go:build integration
+
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/testenv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// owned fetches an object and checks the resource is its controller.
+func owned(t *testing.T, kip *v1alpha1.KubernetesImagePuller, name string, obj client.Object) {
+	t.Helper()
+	eventually(t, 20*time.Second, "the operator creates "+name, func() (bool, string) {
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: kip.Namespace, Name: name}, obj)
+		return err == nil, errString(err)
+	})
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil || ref.UID != kip.UID || ref.Kind != "KubernetesImagePuller" || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+		t.Errorf("%T %s: controller %+v, want the KubernetesImagePuller %s, blocking its deletion", obj, name, ref, kip.UID)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// markAvailable writes what the Deployment controller would once the puller runs.
+func markAvailable(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(d), d); err != nil {
+		t.Fatal(err)
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
+	if err := k8s.Status().Update(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// playPuller creates the DaemonSet the puller would make from the ConfigMap.
+func playPuller(t *testing.T, cm *corev1.ConfigMap) *appsv1.DaemonSet {
+	t.Helper()
+	cfg, _, err := config.Parse(cm.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: pullerImage})
+	if err := k8s.Create(context.Background(), ds); err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+func TestLifecycleStatusAndSpecChange(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	n1, n2 := ns+"-node1", ns+"-node2"
+	selector := map[string]string{"kip-test": ns}
+	env.ReadyNode(t, n1, selector)
+	env.ReadyNode(t, n2, selector)
+
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{
+		Images:       "java=reg.example.com/java:17;node=reg.example.com/node:22",
+		NodeSelector: `{"kip-test": "` + ns + `"}`,
+	})
+	if err := k8s.Create(ctx, kip); err != nil {
+		t.Fatal(err)
+	}
+	// Everything the puller needs, owned by the resource, with defaults.
+	var sa corev1.ServiceAccount
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	var cm corev1.ConfigMap
+	var dep appsv1.Deployment
+	owned(t, kip, "kubernetes-image-puller", &sa)
+	owned(t, kip, "kubernetes-image-puller", &role)
+	owned(t, kip, "kubernetes-image-puller", &binding)
+	owned(t, kip, config.DefaultConfigMapName, &cm)
+	owned(t, kip, "kubernetes-image-puller", &dep)
+	if got := cm.Data[config.KeyImages]; got != kip.Spec.Images {
+		t.Errorf("ConfigMap IMAGES %q, want %q", got, kip.Spec.Images)
+	}
+	if cm.Data[config.KeyNamespace] != ns || cm.Data[config.KeyKIPImage] != "" {
+		t.Errorf("ConfigMap data %v: want NAMESPACE %s and no KIP_IMAGE", cm.Data, ns)
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if c.Image != pullerImage || dep.Spec.Template.Spec.ServiceAccountName != sa.Name || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
+		t.Errorf("Deployment runs %s as %s from ConfigMap %s; want %s as %s from %s",
+			c.Image, dep.Spec.Template.Spec.ServiceAccountName, c.EnvFrom[0].ConfigMapRef.Name, pullerImage, sa.Name, cm.Name)
+	}
+	if binding.RoleRef.Name != role.Name || binding.Subjects[0].Name != sa.Name {
+		t.Errorf("RoleBinding %+v does not bind Role %s to %s", binding, role.Name, sa.Name)
+	}
+	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
+
+	// The puller runs and makes its DaemonSet; one node holds both images,
+	// the other fails to pull one.
+	markAvailable(t, &dep)
+	ds := playPuller(t, &cm)
+	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonPulling)
+	p1 := env.DaemonSetPod(t, ds, n1)
+	p2 := env.DaemonSetPod(t, ds, n2)
+	env.SetContainers(t, p1, testenv.Running("java"), testenv.Running("node"))
+	env.SetContainers(t, p2, testenv.Running("java"), testenv.Waiting("node", "ImagePullBackOff", `Back-off pulling image "reg.example.com/node:22"`))
+	got := waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonImagesFailing)
+	if ready := findCondition(got, operator.TypeReady); ready.Status != metav1.ConditionFalse || ready.Reason != operator.ReasonImagesFailing {
+		t.Errorf("Ready %+v while an image fails", ready)
+	}
+	if got.Status.ImagesCached != "3/4" || got.Status.NodesWarm != "1/2" || got.Status.ImagePullerImage != pullerImage {
+		t.Errorf("status %+v: want 3/4 images, 1/2 nodes, puller image %s", got.Status, pullerImage)
+	}
+	if len(got.Status.Failing) != 1 || got.Status.Failing[0].Node != n2 || got.Status.Failing[0].Image != "reg.example.com/node:22" || got.Status.Failing[0].Name != "node" || got.Status.Failing[0].Reason != "ImagePullBackOff" {
+		t.Errorf("failing %+v, want node:22 on %s with ImagePullBackOff", got.Status.Failing, n2)
+	}
+	if msg := findCondition(got, operator.TypeDegraded).Message; !strings.Contains(msg, n2) || !strings.Contains(msg, "reg.example.com/node:22") {
+		t.Errorf("Degraded message %q names neither the node nor the image", msg)
+	}
+
+	// The image arrives: Ready, and only then.
+	env.SetContainers(t, p2, testenv.Running("java"), testenv.Running("node"))
+	got = waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionTrue, operator.ReasonAllImagesCached)
+	if got.Status.ImagesCached != "4/4" || got.Status.NodesWarm != "2/2" || len(got.Status.Failing) != 0 {
+		t.Errorf("status %+v: want 4/4 images, 2/2 nodes, nothing failing", got.Status)
+	}
+	if d := findCondition(got, operator.TypeDegraded); d.Status != metav1.ConditionFalse || got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("Degraded %+v, observedGeneration %d of %d", d, got.Status.ObservedGeneration, got.Generation)
+	}
+
+	// A spec change reaches the ConfigMap and the Deployment in place, and
+	// the resource is not Ready until the puller has applied it.
+	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) {
+		s.Images = "java=reg.example.com/java:21"
+		s.ImagePullerImage = "registry.example.com/kip:v2"
+	})
+	// The Deployment rolls to the new image, then the puller applies the
+	// new configuration: Ready=False all along.
+	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
+	markAvailable(t, &dep)
+	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonApplying)
+	var cm2 corev1.ConfigMap
+	var dep2 appsv1.Deployment
+	eventually(t, 20*time.Second, "ConfigMap and Deployment updated", func() (bool, string) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(&cm), &cm2); err != nil {
+			return false, err.Error()
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(&dep), &dep2); err != nil {
+			return false, err.Error()
+		}
+		img := dep2.Spec.Template.Spec.Containers[0].Image
+		return cm2.Data[config.KeyImages] == "java=reg.example.com/java:21" && cm2.Data[config.KeyKIPImage] == "registry.example.com/kip:v2" && img == "registry.example.com/kip:v2",
+			"IMAGES " + cm2.Data[config.KeyImages] + ", KIP_IMAGE " + cm2.Data[config.KeyKIPImage] + ", image " + img
+	})
+	if cm2.UID != cm.UID || dep2.UID != dep.UID {
+		t.Error("the ConfigMap or the Deployment was recreated; a spec change must update them in place")
+	}
+}
+
+// editSpec changes a resource's spec as a user would, retrying when the
+// operator wrote its status in between.
+func editSpec(t *testing.T, kip *v1alpha1.KubernetesImagePuller, edit func(*v1alpha1.KubernetesImagePullerSpec)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var cur v1alpha1.KubernetesImagePuller
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(kip), &cur); err != nil {
+			return err
+		}
+		edit(&cur.Spec)
+		return k8s.Update(context.Background(), &cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func findCondition(kip *v1alpha1.KubernetesImagePuller, typ string) metav1.Condition {
+	for _, c := range kip.Status.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+func TestIdleOperatorMakesNoWrites(t *testing.T) {
+	ns := env.Namespace(t)
+	writes := startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 2*time.Second)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	if err := k8s.Create(context.Background(), kip); err != nil {
+		t.Fatal(err)
+	}
+	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	time.Sleep(2 * time.Second)
+	before := writes.len()
+	time.Sleep(7 * time.Second) // over three resyncs
+	if w := writes.since(before); len(w) != 0 {
+		t.Errorf("writes while nothing changed: %v", w)
+	}
+}
+
+func TestSecondResourceInNamespaceConflicts(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	first := newPuller(ns, "first", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	waitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	second := newPuller(ns, "second", v1alpha1.KubernetesImagePullerSpec{Images: "b=reg.example.com/b:1", ConfigMapName: "second", DeploymentName: "second"})
+	if err := k8s.Create(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	got := waitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeReady, metav1.ConditionFalse, operator.ReasonConflict)
+	if msg := findCondition(got, operator.TypeReady).Message; !strings.Contains(msg, "first") {
+		t.Errorf("Conflict message %q does not name the resource that holds the namespace", msg)
+	}
+	if d := findCondition(got, operator.TypeDegraded); d.Status != metav1.ConditionTrue || d.Reason != operator.ReasonConflict {
+		t.Errorf("Degraded %+v, want True Conflict", d)
+	}
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.ServiceAccount{}} {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "second"}, obj); !apierrors.IsNotFound(err) {
+			t.Errorf("%T second: %v; the conflicting resource must create nothing", obj, err)
+		}
+	}
+	// The first one is unaffected.
+	waitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+}
+
+func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, kip); err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	owned(t, kip, config.DefaultConfigMapName, &cm)
+
+	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) {
+		s.Images = "Bad Name=reg.example.com/a:2"
+		s.CachingMemoryLimit = "lots"
+	})
+	got := waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonInvalidSpec)
+	msg := findCondition(got, operator.TypeDegraded).Message
+	for _, want := range []string{"spec.images (IMAGES)", "Bad Name", "spec.cachingMemoryLimit (CACHING_MEMORY_LIMIT)", `"lots"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Degraded message %q lacks %q", msg, want)
+		}
+	}
+	if r := findCondition(got, operator.TypeReady); r.Status != metav1.ConditionFalse || r.Reason != operator.ReasonInvalidSpec {
+		t.Errorf("Ready %+v, want False InvalidSpec", r)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(&cm), &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data[config.KeyImages] != "a=reg.example.com/a:1" || cm.Data[config.KeyMemoryLimit] != "" {
+		t.Errorf("ConfigMap changed to %v; the last good configuration must stay", cm.Data)
+	}
+}
+
+func TestWatchNamespaceLimitsTheOperator(t *testing.T) {
+	ctx := context.Background()
+	watched, other := env.Namespace(t), env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{watched}}, 0)
+	outside := newPuller(other, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	inside := newPuller(watched, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	for _, k := range []*v1alpha1.KubernetesImagePuller{outside, inside} {
+		if err := k8s.Create(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitForCondition(t, client.ObjectKeyFromObject(inside), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	time.Sleep(time.Second)
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: other, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap in the unwatched namespace: %v", err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(outside), outside); err != nil || len(outside.Status.Conditions) != 0 {
+		t.Errorf("the resource in the unwatched namespace got status %+v (%v)", outside.Status, err)
+	}
+}

@@ -1,0 +1,130 @@
+package operator
+
+import (
+	"fmt"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/template"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+)
+
+// ManagedBy is the app.kubernetes.io/managed-by label of everything the
+// operator creates; app.kubernetes.io/instance names the resource.
+const ManagedBy = "kip-operator"
+
+// Objects are the namespaced objects that run one puller, in apply order.
+type Objects struct {
+	ServiceAccount *corev1.ServiceAccount
+	Role           *rbacv1.Role
+	RoleBinding    *rbacv1.RoleBinding
+	ConfigMap      *corev1.ConfigMap
+	Deployment     *appsv1.Deployment
+}
+
+// List is the objects in apply order: permissions, then configuration, then
+// the Deployment that uses both.
+func (o Objects) List() []runtime.Object {
+	return []runtime.Object{o.ServiceAccount, o.Role, o.RoleBinding, o.ConfigMap, o.Deployment}
+}
+
+// Build returns the objects for a resource whose spec is valid. They come
+// from the shipped OpenShift templates (deploy/openshift), processed as
+// `oc process` would, so a puller installed by the operator and one
+// installed by hand are the same. The cluster-scoped node-reading role is
+// left out: a resource owns only namespaced objects, and without it the
+// puller reports the nodes that run its pods. pullerImage is the image when
+// the spec names none.
+func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, error) {
+	spec := kip.Spec
+	image := spec.ImagePullerImage
+	if image == "" {
+		image = pullerImage
+	}
+	name := DeploymentName(spec)
+	var objs Objects
+	rbac, err := process(deploy.ServiceAccountTemplate, map[string]string{"SERVICEACCOUNT_NAME": name, "NAMESPACE": kip.Namespace})
+	if err != nil {
+		return objs, err
+	}
+	app, err := process(deploy.AppTemplate, map[string]string{"DEPLOYMENT_NAME": name, "SERVICEACCOUNT_NAME": name})
+	if err != nil {
+		return objs, err
+	}
+	for _, u := range append(rbac, app...) {
+		var into runtime.Object
+		switch u.GetKind() {
+		case "ServiceAccount":
+			objs.ServiceAccount = &corev1.ServiceAccount{}
+			into = objs.ServiceAccount
+		case "Role":
+			objs.Role = &rbacv1.Role{}
+			into = objs.Role
+		case "RoleBinding":
+			objs.RoleBinding = &rbacv1.RoleBinding{}
+			into = objs.RoleBinding
+		case "Deployment":
+			objs.Deployment = &appsv1.Deployment{}
+			into = objs.Deployment
+		default:
+			continue // cluster-scoped
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+			return objs, fmt.Errorf("template object %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+	if objs.ServiceAccount == nil || objs.Role == nil || objs.RoleBinding == nil || objs.Deployment == nil {
+		return objs, fmt.Errorf("the embedded templates lack a ServiceAccount, Role, RoleBinding or Deployment")
+	}
+	objs.ConfigMap = &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(spec)},
+		Data:       ConfigData(spec, kip.Namespace),
+	}
+	pointAt(objs.Deployment, ConfigMapName(spec), image)
+	owner := metav1.OwnerReference{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "KubernetesImagePuller",
+		Name: kip.Name, UID: kip.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
+	for _, obj := range objs.List() {
+		meta := obj.(metav1.Object)
+		meta.SetNamespace(kip.Namespace)
+		meta.SetOwnerReferences([]metav1.OwnerReference{owner})
+		labels := meta.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[daemonset.LabelManagedBy] = ManagedBy
+		labels[daemonset.LabelInstance] = kip.Name
+		meta.SetLabels(labels)
+	}
+	return objs, nil
+}
+
+// pointAt makes the puller container read configMap and run image.
+func pointAt(d *appsv1.Deployment, configMap, image string) {
+	c := &d.Spec.Template.Spec.Containers[0]
+	c.Image = image
+	for i := range c.EnvFrom {
+		if c.EnvFrom[i].ConfigMapRef != nil {
+			c.EnvFrom[i].ConfigMapRef.Name = configMap
+		}
+	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: "CONFIGMAP_NAME", Value: configMap})
+}
+
+func process(data []byte, values map[string]string) ([]unstructured.Unstructured, error) {
+	t, err := template.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return t.Process(values)
+}

@@ -1,0 +1,218 @@
+package operator
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/status"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types.
+const (
+	TypeReady       = "Ready"
+	TypeProgressing = "Progressing"
+	TypeDegraded    = "Degraded"
+)
+
+// Condition reasons, stable: scripts and alerts may match on them.
+const (
+	ReasonAllImagesCached = "AllImagesCached"
+	ReasonPulling         = "Pulling"
+	ReasonDeploying       = "Deploying"
+	ReasonApplying        = "Applying"
+	ReasonImagesFailing   = "ImagesFailing"
+	ReasonNoNodes         = "NoNodesSelected"
+	ReasonInvalidSpec     = "InvalidSpec"
+	ReasonApplyFailed     = "ApplyFailed"
+	ReasonConflict        = "Conflict"
+	ReasonAsExpected      = "AsExpected"
+)
+
+// maxFailing bounds the failures kept in the status and named in a message.
+const (
+	maxFailing          = 50
+	maxFailingInMessage = 5
+)
+
+// Observation is what the operator saw of one resource's puller.
+type Observation struct {
+	Generation int64
+	// Conflict names the resource that holds the namespace, when it is another.
+	Conflict string
+	// SpecErr is the spec's validation error; Want is the valid configuration.
+	SpecErr error
+	Want    *config.Config
+	// ApplyErr is the error applying the objects, if any.
+	ApplyErr    error
+	PullerImage string
+	Deployment  *appsv1.Deployment // nil: not there yet
+	Report      *status.Report     // nil: the puller has not made its DaemonSet yet
+}
+
+// Status is the resource's status for what was observed. Conditions keep
+// their last transition time while their status holds.
+func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.KubernetesImagePullerStatus {
+	st := v1alpha1.KubernetesImagePullerStatus{
+		Conditions:         append([]metav1.Condition(nil), prev.Conditions...),
+		ObservedGeneration: o.Generation,
+	}
+	set := func(typ string, s metav1.ConditionStatus, reason, format string, args ...any) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: typ, Status: s, Reason: reason, Message: fmt.Sprintf(format, args...), ObservedGeneration: o.Generation,
+		})
+	}
+	if o.Conflict != "" {
+		msg := fmt.Sprintf("KubernetesImagePuller %s already runs the puller in this namespace; only one per namespace is allowed, so this one creates nothing", o.Conflict)
+		set(TypeReady, metav1.ConditionFalse, ReasonConflict, "%s", msg)
+		set(TypeProgressing, metav1.ConditionFalse, ReasonConflict, "%s", msg)
+		set(TypeDegraded, metav1.ConditionTrue, ReasonConflict, "%s", msg)
+		return st
+	}
+	if o.Report != nil {
+		s := o.Report.Summary
+		st.ImagesCached = fmt.Sprintf("%d/%d", s.ImagesCached, s.ImagesWanted)
+		st.NodesWarm = fmt.Sprintf("%d/%d", s.NodesWarm, s.NodesSelected)
+		refs := map[string]string{}
+		for _, img := range o.Report.Images {
+			refs[img.Name] = img.Ref
+		}
+		for i, f := range s.Failing {
+			if i == maxFailing {
+				break
+			}
+			st.Failing = append(st.Failing, v1alpha1.FailingImage{Node: f.Node, Image: refs[f.Image], Name: f.Image, Reason: f.Reason, Message: f.Message})
+		}
+	}
+	if o.Deployment != nil && len(o.Deployment.Spec.Template.Spec.Containers) > 0 {
+		st.ImagePullerImage = o.Deployment.Spec.Template.Spec.Containers[0].Image
+	}
+
+	switch {
+	case o.SpecErr != nil:
+		set(TypeReady, metav1.ConditionFalse, ReasonInvalidSpec, "the spec is invalid; the last applied configuration stays in place")
+		set(TypeProgressing, metav1.ConditionFalse, ReasonInvalidSpec, "waiting for a valid spec")
+		set(TypeDegraded, metav1.ConditionTrue, ReasonInvalidSpec, "%v", o.SpecErr)
+		return st
+	case o.ApplyErr != nil:
+		set(TypeReady, metav1.ConditionFalse, ReasonApplyFailed, "the puller's objects could not be applied")
+		set(TypeProgressing, metav1.ConditionFalse, ReasonApplyFailed, "retrying")
+		set(TypeDegraded, metav1.ConditionTrue, ReasonApplyFailed, "%v", o.ApplyErr)
+		return st
+	}
+
+	degraded := func() {
+		if failing := failingMessage(st.Failing, len(o.Report.Summary.Failing)); failing != "" {
+			set(TypeDegraded, metav1.ConditionTrue, ReasonImagesFailing, "%s", failing)
+			return
+		}
+		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "no image is failing")
+	}
+	switch {
+	case !available(o.Deployment):
+		set(TypeReady, metav1.ConditionFalse, ReasonDeploying, "the puller Deployment is not available yet")
+		set(TypeProgressing, metav1.ConditionTrue, ReasonDeploying, "waiting for the puller Deployment to become available")
+		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "nothing has failed")
+		return st
+	case o.Report == nil:
+		set(TypeReady, metav1.ConditionFalse, ReasonDeploying, "the puller has not created its DaemonSet yet")
+		set(TypeProgressing, metav1.ConditionTrue, ReasonDeploying, "waiting for the puller to create its DaemonSet")
+		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "nothing has failed")
+		return st
+	case !sameImages(o.Report.Images, o.Want):
+		set(TypeReady, metav1.ConditionFalse, ReasonApplying, "the puller has not applied generation %d yet", o.Generation)
+		set(TypeProgressing, metav1.ConditionTrue, ReasonApplying, "the puller is applying generation %d", o.Generation)
+		degraded()
+		return st
+	}
+	s := o.Report.Summary
+	counts := fmt.Sprintf("%d/%d images cached, %d/%d nodes warm", s.ImagesCached, s.ImagesWanted, s.NodesWarm, s.NodesSelected)
+	degraded()
+	switch {
+	case s.Complete():
+		set(TypeReady, metav1.ConditionTrue, ReasonAllImagesCached, "every image is cached on every selected node: %s", counts)
+		set(TypeProgressing, metav1.ConditionFalse, ReasonAsExpected, "%s", counts)
+	case s.NodesSelected == 0:
+		set(TypeReady, metav1.ConditionFalse, ReasonNoNodes, "no node is selected: check nodeSelector, affinity and tolerations")
+		set(TypeProgressing, metav1.ConditionFalse, ReasonNoNodes, "no node to cache images on")
+	case len(s.Failing) > 0:
+		set(TypeReady, metav1.ConditionFalse, ReasonImagesFailing, "%s", counts)
+		set(TypeProgressing, metav1.ConditionTrue, ReasonPulling, "%s", counts)
+	default:
+		set(TypeReady, metav1.ConditionFalse, ReasonPulling, "%s", counts)
+		set(TypeProgressing, metav1.ConditionTrue, ReasonPulling, "%s", counts)
+	}
+	return st
+}
+
+// available tells whether the puller Deployment runs its current spec.
+func available(d *appsv1.Deployment) bool {
+	if d == nil || d.Status.ObservedGeneration < d.Generation {
+		return false
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return d.Status.UpdatedReplicas >= want && d.Status.AvailableReplicas >= 1
+}
+
+// sameImages tells whether the DaemonSet carries exactly the wanted images.
+func sameImages(have []status.Image, want *config.Config) bool {
+	if want == nil || len(have) != len(want.Images) {
+		return false
+	}
+	for i, img := range want.Images {
+		if have[i].Name != img.Name || have[i].Ref != img.Ref {
+			return false
+		}
+	}
+	return true
+}
+
+func failingMessage(failing []v1alpha1.FailingImage, total int) string {
+	if total == 0 {
+		return ""
+	}
+	var parts []string
+	for i, f := range failing {
+		if i == maxFailingInMessage {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s) on %s: %s", f.Image, f.Name, f.Node, f.Reason))
+	}
+	msg := fmt.Sprintf("%d image pull(s) failing: %s", total, strings.Join(parts, "; "))
+	if total > len(parts) {
+		msg += fmt.Sprintf("; and %d more in status.failing", total-len(parts))
+	}
+	return msg
+}
+
+// Holder is the resource that runs the puller of a namespace: the oldest one
+// not being deleted, by creation time and then name. The others get a
+// Conflict. It returns "" when there is none.
+func Holder(items []v1alpha1.KubernetesImagePuller) string {
+	var live []v1alpha1.KubernetesImagePuller
+	for _, k := range items {
+		if k.DeletionTimestamp == nil {
+			live = append(live, k)
+		}
+	}
+	if len(live) == 0 {
+		return ""
+	}
+	sort.Slice(live, func(i, j int) bool {
+		a, b := live[i].CreationTimestamp, live[j].CreationTimestamp
+		if !a.Equal(&b) {
+			return a.Before(&b)
+		}
+		return live[i].Name < live[j].Name
+	})
+	return live[0].Name
+}
