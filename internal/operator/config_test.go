@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
@@ -36,22 +37,22 @@ func TestConfigData(t *testing.T) {
 			},
 		},
 		{
-			name:    "invalid fields surface as the contract's errors",
-			spec:    v1alpha1.KubernetesImagePullerSpec{Images: "Bad=x", CachingMemoryLimit: "lots"},
-			errKeys: []string{config.KeyImages, config.KeyMemoryLimit},
+			name:    "invalid fields surface as the contract's errors, named by spec field",
+			spec:    v1alpha1.KubernetesImagePullerSpec{Images: "Bad=x", CachingMemoryLimit: "lots", ConfigMapName: "Not_A_Name"},
+			errKeys: []string{"spec.images (IMAGES)", "spec.cachingMemoryLimit (CACHING_MEMORY_LIMIT)", "spec.configMapName"},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			data := ConfigData(tc.spec, "tools")
-			_, _, err := config.Parse(data)
+			_, err := Validate(tc.spec, "tools")
 			if tc.errKeys != nil {
 				cfgErr, ok := err.(*config.Error)
 				if !ok {
 					t.Fatalf("err = %v, want *config.Error", err)
 				}
 				keys := cfgErr.Keys()
-				if len(keys) != len(tc.errKeys) || keys[0] != tc.errKeys[0] || keys[1] != tc.errKeys[1] {
+				if !slices.Equal(keys, tc.errKeys) {
 					t.Errorf("error keys %v, want %v", keys, tc.errKeys)
 				}
 				return

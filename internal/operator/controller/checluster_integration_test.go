@@ -1,0 +1,228 @@
+//go:build integration
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/images"
+	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/testenv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// newCheCluster creates a CheCluster (org.eclipse.che/v2) with the given
+// spec.components.imagePuller and registry URLs in its status.
+func newCheCluster(t *testing.T, c client.Client, ns, name string, imagePuller map[string]any, status map[string]any) *unstructured.Unstructured {
+	t.Helper()
+	cc := cheCluster()
+	cc.SetNamespace(ns)
+	cc.SetName(name)
+	if err := unstructured.SetNestedMap(cc.Object, imagePuller, "spec", "components", "imagePuller"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(context.Background(), cc); err != nil {
+		t.Fatal(err)
+	}
+	if status != nil {
+		if err := unstructured.SetNestedMap(cc.Object, status, "status"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Status().Update(context.Background(), cc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cc
+}
+
+// setImagePuller edits spec.components.imagePuller as a user would.
+func setImagePuller(t *testing.T, cc *unstructured.Unstructured, imagePuller map[string]any) {
+	t.Helper()
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cc), cc); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedMap(cc.Object, imagePuller, "spec", "components", "imagePuller"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Update(context.Background(), cc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForPuller waits for the CheCluster's KubernetesImagePuller to satisfy ok.
+func waitForPuller(t *testing.T, cc *unstructured.Unstructured, what string, ok func(*v1alpha1.KubernetesImagePuller) (bool, string)) *v1alpha1.KubernetesImagePuller {
+	t.Helper()
+	var kip v1alpha1.KubernetesImagePuller
+	key := client.ObjectKey{Namespace: cc.GetNamespace(), Name: cc.GetName() + "-image-puller"}
+	eventually(t, 20*time.Second, what, func() (bool, string) {
+		if err := k8s.Get(context.Background(), key, &kip); err != nil {
+			return false, err.Error()
+		}
+		return ok(&kip)
+	})
+	return &kip
+}
+
+func TestCheClusterEnableCustomImagesThenDisable(t *testing.T) {
+	ns := env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	cc := newCheCluster(t, k8s, ns, "devspaces", map[string]any{
+		"enable": true,
+		"spec":   map[string]any{"images": "java=reg.example.com/java:17", "cachingMemoryLimit": "30Mi"},
+	}, nil)
+
+	kip := waitForPuller(t, cc, "devspaces-image-puller with the CheCluster's spec", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		return k.Spec.Images == "java=reg.example.com/java:17" && k.Spec.CachingMemoryLimit == "30Mi", fmt.Sprintf("spec %+v", k.Spec)
+	})
+	if kip.Labels[daemonset.LabelComponent] != "kubernetes-image-puller" || kip.Labels[daemonset.LabelPartOf] != "che.eclipse.org" {
+		t.Errorf("labels %v", kip.Labels)
+	}
+	if ref := metav1.GetControllerOf(kip); ref == nil || ref.UID != cc.GetUID() || ref.Kind != "CheCluster" || ref.APIVersion != "org.eclipse.che/v2" {
+		t.Errorf("controller %+v, want the CheCluster", ref)
+	}
+	if meta.FindStatusCondition(kip.Status.Conditions, operator.TypeDefaultImages) != nil {
+		t.Errorf("a DefaultImagesResolved condition with images given: %+v", kip.Status.Conditions)
+	}
+	// The resource is then run like any other.
+	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+
+	// A spec change on the CheCluster follows.
+	setImagePuller(t, cc, map[string]any{"enable": true, "spec": map[string]any{"images": "node=reg.example.com/node:22"}})
+	waitForPuller(t, cc, "the new images", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		return k.Spec.Images == "node=reg.example.com/node:22" && k.Spec.CachingMemoryLimit == "", fmt.Sprintf("spec %+v", k.Spec)
+	})
+
+	// enable: false removes it.
+	setImagePuller(t, cc, map[string]any{"enable": false})
+	eventually(t, 20*time.Second, "the KubernetesImagePuller removed", func() (bool, string) {
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(kip), &v1alpha1.KubernetesImagePuller{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+func TestCheClusterDefaultImagesFromTheRegistries(t *testing.T) {
+	plugin := "quay.io/devfile/universal-developer-image:ubi9-latest\nquay.io/che-incubator/che-code:latest\n"
+	devfile := "quay.io/devfile/universal-developer-image:ubi9-latest\nregistry.access.redhat.com/ubi9/nodejs-20:1\n"
+	var down atomic.Bool
+	down.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		switch r.URL.Path {
+		case "/plugin-registry/v3/external_images.txt":
+			fmt.Fprint(w, plugin)
+		case "/devfile-registry/devfiles/external_images.txt":
+			fmt.Fprint(w, devfile)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	ns := env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	cc := newCheCluster(t, k8s, ns, "eclipse-che", map[string]any{"enable": true}, map[string]any{
+		"pluginRegistryURL":  srv.URL + "/plugin-registry/v3",
+		"devfileRegistryURL": srv.URL + "/devfile-registry",
+	})
+
+	// The registries are down: the resource says so, and the operator retries.
+	kip := waitForPuller(t, cc, "RegistryUnreachable reported", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		c := meta.FindStatusCondition(k.Status.Conditions, operator.TypeDefaultImages)
+		if c == nil {
+			return false, "no condition yet"
+		}
+		return c.Status == metav1.ConditionFalse && c.Reason == operator.ReasonRegistryUnreachable && strings.Contains(c.Message, srv.URL+"/plugin-registry/v3/external_images.txt"),
+			fmt.Sprintf("%+v", *c)
+	})
+	if kip.Spec.Images != "" {
+		t.Errorf("images %q before any list was read", kip.Spec.Images)
+	}
+
+	// They come up: the merged, de-duplicated, named list.
+	down.Store(false)
+	want := images.Value([]string{
+		"quay.io/devfile/universal-developer-image:ubi9-latest", "quay.io/che-incubator/che-code:latest", "registry.access.redhat.com/ubi9/nodejs-20:1",
+	})
+	kip = waitForPuller(t, cc, "default images filled in", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		return k.Spec.Images == want, k.Spec.Images
+	})
+	if !strings.HasPrefix(want, "universal-developer-image-0=quay.io/devfile/universal-developer-image:ubi9-latest;che-code-1=") {
+		t.Errorf("IMAGES %q not named <name>-<index>", want)
+	}
+	waitForPuller(t, cc, "DefaultImagesResolved=True", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		c := meta.FindStatusCondition(k.Status.Conditions, operator.TypeDefaultImages)
+		return c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", c)
+	})
+
+	// A later outage keeps the images last read.
+	down.Store(true)
+	setImagePuller(t, cc, map[string]any{"enable": true, "spec": map[string]any{"cachingCPULimit": "300m"}})
+	kip = waitForPuller(t, cc, "RegistryUnreachable again, images kept", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		c := meta.FindStatusCondition(k.Status.Conditions, operator.TypeDefaultImages)
+		return k.Spec.CachingCPULimit == "300m" && c != nil && c.Status == metav1.ConditionFalse, fmt.Sprintf("spec %+v, %+v", k.Spec, c)
+	})
+	if kip.Spec.Images != want {
+		t.Errorf("images %q after an outage, want the last read %q", kip.Spec.Images, want)
+	}
+}
+
+func TestCheClusterWithoutThePullerAPI(t *testing.T) {
+	che, err := testenv.CheClusterCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := testenv.Start(che) // CheClusters, but no KubernetesImagePuller CRD
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the operator's own cleanup, which stops it first
+		if err := bare.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	scheme, err := Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(bare.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "che"
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t, bare.Config, Options{}, 0)
+	cc := newCheCluster(t, c, ns, "devspaces", map[string]any{"enable": true}, nil)
+	eventually(t, 20*time.Second, "a Warning Event on the CheCluster naming the missing API", func() (bool, string) {
+		var list corev1.EventList
+		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range list.Items {
+			if e.InvolvedObject.UID == cc.GetUID() && e.Reason == ReasonPullerAPIMissing && e.Type == corev1.EventTypeWarning &&
+				strings.Contains(e.Message, "kubernetesimagepullers.che.eclipse.org") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events, none from the operator about the missing API", len(list.Items))
+	})
+}

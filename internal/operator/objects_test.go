@@ -1,0 +1,61 @@
+package operator
+
+import (
+	"testing"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+)
+
+func TestBuild(t *testing.T) {
+	kip := &v1alpha1.KubernetesImagePuller{
+		ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: "tools", UID: "uid-1"},
+		Spec:       v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", DeploymentName: "kip", ConfigMapName: "kip-config"},
+	}
+	objs, err := Build(kip, "reg/kip:default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range objs.List() {
+		m := obj.(metav1.Object)
+		ref := metav1.GetControllerOf(m)
+		if m.GetNamespace() != "tools" || ref == nil || ref.UID != "uid-1" || m.GetLabels()["app.kubernetes.io/managed-by"] != ManagedBy || m.GetLabels()["app.kubernetes.io/instance"] != "puller" {
+			t.Errorf("%T %s: namespace %q, controller %+v, labels %v", obj, m.GetName(), m.GetNamespace(), ref, m.GetLabels())
+		}
+	}
+	if objs.ServiceAccount.Name != "kip" || objs.Role.Name != "kip" || objs.RoleBinding.Subjects[0].Name != "kip" || objs.Deployment.Name != "kip" {
+		t.Errorf("names follow deploymentName: sa %s, role %s, binding subject %s, deployment %s",
+			objs.ServiceAccount.Name, objs.Role.Name, objs.RoleBinding.Subjects[0].Name, objs.Deployment.Name)
+	}
+	c := objs.Deployment.Spec.Template.Spec.Containers[0]
+	if c.Image != "reg/kip:default" || c.EnvFrom[0].ConfigMapRef.Name != "kip-config" || objs.ConfigMap.Name != "kip-config" {
+		t.Errorf("container %s reads %s; ConfigMap %s", c.Image, c.EnvFrom[0].ConfigMapRef.Name, objs.ConfigMap.Name)
+	}
+	if objs.ConfigMap.Data[config.KeyDeploymentName] != "kip" {
+		t.Errorf("DEPLOYMENT_NAME %q: the puller must find its own Deployment", objs.ConfigMap.Data[config.KeyDeploymentName])
+	}
+
+	kip.Spec.ImagePullerImage = "reg/kip@sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	objs, err = Build(kip, "reg/kip:default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := objs.Deployment.Spec.Template.Spec.Containers[0].Image; got != kip.Spec.ImagePullerImage || objs.ConfigMap.Data[config.KeyKIPImage] != got {
+		t.Errorf("imagePullerImage: Deployment image %s, KIP_IMAGE %s", got, objs.ConfigMap.Data[config.KeyKIPImage])
+	}
+
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := objs.Deployment.Spec.Template
+	for _, r := range evaluator.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
+		if !r.Allowed {
+			t.Errorf("restricted policy: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package operator
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/status"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestStatus(t *testing.T) {
+	available := &appsv1.Deployment{Status: appsv1.DeploymentStatus{UpdatedReplicas: 1, AvailableReplicas: 1}}
+	rolling := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: 2}, Status: appsv1.DeploymentStatus{ObservedGeneration: 1, UpdatedReplicas: 1, AvailableReplicas: 1}}
+	want := &config.Config{Images: []config.Image{{Name: "a", Ref: "reg/a:1"}, {Name: "b", Ref: "reg/b:1"}}}
+	images := []status.Image{{Name: "a", Ref: "reg/a:1"}, {Name: "b", Ref: "reg/b:1"}}
+	report := func(s status.Summary) *status.Report { return &status.Report{Images: images, Summary: s} }
+	cases := []struct {
+		name                         string
+		obs                          Observation
+		ready, progressing, degraded string // status/reason
+		cached, nodes                string
+	}{
+		{
+			name:  "conflict",
+			obs:   Observation{Conflict: "first"},
+			ready: "False/Conflict", progressing: "False/Conflict", degraded: "True/Conflict",
+		},
+		{
+			name:  "invalid spec keeps the counts of what runs",
+			obs:   Observation{SpecErr: errors.New("spec.images (IMAGES): bad"), Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 2, ImagesWanted: 4, ImagesCached: 4})},
+			ready: "False/InvalidSpec", progressing: "False/InvalidSpec", degraded: "True/InvalidSpec", cached: "4/4", nodes: "2/2",
+		},
+		{
+			name:  "apply failed",
+			obs:   Observation{Want: want, ApplyErr: errors.New("forbidden")},
+			ready: "False/ApplyFailed", progressing: "False/ApplyFailed", degraded: "True/ApplyFailed",
+		},
+		{
+			name:  "no Deployment yet",
+			obs:   Observation{Want: want},
+			ready: "False/Deploying", progressing: "True/Deploying", degraded: "False/AsExpected",
+		},
+		{
+			name:  "Deployment rolling",
+			obs:   Observation{Want: want, Deployment: rolling, Report: report(status.Summary{NodesSelected: 1, NodesWarm: 1, ImagesWanted: 2, ImagesCached: 2})},
+			ready: "False/Deploying", progressing: "True/Deploying", degraded: "False/AsExpected", cached: "2/2", nodes: "1/1",
+		},
+		{
+			name:  "no DaemonSet yet",
+			obs:   Observation{Want: want, Deployment: available},
+			ready: "False/Deploying", progressing: "True/Deploying", degraded: "False/AsExpected",
+		},
+		{
+			name: "DaemonSet of an older spec",
+			obs: Observation{Want: &config.Config{Images: want.Images[:1]}, Deployment: available,
+				Report: report(status.Summary{NodesSelected: 1, NodesWarm: 1, ImagesWanted: 2, ImagesCached: 2})},
+			ready: "False/Applying", progressing: "True/Applying", degraded: "False/AsExpected", cached: "2/2", nodes: "1/1",
+		},
+		{
+			name:  "pulling",
+			obs:   Observation{Want: want, Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 1, ImagesWanted: 4, ImagesCached: 3})},
+			ready: "False/Pulling", progressing: "True/Pulling", degraded: "False/AsExpected", cached: "3/4", nodes: "1/2",
+		},
+		{
+			name: "one image failing",
+			obs: Observation{Want: want, Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 1, ImagesWanted: 4, ImagesCached: 3,
+				Failing: []status.Failure{{Node: "n2", Image: "b", Reason: "ErrImagePull"}}})},
+			ready: "False/ImagesFailing", progressing: "True/Pulling", degraded: "True/ImagesFailing", cached: "3/4", nodes: "1/2",
+		},
+		{
+			name:  "no node selected",
+			obs:   Observation{Want: want, Deployment: available, Report: report(status.Summary{})},
+			ready: "False/NoNodesSelected", progressing: "False/NoNodesSelected", degraded: "False/AsExpected", cached: "0/0", nodes: "0/0",
+		},
+		{
+			name:  "all cached",
+			obs:   Observation{Want: want, Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 2, ImagesWanted: 4, ImagesCached: 4})},
+			ready: "True/AllImagesCached", progressing: "False/AsExpected", degraded: "False/AsExpected", cached: "4/4", nodes: "2/2",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.obs.Generation = 3
+			st := Status(v1alpha1.KubernetesImagePullerStatus{}, tc.obs)
+			for typ, want := range map[string]string{TypeReady: tc.ready, TypeProgressing: tc.progressing, TypeDegraded: tc.degraded} {
+				c := meta.FindStatusCondition(st.Conditions, typ)
+				if c == nil {
+					t.Fatalf("no %s condition", typ)
+				}
+				if got := string(c.Status) + "/" + c.Reason; got != want {
+					t.Errorf("%s = %s (%s), want %s", typ, got, c.Message, want)
+				}
+				if c.ObservedGeneration != 3 || c.Message == "" {
+					t.Errorf("%s: observedGeneration %d, message %q", typ, c.ObservedGeneration, c.Message)
+				}
+			}
+			if st.ImagesCached != tc.cached || st.NodesWarm != tc.nodes || st.ObservedGeneration != 3 {
+				t.Errorf("counts %q %q, observedGeneration %d; want %q %q", st.ImagesCached, st.NodesWarm, st.ObservedGeneration, tc.cached, tc.nodes)
+			}
+		})
+	}
+}
+
+func TestStatusNamesFailuresAndKeepsTransitionTimes(t *testing.T) {
+	var failing []status.Failure
+	for _, n := range []string{"n1", "n2", "n3", "n4", "n5", "n6", "n7"} {
+		failing = append(failing, status.Failure{Node: n, Image: "b", Reason: "ImagePullBackOff", Message: "not found"})
+	}
+	obs := Observation{
+		Want:       &config.Config{Images: []config.Image{{Name: "b", Ref: "reg/b:1"}}},
+		Deployment: &appsv1.Deployment{Status: appsv1.DeploymentStatus{UpdatedReplicas: 1, AvailableReplicas: 1}},
+		Report:     &status.Report{Images: []status.Image{{Name: "b", Ref: "reg/b:1"}}, Summary: status.Summary{NodesSelected: 7, ImagesWanted: 7, Failing: failing}},
+	}
+	st := Status(v1alpha1.KubernetesImagePullerStatus{}, obs)
+	if len(st.Failing) != 7 || st.Failing[0] != (v1alpha1.FailingImage{Node: "n1", Image: "reg/b:1", Name: "b", Reason: "ImagePullBackOff", Message: "not found"}) {
+		t.Errorf("failing %+v", st.Failing)
+	}
+	msg := meta.FindStatusCondition(st.Conditions, TypeDegraded).Message
+	if !strings.HasPrefix(msg, "7 image pull(s) failing: reg/b:1 (b) on n1: ImagePullBackOff;") || !strings.HasSuffix(msg, "and 2 more in status.failing") {
+		t.Errorf("Degraded message %q", msg)
+	}
+
+	// A condition whose status holds keeps its transition time.
+	old := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for i := range st.Conditions {
+		st.Conditions[i].LastTransitionTime = old
+	}
+	again := Status(st, obs)
+	if c := meta.FindStatusCondition(again.Conditions, TypeDegraded); !c.LastTransitionTime.Equal(&old) {
+		t.Errorf("Degraded moved its transition time to %v", c.LastTransitionTime)
+	}
+	obs.Report.Summary = status.Summary{NodesSelected: 7, NodesWarm: 7, ImagesWanted: 7, ImagesCached: 7}
+	healed := Status(again, obs)
+	if c := meta.FindStatusCondition(healed.Conditions, TypeDegraded); c.Status != metav1.ConditionFalse || c.LastTransitionTime.Equal(&old) {
+		t.Errorf("Degraded %+v after recovery", c)
+	}
+}
+
+func TestHolder(t *testing.T) {
+	at := func(name string, sec int, deleting bool) v1alpha1.KubernetesImagePuller {
+		k := v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.Unix(int64(sec), 0)}}
+		if deleting {
+			k.DeletionTimestamp = &metav1.Time{Time: time.Unix(100, 0)}
+		}
+		return k
+	}
+	cases := []struct {
+		name  string
+		items []v1alpha1.KubernetesImagePuller
+		want  string
+	}{
+		{"none", nil, ""},
+		{"the oldest", []v1alpha1.KubernetesImagePuller{at("b", 2, false), at("a", 5, false)}, "b"},
+		{"same second: by name", []v1alpha1.KubernetesImagePuller{at("b", 2, false), at("a", 2, false)}, "a"},
+		{"one being deleted hands over", []v1alpha1.KubernetesImagePuller{at("b", 1, true), at("a", 5, false)}, "a"},
+	}
+	for _, tc := range cases {
+		if got := Holder(tc.items); got != tc.want {
+			t.Errorf("%s: holder %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
