@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newImagesCommand() *cobra.Command {
 	var from []string
 	var timeout time.Duration
