@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests
+.PHONY: all build test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests bundle deploy-operator
 
 all: build
 
@@ -71,9 +71,18 @@ image: build ## Build the project's image without Docker and push it to $(REGIST
 	$(BIN)/kip-dev push-image --registry $(REGISTRY) --image kip:dev --platform amd64=$(BIN)
 
 CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
-manifests: ## Generate the KubernetesImagePuller CRD and deepcopy code with controller-gen
+manifests: ## Generate the KubernetesImagePuller CRD and deepcopy code with controller-gen, then the OLM bundle
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=deploy/operator/crd
+	$(MAKE) bundle
+
+bundle: ## Write the operator's OLM bundle (deploy/operator/bundle) from deploy/operator
+	$(GO) run ./cmd/kip-dev bundle --manifests deploy/operator --out deploy/operator/bundle
+
+deploy-operator: ## Install the operator on the local cluster (make cluster-up first), running the image `make image` pushed
+	$(MAKE) image
+	. /tmp/kip-cluster/env && "$$KIP_KUBE_BIN/kubectl" apply --server-side -k hack/local-operator
+	. /tmp/kip-cluster/env && "$$KIP_KUBE_BIN/kubectl" -n kip-operator rollout status deployment/kip-operator --timeout 180s
 
 clean:
 	rm -rf $(BIN)

@@ -34,7 +34,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "kip-dev", Short: "Developer tools of the local test cluster", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), workspaceCmd())
+	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), workspaceCmd(), bundleCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kip-dev:", err)
 		os.Exit(1)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -10,6 +12,9 @@ import (
 	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -54,7 +59,7 @@ namespaces; empty means all.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
 	fl.StringVar(&f.namespaces, "namespaces", envOr("", "WATCH_NAMESPACE"), "comma-separated namespaces to watch; empty: all")
-	fl.StringVar(&f.pullerImage, "puller-image", envOr(version.Image(), "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage")
+	fl.StringVar(&f.pullerImage, "puller-image", envOr("", "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage (default: the operator's own, found through POD_NAME, else "+version.Image()+")")
 	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "external_images.txt URL to use instead of those in a CheCluster's status; repeatable")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
@@ -86,6 +91,11 @@ func runOperator(f operatorFlags) error {
 	if err != nil {
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
+	if f.pullerImage == "" {
+		if f.pullerImage, err = ownImage(rc); err != nil {
+			return err
+		}
+	}
 	renew := 10 * time.Second
 	namespaces := splitNamespaces(f.namespaces)
 	mgr, err := controller.NewManager(rc, ctrl.Options{
@@ -108,4 +118,29 @@ func runOperator(f operatorFlags) error {
 	}
 	log.Info("starting the operator", "version", version.Version, "namespaces", namespaces, "pullerImage", f.pullerImage, "leaderElection", f.leaderElect)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// ownImage is the image the operator's pod runs, so that the pullers run the
+// same build; outside a pod (no POD_NAME), the release image.
+func ownImage(rc *rest.Config) (string, error) {
+	name, ns := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE")
+	if name == "" || ns == "" {
+		return version.Image(), nil
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("find the operator's own image from pod %s/%s (set KIP_PULLER_IMAGE to skip): %w", ns, name, err)
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == "operator" {
+			return c.Image, nil
+		}
+	}
+	return pod.Spec.Containers[0].Image, nil
 }

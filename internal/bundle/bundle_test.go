@@ -1,0 +1,178 @@
+package bundle
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/template"
+	"github.com/operator-framework/api/pkg/manifests"
+	"github.com/operator-framework/api/pkg/validation"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+)
+
+const (
+	manifestsDir = "../../deploy/operator"
+	bundleDir    = "../../deploy/operator/bundle"
+)
+
+func render(t *testing.T) map[string]map[string]runtimeObject {
+	t.Helper()
+	objs, err := Render(manifestsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]runtimeObject{}
+	for _, u := range objs {
+		if out[u.GetKind()] == nil {
+			out[u.GetKind()] = map[string]runtimeObject{}
+		}
+		out[u.GetKind()][u.GetName()] = u.Object
+	}
+	return out
+}
+
+type runtimeObject = map[string]any
+
+func TestBundleIsUpToDate(t *testing.T) {
+	objs, err := Render(manifestsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Make(objs, Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	err = filepath.Walk(bundleDir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(bundleDir, path)
+		want, ok := files[filepath.ToSlash(rel)]
+		if !ok {
+			t.Errorf("%s is not part of the bundle; run make bundle", rel)
+			return nil
+		}
+		seen++
+		have, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(have, want) {
+			t.Errorf("%s is stale; run make bundle", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(files) {
+		t.Errorf("%d bundle files checked in, %d generated; run make bundle", seen, len(files))
+	}
+}
+
+func TestBundlePassesOperatorFrameworkValidation(t *testing.T) {
+	b, err := manifests.GetBundleFromDir(bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validators := append(validation.DefaultBundleValidators,
+		validation.OperatorHubV2Validator, validation.StandardCapabilitiesValidator,
+		validation.StandardCategoriesValidator, validation.GoodPracticesValidator, validation.ObjectValidator)
+	for _, r := range validators.Validate(b.ObjectsToValidate()...) {
+		for _, e := range r.Errors {
+			t.Errorf("%s: %v", r.Name, e)
+		}
+		for _, w := range r.Warnings {
+			t.Logf("warning: %s: %v", r.Name, w)
+		}
+	}
+	if b.CSV == nil || len(b.V1CRDs) != 1 || b.CSV.Spec.CustomResourceDefinitions.Owned[0].Name != b.V1CRDs[0].Name {
+		t.Errorf("the bundle must own the KubernetesImagePuller CRD")
+	}
+}
+
+func TestOperatorPodPassesRestrictedPodSecurity(t *testing.T) {
+	var dep appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(render(t)["Deployment"]["kip-operator"], &dep); err != nil {
+		t.Fatal(err)
+	}
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := dep.Spec.Template
+	for _, r := range evaluator.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
+		if !r.Allowed {
+			t.Errorf("restricted policy: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+}
+
+// Kubernetes lets the operator create the puller's Role only if it holds
+// every permission in it (RBAC escalation prevention), so its ClusterRole
+// must cover the Role of the shipped template.
+func TestOperatorHoldsEveryPermissionItGrants(t *testing.T) {
+	var operatorRole rbacv1.ClusterRole
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(render(t)["ClusterRole"]["kip-operator"], &operatorRole); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := template.Parse(deploy.ServiceAccountTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := tmpl.Process(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, u := range objs {
+		if u.GetKind() != "Role" {
+			continue
+		}
+		var role rbacv1.Role
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &role); err != nil {
+			t.Fatal(err)
+		}
+		for _, rule := range role.Rules {
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					for _, verb := range rule.Verbs {
+						checked++
+						if !allows(operatorRole.Rules, g, res, verb) {
+							t.Errorf("the operator's ClusterRole lacks %s %s/%s, which the puller's Role grants", verb, g, res)
+						}
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no Role in the template")
+	}
+}
+
+func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+	in := func(list []string, v string) bool {
+		for _, x := range list {
+			if x == v || x == "*" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range rules {
+		if in(r.APIGroups, group) && in(r.Resources, resource) && in(r.Verbs, verb) {
+			return true
+		}
+	}
+	return false
+}
