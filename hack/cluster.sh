@@ -270,7 +270,11 @@ failSwapOn: false
 containerRuntimeEndpoint: unix://$d/containerd.sock
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 clusterDomain: cluster.local
+# Each kubelet keeps its own pod logs: in a shared /var/log/pods, each one
+# removes the others' as logs of pods it does not know.
+podLogsDir: $d/pod-logs
 EOF
+  mkdir -p "$d/pod-logs"
   start "kubelet-node$n" "$KUBE_BIN/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$d/kubeconfig" \
     --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP"
 }

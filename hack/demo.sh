@@ -71,5 +71,18 @@ cat <<EOF
   $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG edit configmap -n $NS k8s-image-puller   (applies live)
   bin/kip status --kubeconfig $KUBECONFIG -n $NS [--watch | --wait | -o json]
   bin/kip-dev cache-table --images '$IMAGES'
+
+== Try the operator path (KubernetesImagePuller resources, CheCluster switch)
+  make deploy-operator                 (CRD, RBAC and the operator, from deploy/operator)
+  $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG create namespace workspaces
+  $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG apply -n workspaces -f - <<'KIP'
+apiVersion: che.eclipse.org/v1alpha1
+kind: KubernetesImagePuller
+metadata:
+  name: image-puller
+spec:
+  images: "$IMAGES"
+KIP
+  $KIP_KUBE_BIN/kubectl --kubeconfig $KUBECONFIG get kubernetesimagepullers -n workspaces -w
 Tear down: make cluster-down
 EOF

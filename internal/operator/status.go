@@ -107,33 +107,28 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		return st
 	}
 
-	degraded := func() {
-		if failing := failingMessage(st.Failing, len(o.Report.Summary.Failing)); failing != "" {
-			set(TypeDegraded, metav1.ConditionTrue, ReasonImagesFailing, "%s", failing)
-			return
-		}
+	// Images failing on nodes are news whatever else is going on.
+	if o.Report != nil && len(o.Report.Summary.Failing) > 0 {
+		set(TypeDegraded, metav1.ConditionTrue, ReasonImagesFailing, "%s", failingMessage(st.Failing, len(o.Report.Summary.Failing)))
+	} else {
 		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "no image is failing")
 	}
 	switch {
 	case !available(o.Deployment):
 		set(TypeReady, metav1.ConditionFalse, ReasonDeploying, "the puller Deployment is not available yet")
 		set(TypeProgressing, metav1.ConditionTrue, ReasonDeploying, "waiting for the puller Deployment to become available")
-		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "nothing has failed")
 		return st
 	case o.Report == nil:
 		set(TypeReady, metav1.ConditionFalse, ReasonDeploying, "the puller has not created its DaemonSet yet")
 		set(TypeProgressing, metav1.ConditionTrue, ReasonDeploying, "waiting for the puller to create its DaemonSet")
-		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "nothing has failed")
 		return st
 	case !sameImages(o.Report.Images, o.Want):
 		set(TypeReady, metav1.ConditionFalse, ReasonApplying, "the puller has not applied generation %d yet", o.Generation)
 		set(TypeProgressing, metav1.ConditionTrue, ReasonApplying, "the puller is applying generation %d", o.Generation)
-		degraded()
 		return st
 	}
 	s := o.Report.Summary
 	counts := fmt.Sprintf("%d/%d images cached, %d/%d nodes warm", s.ImagesCached, s.ImagesWanted, s.NodesWarm, s.NodesSelected)
-	degraded()
 	switch {
 	case s.Complete():
 		set(TypeReady, metav1.ConditionTrue, ReasonAllImagesCached, "every image is cached on every selected node: %s", counts)

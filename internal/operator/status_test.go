@@ -75,6 +75,12 @@ func TestStatus(t *testing.T) {
 			ready: "False/ImagesFailing", progressing: "True/Pulling", degraded: "True/ImagesFailing", cached: "3/4", nodes: "1/2",
 		},
 		{
+			name: "Deployment rolling while an image fails",
+			obs: Observation{Want: want, Deployment: rolling, Report: report(status.Summary{NodesSelected: 1, ImagesWanted: 2, ImagesCached: 1,
+				Failing: []status.Failure{{Node: "n1", Image: "b", Reason: "ErrImagePull"}}})},
+			ready: "False/Deploying", progressing: "True/Deploying", degraded: "True/ImagesFailing", cached: "1/2", nodes: "0/1",
+		},
+		{
 			name:  "no node selected",
 			obs:   Observation{Want: want, Deployment: available, Report: report(status.Summary{})},
 			ready: "False/NoNodesSelected", progressing: "False/NoNodesSelected", degraded: "False/AsExpected", cached: "0/0", nodes: "0/0",

@@ -1,0 +1,212 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/bundle"
+	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/operator/controller"
+	"github.com/kip-image-puller/kip/internal/testenv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+var operatorOnce struct {
+	sync.Once
+	c   client.Client
+	err error
+}
+
+// installOperator installs the operator once, as `kubectl apply -k
+// deploy/operator` does, with the image the tests pushed, after the real
+// CheCluster CRD, so the operator starts with the CheCluster switch on.
+func installOperator(t *testing.T) client.Client {
+	t.Helper()
+	operatorOnce.Do(func() {
+		operatorOnce.c, operatorOnce.err = doInstallOperator()
+	})
+	if operatorOnce.err != nil {
+		t.Fatal(operatorOnce.err)
+	}
+	return operatorOnce.c
+}
+
+func doInstallOperator() (client.Client, error) {
+	crd, err := testenv.CheClusterCRD()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(crd)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cluster.RunKubectl(string(data), "apply", "--server-side", "-f", "-"); err != nil {
+		return nil, err
+	}
+	objs, err := bundle.Render(filepath.Join(cluster.root, "deploy", "operator"))
+	if err != nil {
+		return nil, err
+	}
+	var docs []string
+	for i := range objs {
+		u := &objs[i]
+		if u.GetKind() == "Deployment" {
+			containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+			containers[0].(map[string]any)["image"] = cluster.kipRepo + ":" + cluster.kipTag
+			if err := unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+				return nil, err
+			}
+		}
+		doc, err := yaml.Marshal(u.Object)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, string(doc))
+	}
+	if _, err := cluster.RunKubectl(strings.Join(docs, "---\n"), "apply", "--server-side", "-f", "-"); err != nil {
+		return nil, err
+	}
+	if _, err := cluster.RunKubectl("", "-n", "kip-operator", "rollout", "status", "deployment/kip-operator", "--timeout", "180s"); err != nil {
+		return nil, err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", cluster.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(rc, client.Options{Scheme: scheme})
+}
+
+// waitReady waits until the resource says Ready=True.
+func waitReady(t *testing.T, c client.Client, key client.ObjectKey) *v1alpha1.KubernetesImagePuller {
+	t.Helper()
+	var kip v1alpha1.KubernetesImagePuller
+	eventually(t, 4*time.Minute, key.String()+" Ready=True", func() (bool, string) {
+		if err := c.Get(context.Background(), key, &kip); err != nil {
+			return false, err.Error()
+		}
+		r := meta.FindStatusCondition(kip.Status.Conditions, operator.TypeReady)
+		if r == nil {
+			return false, "no Ready condition"
+		}
+		return r.Status == metav1.ConditionTrue, fmt.Sprintf("Ready=%s %s: %s", r.Status, r.Reason, r.Message)
+	})
+	return &kip
+}
+
+// TestOperatorCachesTheDocumentedExample applies a KubernetesImagePuller as
+// the documented example does, with two local images, and waits until every
+// node holds both and the resource says Ready=True; then one failing image is
+// named in its status, and deleting the resource removes everything.
+func TestOperatorCachesTheDocumentedExample(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "op", 2, false)
+	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
+kind: KubernetesImagePuller
+metadata:
+  name: image-puller
+spec:
+  images: %q
+`, strings.Join(entries, ";"))
+	kubectl(t, kip, "apply", "-n", ns, "-f", "-")
+	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
+	waitCached(t, entries, cluster.Nodes, nil)
+	got := waitReady(t, c, key)
+	want := fmt.Sprintf("%d/%d", 2*len(cluster.Nodes), 2*len(cluster.Nodes))
+	if got.Status.ImagesCached != want || got.Status.NodesWarm != fmt.Sprintf("%d/%d", len(cluster.Nodes), len(cluster.Nodes)) ||
+		got.Status.ImagePullerImage != cluster.kipRepo+":"+cluster.kipTag {
+		t.Errorf("status %+v: want %s images, all nodes warm, puller image %s:%s", got.Status, want, cluster.kipRepo, cluster.kipTag)
+	}
+	t.Logf("kubectl get kubernetesimagepullers -n %s\n%s", ns, kubectl(t, "", "get", "kubernetesimagepullers", "-n", ns))
+
+	// One image that cannot be pulled: named, by node, in the status.
+	missing := "missing=" + cluster.Registry + "/e2e/not-pushed:v1"
+	kubectl(t, "", "patch", "kubernetesimagepuller", "image-puller", "-n", ns, "--type", "merge",
+		"-p", fmt.Sprintf(`{"spec": {"images": %q}}`, strings.Join(append(entries, missing), ";")))
+	eventually(t, 3*time.Minute, "the missing image named on every node", func() (bool, string) {
+		if err := c.Get(context.Background(), key, got); err != nil {
+			return false, err.Error()
+		}
+		d := meta.FindStatusCondition(got.Status.Conditions, operator.TypeDegraded)
+		nodes := map[string]bool{}
+		for _, f := range got.Status.Failing {
+			if f.Name == "missing" && f.Image == cluster.Registry+"/e2e/not-pushed:v1" {
+				nodes[f.Node] = true
+			}
+		}
+		return d != nil && d.Reason == operator.ReasonImagesFailing && len(nodes) == len(cluster.Nodes) && len(got.Status.Failing) == len(cluster.Nodes),
+			fmt.Sprintf("failing %+v, Degraded %+v", got.Status.Failing, d)
+	})
+	t.Logf("kubectl get kubernetesimagepullers -n %s\n%s", ns, kubectl(t, "", "get", "kubernetesimagepullers", "-n", ns))
+	t.Logf("status with one failing image:\n%s", kubectl(t, "", "get", "kubernetesimagepuller", "image-puller", "-n", ns, "-o", "jsonpath={.status}"))
+
+	// Deleting the resource removes what it owns, the DaemonSet with them.
+	kubectl(t, "", "delete", "kubernetesimagepuller", "image-puller", "-n", ns)
+	waitGone(t, c, ns)
+}
+
+// waitGone waits until the puller's Deployment and DaemonSet are gone from ns.
+func waitGone(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, "the puller Deployment and DaemonSet removed", func() (bool, string) {
+		errDep := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, &appsv1.Deployment{})
+		errDS := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, &appsv1.DaemonSet{})
+		return apierrors.IsNotFound(errDep) && apierrors.IsNotFound(errDS), fmt.Sprintf("Deployment: %v; DaemonSet: %v", errDep, errDS)
+	})
+}
+
+// TestCheClusterSwitch enables the image puller on a CheCluster with its own
+// images: the <name>-image-puller resource caches them on every node and
+// says Ready=True; enable: false removes everything.
+func TestCheClusterSwitch(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "che", 2, false)
+	cc := fmt.Sprintf(`apiVersion: org.eclipse.che/v2
+kind: CheCluster
+metadata:
+  name: devspaces
+spec:
+  components:
+    imagePuller:
+      enable: true
+      spec:
+        images: %q
+`, strings.Join(entries, ";"))
+	kubectl(t, cc, "apply", "-n", ns, "-f", "-")
+	key := client.ObjectKey{Namespace: ns, Name: "devspaces-image-puller"}
+	waitCached(t, entries, cluster.Nodes, nil)
+	got := waitReady(t, c, key)
+	if got.Labels["app.kubernetes.io/part-of"] != "che.eclipse.org" || metav1.GetControllerOf(got) == nil || metav1.GetControllerOf(got).Kind != "CheCluster" {
+		t.Errorf("resource %s: labels %v, controller %+v", key, got.Labels, metav1.GetControllerOf(got))
+	}
+	t.Logf("kubectl get kubernetesimagepullers -n %s\n%s", ns, kubectl(t, "", "get", "kubernetesimagepullers", "-n", ns))
+
+	kubectl(t, "", "patch", "checluster", "devspaces", "-n", ns, "--type", "merge", "-p", `{"spec": {"components": {"imagePuller": {"enable": false}}}}`)
+	eventually(t, time.Minute, key.String()+" removed", func() (bool, string) {
+		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	waitGone(t, c, ns)
+}
