@@ -22,7 +22,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -66,21 +65,18 @@ func doInstallOperator() (client.Client, error) {
 	}
 	var docs []string
 	for i := range objs {
-		u := &objs[i]
-		if u.GetKind() == "Deployment" {
-			containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
-			containers[0].(map[string]any)["image"] = cluster.kipRepo + ":" + cluster.kipTag
-			if err := unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers"); err != nil {
-				return nil, err
-			}
-		}
-		doc, err := yaml.Marshal(u.Object)
+		doc, err := yaml.Marshal(objs[i].Object)
 		if err != nil {
 			return nil, err
 		}
 		docs = append(docs, string(doc))
 	}
-	if _, err := cluster.RunKubectl(strings.Join(docs, "---\n"), "apply", "--server-side", "-f", "-"); err != nil {
+	// The image the tests pushed, as `kustomize edit set image` would.
+	manifests := strings.ReplaceAll(strings.Join(docs, "---\n"), "image: ghcr.io/kip-image-puller/kip:latest", "image: "+cluster.kipRepo+":"+cluster.kipTag)
+	if !strings.Contains(manifests, "image: "+cluster.kipRepo) {
+		return nil, fmt.Errorf("the operator Deployment does not run ghcr.io/kip-image-puller/kip:latest; update the test")
+	}
+	if _, err := cluster.RunKubectl(manifests, "apply", "--server-side", "-f", "-"); err != nil {
 		return nil, err
 	}
 	if _, err := cluster.RunKubectl("", "-n", "kip-operator", "rollout", "status", "deployment/kip-operator", "--timeout", "180s"); err != nil {
