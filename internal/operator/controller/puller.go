@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -134,6 +136,42 @@ func (r *pullerReconciler) applyAll(ctx context.Context, kip *v1alpha1.Kubernete
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
+		}
+	}
+	return r.prune(ctx, kip, objs)
+}
+
+// prune deletes what the resource made under names it no longer uses, after
+// a change of deploymentName or configMapName: otherwise two pullers would
+// keep running.
+func (r *pullerReconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, objs operator.Objects) error {
+	keep := map[string]string{
+		"ServiceAccount": objs.ServiceAccount.Name, "Role": objs.Role.Name, "RoleBinding": objs.RoleBinding.Name,
+		"ConfigMap": objs.ConfigMap.Name, "Deployment": objs.Deployment.Name,
+	}
+	lists := map[string]client.ObjectList{
+		"ServiceAccount": &corev1.ServiceAccountList{}, "Role": &rbacv1.RoleList{}, "RoleBinding": &rbacv1.RoleBindingList{},
+		"ConfigMap": &corev1.ConfigMapList{}, "Deployment": &appsv1.DeploymentList{},
+	}
+	for kind, list := range lists {
+		if err := r.client.List(ctx, list, client.InNamespace(kip.Namespace),
+			client.MatchingLabels{daemonset.LabelManagedBy: operator.ManagedBy, daemonset.LabelInstance: kip.Name}); err != nil {
+			return err
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return err
+		}
+		for _, item := range items {
+			obj := item.(client.Object)
+			owner := metav1.GetControllerOf(obj)
+			if obj.GetName() == keep[kind] || owner == nil || owner.UID != kip.UID {
+				continue
+			}
+			if err := r.client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete %s %s, no longer used: %w", kind, obj.GetName(), err)
+			}
+			r.log.Info("deleted an object no longer used", "kind", kind, "name", obj.GetName(), "kubernetesimagepuller", client.ObjectKeyFromObject(kip))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,42 @@ func TestWatchNamespaceLimitsTheOperator(t *testing.T) {
 	}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(outside), outside); err != nil || len(outside.Status.Conditions) != 0 {
 		t.Errorf("the resource in the unwatched namespace got status %+v (%v)", outside.Status, err)
+	}
+}
+
+func TestRenamedObjectsReplaceTheOldOnes(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, kip); err != nil {
+		t.Fatal(err)
+	}
+	owned(t, kip, "kubernetes-image-puller", &appsv1.Deployment{})
+	owned(t, kip, config.DefaultConfigMapName, &corev1.ConfigMap{})
+	// Unrelated objects in the namespace stay whatever happens.
+	bystander := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bystander", Namespace: ns}}
+	if err := k8s.Create(ctx, bystander); err != nil {
+		t.Fatal(err)
+	}
+
+	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) {
+		s.DeploymentName = "puller"
+		s.ConfigMapName = "puller-config"
+	})
+	owned(t, kip, "puller", &appsv1.Deployment{})
+	owned(t, kip, "puller", &rbacv1.Role{})
+	owned(t, kip, "puller-config", &corev1.ConfigMap{})
+	eventually(t, 20*time.Second, "the old Deployment, ServiceAccount, Role, RoleBinding and ConfigMap deleted", func() (bool, string) {
+		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, obj); !apierrors.IsNotFound(err) {
+				return false, fmt.Sprintf("%T kubernetes-image-puller: %v", obj, err)
+			}
+		}
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{})
+		return apierrors.IsNotFound(err), fmt.Sprintf("ConfigMap %s: %v", config.DefaultConfigMapName, err)
+	})
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bystander), bystander); err != nil {
+		t.Errorf("an unrelated ConfigMap: %v", err)
 	}
 }
