@@ -13,8 +13,8 @@ import (
 )
 
 // JSON renders a typed object the way it is applied: only the fields set,
-// without the status and the null timestamps a typed object always
-// serializes.
+// without the status and the nulls (creation timestamps) a typed object
+// always serializes.
 func JSON(obj any) ([]byte, error) {
 	raw, err := json.Marshal(obj)
 	if err != nil {
@@ -25,19 +25,24 @@ func JSON(obj any) ([]byte, error) {
 		return nil, err
 	}
 	delete(m, "status")
-	dropNullTimestamp(m)
-	if spec, ok := m["spec"].(map[string]any); ok {
-		if tmpl, ok := spec["template"].(map[string]any); ok {
-			dropNullTimestamp(tmpl)
-		}
-	}
+	dropNulls(m)
 	return json.Marshal(m)
 }
 
-func dropNullTimestamp(obj map[string]any) {
-	if meta, ok := obj["metadata"].(map[string]any); ok {
-		if meta["creationTimestamp"] == nil {
-			delete(meta, "creationTimestamp")
+// dropNulls removes null fields at every depth.
+func dropNulls(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, val := range t {
+			if val == nil {
+				delete(t, k)
+				continue
+			}
+			dropNulls(val)
+		}
+	case []any:
+		for _, val := range t {
+			dropNulls(val)
 		}
 	}
 }
