@@ -254,13 +254,13 @@ func TestIdleMakesNoWrites(t *testing.T) {
 	waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b@sha256:"+strings.Repeat("b", 64))
 	time.Sleep(3 * time.Second) // let the start-up refresh and its Events settle
 
-	run.writes.reset()
+	run.writes.Reset()
 	before := reconcileCount(t)
 	const idle = 10 * time.Second
 	time.Sleep(idle)
-	writes := run.writes.count(false)
+	writes := run.writes.Count(false)
 	reconciles := reconcileCount(t) - before
-	t.Logf("idle %v: %d reconciles, %d writes (%d lease renewals not counted)", idle, int(reconciles), len(writes), len(run.writes.count(true))-len(writes))
+	t.Logf("idle %v: %d reconciles, %d writes (%d lease renewals not counted)", idle, int(reconciles), len(writes), len(run.writes.Count(true))-len(writes))
 	if reconciles < 2 {
 		t.Errorf("%v reconciles while idle; the resync should have caused several", reconciles)
 	}
@@ -288,11 +288,11 @@ func TestLeaderElectionTwoControllersNeverFight(t *testing.T) {
 		}
 		waitForImages(t, ns, dsName, images)
 		time.Sleep(time.Second)
-		if n := second.writes.matching("/daemonsets/"); n != 0 {
+		if n := second.writes.Matching("/daemonsets/"); n != 0 {
 			t.Fatalf("change %d: the follower wrote the DaemonSet %d times", i, n)
 		}
 	}
-	if n := first.writes.matching("/daemonsets/"); n != 3 {
+	if n := first.writes.Matching("/daemonsets/"); n != 3 {
 		t.Errorf("the leader wrote the DaemonSet %d times for 3 configurations, want 3", n)
 	}
 
@@ -308,7 +308,7 @@ func TestLeaderElectionTwoControllersNeverFight(t *testing.T) {
 		}
 	})
 	time.Sleep(2 * time.Second)
-	if n := second.writes.matching("/daemonsets/"); n != 0 {
+	if n := second.writes.Matching("/daemonsets/"); n != 0 {
 		t.Errorf("the new leader rewrote an up-to-date DaemonSet %d times", n)
 	}
 	cm.Data[config.KeyImages] = "a=reg.example.com/a:4"
@@ -337,7 +337,7 @@ func TestShutdownKeepsDaemonSet(t *testing.T) {
 	// And a restart leaves it as it is.
 	again := startController(t, ns)
 	time.Sleep(3 * time.Second)
-	if n := again.writes.matching("/daemonsets"); n != 0 {
+	if n := again.writes.Matching("/daemonsets"); n != 0 {
 		t.Errorf("a restart wrote the DaemonSet %d times", n)
 	}
 	if after, _ = getDaemonSet(ns, dsName); after.UID != before.UID {
@@ -371,7 +371,7 @@ func TestUninstallIsNotUndone(t *testing.T) {
 	if _, err := getDaemonSet(ns, dsName); !apierrors.IsNotFound(err) {
 		t.Errorf("the DaemonSet came back after its Deployment was deleted (err %v)", err)
 	}
-	if n := run.writes.matching("/daemonsets"); n != 1 {
+	if n := run.writes.Matching("/daemonsets"); n != 1 {
 		t.Errorf("%d DaemonSet writes, want only the first apply", n)
 	}
 }

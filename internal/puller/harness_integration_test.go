@@ -5,10 +5,8 @@ package puller
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,62 +49,9 @@ func TestMain(m *testing.M) {
 
 func newNamespace(t testing.TB) string { return env.Namespace(t) }
 
-// writeCounter counts the write requests a client sends, by kind of resource.
-type writeCounter struct {
-	mu     sync.Mutex
-	writes []string
-}
-
-func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		switch req.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-		default:
-			w.mu.Lock()
-			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
-			w.mu.Unlock()
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// count returns the writes so far, leaving out Lease renewals (leader
-// election keeps its lease alive on purpose) unless withLeases.
-func (w *writeCounter) count(withLeases bool) []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	for _, wr := range w.writes {
-		if withLeases || !strings.Contains(wr, "/leases/") {
-			out = append(out, wr)
-		}
-	}
-	return out
-}
-
-func (w *writeCounter) reset() {
-	w.mu.Lock()
-	w.writes = nil
-	w.mu.Unlock()
-}
-
-func (w *writeCounter) matching(part string) int {
-	n := 0
-	for _, wr := range w.count(true) {
-		if strings.Contains(wr, part) {
-			n++
-		}
-	}
-	return n
-}
-
 // controllerRun is one running controller.
 type controllerRun struct {
-	writes *writeCounter
+	writes *testenv.Writes
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the manager returned, with err set
 	err    error
@@ -161,9 +106,9 @@ func withOptions(f func(*Options)) runOption {
 // startController runs the controller for namespace ns until the test ends.
 func startController(t testing.TB, ns string, opts ...runOption) *controllerRun {
 	t.Helper()
-	writes := &writeCounter{}
+	writes := &testenv.Writes{}
 	rc := rest.CopyConfig(apiConfig)
-	rc.Wrap(writes.wrap)
+	rc.Wrap(writes.Wrap)
 	mo := ctrl.Options{
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",

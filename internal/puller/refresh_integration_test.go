@@ -61,7 +61,7 @@ func TestRefreshRollsOnlyWhenADigestChanged(t *testing.T) {
 	// Nothing moved: a refresh writes nothing.
 	run = startController(t, ns)
 	time.Sleep(3 * time.Second)
-	if n := run.writes.matching("/daemonsets/"); n != 0 {
+	if n := run.writes.Matching("/daemonsets/"); n != 0 {
 		t.Errorf("a refresh with unchanged digests wrote the DaemonSet %d times", n)
 	}
 	run.stop(t)
@@ -75,7 +75,7 @@ func TestRefreshRollsOnlyWhenADigestChanged(t *testing.T) {
 	}
 	waitForEvent(t, ns, ReasonImageChanged, "DaemonSet", javaRef)
 	time.Sleep(2 * time.Second)
-	if n := run.writes.matching("/daemonsets/"); n != 1 {
+	if n := run.writes.Matching("/daemonsets/"); n != 1 {
 		t.Errorf("the DaemonSet was written %d times for one moved tag, want 1", n)
 	}
 	ds, err := getDaemonSet(ns, dsName)

@@ -5,10 +5,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,45 +58,12 @@ func TestMain(m *testing.M) {
 	}, testenv.RepoFile("deploy/operator/crd"), che))
 }
 
-// writeLog records the write requests an operator sends.
-type writeLog struct {
-	mu     sync.Mutex
-	writes []string
-}
-
-func (w *writeLog) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet && !strings.Contains(req.URL.Path, "/leases/") && !strings.Contains(req.URL.Path, "/events") {
-			w.mu.Lock()
-			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
-			w.mu.Unlock()
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-func (w *writeLog) since(n int) []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.writes[n:]...)
-}
-
-func (w *writeLog) len() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.writes)
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // startOperator runs an operator that watches namespaces until the test ends.
-func startOperator(t *testing.T, rc *rest.Config, o Options, syncPeriod time.Duration) *writeLog {
+func startOperator(t *testing.T, rc *rest.Config, o Options, syncPeriod time.Duration) *testenv.Writes {
 	t.Helper()
-	writes := &writeLog{}
+	writes := &testenv.Writes{}
 	rc = rest.CopyConfig(rc)
-	rc.Wrap(writes.wrap)
+	rc.Wrap(writes.Wrap)
 	if o.PullerImage == "" {
 		o.PullerImage = pullerImage
 	}

@@ -210,9 +210,9 @@ func TestIdleOperatorMakesNoWrites(t *testing.T) {
 	}
 	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	time.Sleep(2 * time.Second)
-	before := writes.len()
+	writes.Reset()
 	time.Sleep(7 * time.Second) // over three resyncs
-	if w := writes.since(before); len(w) != 0 {
+	if w := writes.Count(false); len(w) != 0 {
 		t.Errorf("writes while nothing changed: %v", w)
 	}
 }

@@ -1,0 +1,64 @@
+package testenv
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Writes records the write requests a client sends, as "METHOD path".
+// Wrap a rest.Config's transport with it: rc.Wrap(w.Wrap).
+type Writes struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+// Wrap records every request but reads.
+func (w *Writes) Wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			w.mu.Lock()
+			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Count returns the writes so far, leaving out Lease renewals (leader
+// election keeps its lease alive on purpose) unless withLeases.
+func (w *Writes) Count(withLeases bool) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, wr := range w.writes {
+		if withLeases || !strings.Contains(wr, "/leases/") {
+			out = append(out, wr)
+		}
+	}
+	return out
+}
+
+// Reset forgets the writes so far.
+func (w *Writes) Reset() {
+	w.mu.Lock()
+	w.writes = nil
+	w.mu.Unlock()
+}
+
+// Matching counts the writes whose "METHOD path" contains part.
+func (w *Writes) Matching(part string) int {
+	n := 0
+	for _, wr := range w.Count(true) {
+		if strings.Contains(wr, part) {
+			n++
+		}
+	}
+	return n
+}
