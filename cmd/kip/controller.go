@@ -1,33 +1,25 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/puller"
 	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 type controllerFlags struct {
-	kubeconfig       string
+	managerFlags
 	namespace        string
 	configMap        string
 	kipImage         string
 	openShift        string
-	leaderElect      bool
 	leaderElectionID string
-	metricsAddr      string
-	probeAddr        string
 }
 
 // envOr returns the first non-empty environment variable of names, or def.
@@ -42,9 +34,6 @@ func envOr(def string, names ...string) string {
 
 func newControllerCommand() *cobra.Command {
 	f := controllerFlags{}
-	// Stack traces only for panics: an error log line is an operational
-	// report (an unreachable registry, say), not a bug.
-	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the controller that keeps the image-caching DaemonSet in line with its ConfigMap",
@@ -58,23 +47,17 @@ In a cluster it finds its namespace in POD_NAMESPACE (downward API) or
 NAMESPACE; outside, pass --kubeconfig and --namespace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			f.setLogger()
 			return runController(cmd, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
+	f.bind(fl)
 	fl.StringVarP(&f.namespace, "namespace", "n", envOr(config.Defaults[config.KeyNamespace], "POD_NAMESPACE", config.KeyNamespace), "namespace of the ConfigMap, the puller Deployment and the DaemonSet")
 	fl.StringVar(&f.configMap, "configmap", envOr(config.DefaultConfigMapName, "CONFIGMAP_NAME"), "ConfigMap to watch; empty: use the environment only")
 	fl.StringVar(&f.kipImage, "kip-image", version.Image(), "init container image when KIP_IMAGE is not set and the puller's Deployment is not found")
 	fl.StringVar(&f.openShift, "openshift", "auto", "auto (detect the route.openshift.io API group), true or false")
-	fl.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that several replicas are safe")
 	fl.StringVar(&f.leaderElectionID, "leader-election-id", "", "name of the leader election Lease (default kip-<configmap>)")
-	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
-	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
-	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
-	zapOpts.BindFlags(goFlags)
-	fl.AddGoFlagSet(goFlags)
 	return cmd
 }
 
@@ -110,16 +93,7 @@ func runController(cmd *cobra.Command, f controllerFlags) error {
 			id = "kip-environment"
 		}
 	}
-	renew := 10 * time.Second
-	mgr, err := puller.NewManager(rc, ctrl.Options{
-		LeaderElection:                f.leaderElect,
-		LeaderElectionID:              id,
-		LeaderElectionNamespace:       f.namespace,
-		LeaderElectionReleaseOnCancel: true,
-		RenewDeadline:                 &renew,
-		HealthProbeBindAddress:        f.probeAddr,
-		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
-	}, puller.Options{
+	mgr, err := puller.NewManager(rc, f.options(id, f.namespace), puller.Options{
 		Namespace:       f.namespace,
 		ConfigMapName:   f.configMap,
 		Env:             config.FromEnviron(os.Environ()),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -11,31 +10,24 @@ import (
 	"github.com/kip-image-puller/kip/internal/operator/controller"
 	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 type operatorFlags struct {
-	kubeconfig        string
+	managerFlags
 	namespaces        string
 	pullerImage       string
 	defaultImageLists []string
 	fetchTimeout      time.Duration
 	retryAfter        time.Duration
-	leaderElect       bool
 	leaderElectionNS  string
-	metricsAddr       string
-	probeAddr         string
 }
 
 func newOperatorCommand() *cobra.Command {
 	f := operatorFlags{}
-	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	cmd := &cobra.Command{
 		Use:   "operator",
 		Short: "Run the operator for KubernetesImagePuller resources and the CheCluster switch",
@@ -52,24 +44,18 @@ WATCH_NAMESPACE (or --namespaces) limits it to a comma-separated list of
 namespaces; empty means all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			f.setLogger()
 			return runOperator(f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
+	f.bind(fl)
 	fl.StringVar(&f.namespaces, "namespaces", envOr("", "WATCH_NAMESPACE"), "comma-separated namespaces to watch; empty: all")
 	fl.StringVar(&f.pullerImage, "puller-image", envOr("", "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage (default: the operator's own, found through POD_NAME, else "+version.Image()+")")
 	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "external_images.txt URL to use instead of those in a CheCluster's status; repeatable")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
-	fl.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that several replicas are safe")
 	fl.StringVar(&f.leaderElectionNS, "leader-election-namespace", envOr("", "POD_NAMESPACE"), "namespace of the leader election Lease (default: the pod's own)")
-	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
-	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
-	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
-	zapOpts.BindFlags(goFlags)
-	fl.AddGoFlagSet(goFlags)
 	return cmd
 }
 
@@ -96,17 +82,8 @@ func runOperator(f operatorFlags) error {
 			return err
 		}
 	}
-	renew := 10 * time.Second
 	namespaces := splitNamespaces(f.namespaces)
-	mgr, err := controller.NewManager(rc, ctrl.Options{
-		LeaderElection:                f.leaderElect,
-		LeaderElectionID:              "kip-operator",
-		LeaderElectionNamespace:       f.leaderElectionNS,
-		LeaderElectionReleaseOnCancel: true,
-		RenewDeadline:                 &renew,
-		HealthProbeBindAddress:        f.probeAddr,
-		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
-	}, controller.Options{
+	mgr, err := controller.NewManager(rc, f.options("kip-operator", f.leaderElectionNS), controller.Options{
 		Namespaces:        namespaces,
 		PullerImage:       f.pullerImage,
 		DefaultImageLists: f.defaultImageLists,

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"flag"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// managerFlags are the flags every long-running command shares: where the
+// API server is, leader election, probes, metrics and logging.
+type managerFlags struct {
+	kubeconfig  string
+	leaderElect bool
+	metricsAddr string
+	probeAddr   string
+	zap         zap.Options
+}
+
+func (m *managerFlags) bind(fl *pflag.FlagSet) {
+	fl.StringVar(&m.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
+	fl.BoolVar(&m.leaderElect, "leader-elect", true, "elect a leader, so that several replicas are safe")
+	fl.StringVar(&m.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fl.StringVar(&m.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
+	// Stack traces only for panics: an error log line is an operational
+	// report (an unreachable registry, say), not a bug.
+	m.zap = zap.Options{StacktraceLevel: zapcore.PanicLevel}
+	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	m.zap.BindFlags(goFlags)
+	fl.AddGoFlagSet(goFlags)
+}
+
+func (m *managerFlags) setLogger() {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&m.zap)))
+}
+
+// options are the manager options for a leader election Lease id in namespace.
+func (m *managerFlags) options(id, namespace string) ctrl.Options {
+	renew := 10 * time.Second
+	return ctrl.Options{
+		LeaderElection:                m.leaderElect,
+		LeaderElectionID:              id,
+		LeaderElectionNamespace:       namespace,
+		LeaderElectionReleaseOnCancel: true,
+		RenewDeadline:                 &renew,
+		HealthProbeBindAddress:        m.probeAddr,
+		Metrics:                       metricsserver.Options{BindAddress: m.metricsAddr},
+	}
+}
