@@ -125,10 +125,13 @@ metadata:
 spec:
   images: %q
 `, strings.Join(entries, ";"))
+	start := time.Now()
 	kubectl(t, kip, "apply", "-n", ns, "-f", "-")
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
 	waitCached(t, entries, cluster.Nodes, nil)
+	cached := time.Since(start)
 	got := waitReady(t, c, key)
+	t.Logf("from kubectl apply: every node holds both images after %v, Ready=True after %v", cached.Round(time.Second), time.Since(start).Round(time.Second))
 	want := fmt.Sprintf("%d/%d", 2*len(cluster.Nodes), 2*len(cluster.Nodes))
 	if got.Status.ImagesCached != want || got.Status.NodesWarm != fmt.Sprintf("%d/%d", len(cluster.Nodes), len(cluster.Nodes)) ||
 		got.Status.ImagePullerImage != cluster.kipRepo+":"+cluster.kipTag {
@@ -190,10 +193,13 @@ spec:
       spec:
         images: %q
 `, strings.Join(entries, ";"))
+	start := time.Now()
 	kubectl(t, cc, "apply", "-n", ns, "-f", "-")
 	key := client.ObjectKey{Namespace: ns, Name: "devspaces-image-puller"}
 	waitCached(t, entries, cluster.Nodes, nil)
+	cached := time.Since(start)
 	got := waitReady(t, c, key)
+	t.Logf("from kubectl apply: every node holds both images after %v, Ready=True after %v", cached.Round(time.Second), time.Since(start).Round(time.Second))
 	if got.Labels["app.kubernetes.io/part-of"] != "che.eclipse.org" || metav1.GetControllerOf(got) == nil || metav1.GetControllerOf(got).Kind != "CheCluster" {
 		t.Errorf("resource %s: labels %v, controller %+v", key, got.Labels, metav1.GetControllerOf(got))
 	}
