@@ -13,16 +13,25 @@ func RepoFile(rel string) string {
 	return filepath.Join(filepath.Dir(here), "..", "..", rel)
 }
 
-// CheClusterCRD is the real CheCluster CRD the ecosystem publishes, read from
-// ../shared/testdata next to the repository (not copied into it), or from
-// $KIP_CHECLUSTER_CRD.
+// CheClusterCRD is the real CheCluster CRD the ecosystem publishes, read (not
+// copied into the repository) from $KIP_CHECLUSTER_CRD, or else from
+// shared/testdata beside the repository or beside one of its parent folders.
 func CheClusterCRD() (string, error) {
-	path := os.Getenv("KIP_CHECLUSTER_CRD")
-	if path == "" {
-		path = RepoFile("../shared/testdata/org.eclipse.che_checlusters.yaml")
+	if path := os.Getenv("KIP_CHECLUSTER_CRD"); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("KIP_CHECLUSTER_CRD: %w", err)
+		}
+		return path, nil
 	}
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("the CheCluster CRD: %w (set KIP_CHECLUSTER_CRD to its path)", err)
+	const rel = "shared/testdata/org.eclipse.che_checlusters.yaml"
+	root := filepath.Clean(RepoFile("."))
+	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
+		path := filepath.Join(dir, rel)
+		if _, err := os.Stat(path); err == nil {
+			return path, nil
+		}
+		if dir == filepath.Dir(dir) {
+			return "", fmt.Errorf("the real CheCluster CRD is not in %s beside %s or any parent folder; set KIP_CHECLUSTER_CRD to its path", rel, root)
+		}
 	}
-	return filepath.Clean(path), nil
 }
