@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/poll"
 	"github.com/kip-image-puller/kip/internal/testenv"
@@ -23,9 +22,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 // The API server and etcd every integration test shares. Each test works in
@@ -37,11 +33,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KIP_TEST_LOGS") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
-	} else {
-		ctrl.SetLogger(logr.Discard())
-	}
 	os.Exit(testenv.Run(m, &env, func() {
 		apiConfig, k8s = env.Config, env.Client
 	}))
@@ -109,12 +100,8 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 	writes := &testenv.Writes{}
 	rc := rest.CopyConfig(apiConfig)
 	rc.Wrap(writes.Wrap)
-	mo := ctrl.Options{
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		LeaderElectionNamespace: ns,
-		Controller:              ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	}
+	mo := testenv.ManagerOptions()
+	mo.LeaderElectionNamespace = ns
 	o := Options{Namespace: ns, ConfigMapName: config.DefaultConfigMapName, DefaultKIPImage: "registry.example.com/kip:default"}
 	for _, opt := range opts {
 		opt(&mo, &o)

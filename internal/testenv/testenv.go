@@ -10,11 +10,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 // Env is a running API server with an admin client.
@@ -26,7 +32,14 @@ type Env struct {
 // Run starts the API server with the CRDs in crdPaths installed, calls
 // ready, runs the tests and stops the API server, also when tests fail; for
 // TestMain.
+// It sets controller-runtime's logger: KIP_TEST_LOGS=1 shows the
+// controllers' logs, otherwise they are discarded.
 func Run(m *testing.M, env **Env, ready func(), crdPaths ...string) int {
+	if os.Getenv("KIP_TEST_LOGS") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		ctrl.SetLogger(logr.Discard())
+	}
 	e, err := Start(crdPaths...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -60,6 +73,16 @@ func Start(crdPaths ...string) (*Env, error) {
 		return nil, err
 	}
 	return &Env{Environment: te, Client: c}, nil
+}
+
+// ManagerOptions are the options of a manager started by a test: several
+// may run in one process, and none serves metrics or probes.
+func ManagerOptions() ctrl.Options {
+	return ctrl.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	}
 }
 
 // Namespace creates a namespace of its own for one test.

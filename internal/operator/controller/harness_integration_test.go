@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/poll"
 	"github.com/kip-image-puller/kip/internal/testenv"
@@ -17,12 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 // The API server and etcd the tests share, with the KubernetesImagePuller
@@ -36,11 +30,6 @@ var (
 const pullerImage = "registry.example.com/kip:operator-default"
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KIP_TEST_LOGS") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
-	} else {
-		ctrl.SetLogger(logr.Discard())
-	}
 	che, err := testenv.CheClusterCRD()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -70,11 +59,7 @@ func startOperator(t *testing.T, rc *rest.Config, o Options, syncPeriod time.Dur
 	if o.RetryAfter == 0 {
 		o.RetryAfter = 300 * time.Millisecond
 	}
-	mo := ctrl.Options{
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	}
+	mo := testenv.ManagerOptions()
 	if syncPeriod > 0 {
 		mo.Cache.SyncPeriod = &syncPeriod
 	}
