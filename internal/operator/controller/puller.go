@@ -27,6 +27,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -43,6 +45,7 @@ func setupPullers(mgr ctrl.Manager, o Options) error {
 	r := &pullerReconciler{client: mgr.GetClient(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller")}
 	// DaemonSets and pods belong to the puller Deployment, not the resource:
 	// they map to the resources of their namespace. Nodes map to all.
+	// Creating or deleting a resource wakes the others of its namespace.
 	inNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		return r.requests(ctx, client.InNamespace(obj.GetNamespace()))
 	})
@@ -57,6 +60,10 @@ func setupPullers(mgr ctrl.Manager, o Options) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&appsv1.Deployment{}).
+		// Another resource of the namespace coming or going may hand it over.
+		Watches(&v1alpha1.KubernetesImagePuller{}, inNamespace, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool { return e.ObjectNew.GetDeletionTimestamp() != nil },
+		})).
 		Watches(&appsv1.DaemonSet{}, inNamespace).
 		Watches(&corev1.Pod{}, inNamespace).
 		Watches(&corev1.Node{}, everywhere, builder.WithPredicates(puller.NodeChanged)).

@@ -244,6 +244,13 @@ func TestSecondResourceInNamespaceConflicts(t *testing.T) {
 	}
 	// The first one is unaffected.
 	waitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+
+	// Once the first is gone, the second takes the namespace over.
+	if err := k8s.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	waitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	owned(t, second, "second", &corev1.ConfigMap{})
 }
 
 func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
