@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -32,7 +33,8 @@ func (e *Env) ReadyNode(t testing.TB, name string, labels map[string]string) {
 	if err := e.Client.Update(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Client.Delete(t.Context(), n) })
+	// t.Context() is already canceled when cleanups run.
+	t.Cleanup(func() { _ = e.Client.Delete(context.Background(), n) })
 }
 
 // DaemonSetPod creates the DaemonSet's pod on a node, as the DaemonSet
