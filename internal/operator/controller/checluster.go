@@ -123,7 +123,7 @@ func (r *cheClusterReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 			return reconcile.Result{}, fmt.Errorf("apply KubernetesImagePuller %s: %w", key, err)
 		}
-		log.Info("applied KubernetesImagePuller", "name", key.Name, "images", len(strings.Split(spec.Images, ";")))
+		log.Info("applied KubernetesImagePuller", "name", key.Name, "images", len(strings.FieldsFunc(spec.Images, func(r rune) bool { return r == ';' })))
 	}
 	if defaults == nil {
 		return reconcile.Result{}, nil

@@ -152,33 +152,36 @@ func (r *pullerReconciler) applyAll(ctx context.Context, kip *v1alpha1.Kubernete
 // a change of deploymentName or configMapName: otherwise two pullers would
 // keep running.
 func (r *pullerReconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, objs operator.Objects) error {
-	keep := map[string]string{
-		"ServiceAccount": objs.ServiceAccount.Name, "Role": objs.Role.Name, "RoleBinding": objs.RoleBinding.Name,
-		"ConfigMap": objs.ConfigMap.Name, "Deployment": objs.Deployment.Name,
+	kinds := []struct {
+		kind string
+		list client.ObjectList
+		keep string
+	}{
+		{"ServiceAccount", &corev1.ServiceAccountList{}, objs.ServiceAccount.Name},
+		{"Role", &rbacv1.RoleList{}, objs.Role.Name},
+		{"RoleBinding", &rbacv1.RoleBindingList{}, objs.RoleBinding.Name},
+		{"ConfigMap", &corev1.ConfigMapList{}, objs.ConfigMap.Name},
+		{"Deployment", &appsv1.DeploymentList{}, objs.Deployment.Name},
 	}
-	lists := map[string]client.ObjectList{
-		"ServiceAccount": &corev1.ServiceAccountList{}, "Role": &rbacv1.RoleList{}, "RoleBinding": &rbacv1.RoleBindingList{},
-		"ConfigMap": &corev1.ConfigMapList{}, "Deployment": &appsv1.DeploymentList{},
-	}
-	for kind, list := range lists {
-		if err := r.client.List(ctx, list, client.InNamespace(kip.Namespace),
+	for _, k := range kinds {
+		if err := r.client.List(ctx, k.list, client.InNamespace(kip.Namespace),
 			client.MatchingLabels{daemonset.LabelManagedBy: operator.ManagedBy, daemonset.LabelInstance: kip.Name}); err != nil {
 			return err
 		}
-		items, err := meta.ExtractList(list)
+		items, err := meta.ExtractList(k.list)
 		if err != nil {
 			return err
 		}
 		for _, item := range items {
 			obj := item.(client.Object)
 			owner := metav1.GetControllerOf(obj)
-			if obj.GetName() == keep[kind] || owner == nil || owner.UID != kip.UID {
+			if obj.GetName() == k.keep || owner == nil || owner.UID != kip.UID {
 				continue
 			}
 			if err := r.client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("delete %s %s, no longer used: %w", kind, obj.GetName(), err)
+				return fmt.Errorf("delete %s %s, no longer used: %w", k.kind, obj.GetName(), err)
 			}
-			r.log.Info("deleted an object no longer used", "kind", kind, "name", obj.GetName(), "kubernetesimagepuller", client.ObjectKeyFromObject(kip))
+			r.log.Info("deleted an object no longer used", "kind", k.kind, "name", obj.GetName(), "kubernetesimagepuller", client.ObjectKeyFromObject(kip))
 		}
 	}
 	return nil
