@@ -93,6 +93,20 @@ func doInstallOperator() (client.Client, error) {
 	return client.New(rc, client.Options{Scheme: scheme})
 }
 
+// applyUntilReady applies manifest in key's namespace, waits until every
+// node holds the images of entries and the resource key says Ready=True, and
+// logs how long each took.
+func applyUntilReady(t *testing.T, c client.Client, manifest string, key client.ObjectKey, entries []string) *v1alpha1.KubernetesImagePuller {
+	t.Helper()
+	start := time.Now()
+	kubectl(t, manifest, "apply", "-n", key.Namespace, "-f", "-")
+	waitCached(t, entries, cluster.Nodes, nil)
+	cached := time.Since(start)
+	got := waitReady(t, c, key)
+	t.Logf("from kubectl apply: every node holds the images after %v, Ready=True after %v", cached.Round(time.Second), time.Since(start).Round(time.Second))
+	return got
+}
+
 // waitReady waits until the resource says Ready=True.
 func waitReady(t *testing.T, c client.Client, key client.ObjectKey) *v1alpha1.KubernetesImagePuller {
 	t.Helper()
@@ -125,13 +139,8 @@ metadata:
 spec:
   images: %q
 `, strings.Join(entries, ";"))
-	start := time.Now()
-	kubectl(t, kip, "apply", "-n", ns, "-f", "-")
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
-	waitCached(t, entries, cluster.Nodes, nil)
-	cached := time.Since(start)
-	got := waitReady(t, c, key)
-	t.Logf("from kubectl apply: every node holds both images after %v, Ready=True after %v", cached.Round(time.Second), time.Since(start).Round(time.Second))
+	got := applyUntilReady(t, c, kip, key, entries)
 	want := fmt.Sprintf("%d/%d", 2*len(cluster.Nodes), 2*len(cluster.Nodes))
 	if got.Status.ImagesCached != want || got.Status.NodesWarm != fmt.Sprintf("%d/%d", len(cluster.Nodes), len(cluster.Nodes)) ||
 		got.Status.ImagePullerImage != cluster.kipRepo+":"+cluster.kipTag {
@@ -193,13 +202,8 @@ spec:
       spec:
         images: %q
 `, strings.Join(entries, ";"))
-	start := time.Now()
-	kubectl(t, cc, "apply", "-n", ns, "-f", "-")
 	key := client.ObjectKey{Namespace: ns, Name: "devspaces-image-puller"}
-	waitCached(t, entries, cluster.Nodes, nil)
-	cached := time.Since(start)
-	got := waitReady(t, c, key)
-	t.Logf("from kubectl apply: every node holds both images after %v, Ready=True after %v", cached.Round(time.Second), time.Since(start).Round(time.Second))
+	got := applyUntilReady(t, c, cc, key, entries)
 	if got.Labels["app.kubernetes.io/part-of"] != "che.eclipse.org" || metav1.GetControllerOf(got) == nil || metav1.GetControllerOf(got).Kind != "CheCluster" {
 		t.Errorf("resource %s: labels %v, controller %+v", key, got.Labels, metav1.GetControllerOf(got))
 	}

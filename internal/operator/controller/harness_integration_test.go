@@ -106,6 +106,14 @@ func waitForCondition(t *testing.T, key client.ObjectKey, typ string, status met
 	return &kip
 }
 
+// create creates obj, failing the test when it cannot.
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8s.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newPuller(ns, name string, spec v1alpha1.KubernetesImagePullerSpec) *v1alpha1.KubernetesImagePuller {
 	return &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 }

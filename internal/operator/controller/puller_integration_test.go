@@ -64,9 +64,7 @@ func playPuller(t *testing.T, cm *corev1.ConfigMap) *appsv1.DaemonSet {
 		t.Fatal(err)
 	}
 	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: pullerImage})
-	if err := k8s.Create(context.Background(), ds); err != nil {
-		t.Fatal(err)
-	}
+	create(t, ds)
 	return ds
 }
 
@@ -83,9 +81,7 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 		Images:       "java=reg.example.com/java:17;node=reg.example.com/node:22",
 		NodeSelector: `{"kip-test": "` + ns + `"}`,
 	})
-	if err := k8s.Create(ctx, kip); err != nil {
-		t.Fatal(err)
-	}
+	create(t, kip)
 	// Everything the puller needs, owned by the resource, with defaults.
 	var sa corev1.ServiceAccount
 	var role rbacv1.Role
@@ -205,9 +201,7 @@ func TestIdleOperatorMakesNoWrites(t *testing.T) {
 	ns := env.Namespace(t)
 	writes := startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 2*time.Second)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	if err := k8s.Create(context.Background(), kip); err != nil {
-		t.Fatal(err)
-	}
+	create(t, kip)
 	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	time.Sleep(2 * time.Second)
 	writes.Reset()
@@ -222,14 +216,10 @@ func TestSecondResourceInNamespaceConflicts(t *testing.T) {
 	ns := env.Namespace(t)
 	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
 	first := newPuller(ns, "first", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	if err := k8s.Create(ctx, first); err != nil {
-		t.Fatal(err)
-	}
+	create(t, first)
 	waitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	second := newPuller(ns, "second", v1alpha1.KubernetesImagePullerSpec{Images: "b=reg.example.com/b:1", ConfigMapName: "second", DeploymentName: "second"})
-	if err := k8s.Create(ctx, second); err != nil {
-		t.Fatal(err)
-	}
+	create(t, second)
 	got := waitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeReady, metav1.ConditionFalse, operator.ReasonConflict)
 	if msg := findCondition(got, operator.TypeReady).Message; !strings.Contains(msg, "first") {
 		t.Errorf("Conflict message %q does not name the resource that holds the namespace", msg)
@@ -258,9 +248,7 @@ func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
 	ns := env.Namespace(t)
 	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	if err := k8s.Create(ctx, kip); err != nil {
-		t.Fatal(err)
-	}
+	create(t, kip)
 	var cm corev1.ConfigMap
 	owned(t, kip, config.DefaultConfigMapName, &cm)
 
@@ -293,9 +281,7 @@ func TestWatchNamespaceLimitsTheOperator(t *testing.T) {
 	outside := newPuller(other, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
 	inside := newPuller(watched, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
 	for _, k := range []*v1alpha1.KubernetesImagePuller{outside, inside} {
-		if err := k8s.Create(ctx, k); err != nil {
-			t.Fatal(err)
-		}
+		create(t, k)
 	}
 	waitForCondition(t, client.ObjectKeyFromObject(inside), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	time.Sleep(time.Second)
@@ -312,16 +298,12 @@ func TestRenamedObjectsReplaceTheOldOnes(t *testing.T) {
 	ns := env.Namespace(t)
 	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	if err := k8s.Create(ctx, kip); err != nil {
-		t.Fatal(err)
-	}
+	create(t, kip)
 	owned(t, kip, "kubernetes-image-puller", &appsv1.Deployment{})
 	owned(t, kip, config.DefaultConfigMapName, &corev1.ConfigMap{})
 	// Unrelated objects in the namespace stay whatever happens.
 	bystander := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bystander", Namespace: ns}}
-	if err := k8s.Create(ctx, bystander); err != nil {
-		t.Fatal(err)
-	}
+	create(t, bystander)
 
 	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) {
 		s.DeploymentName = "puller"
