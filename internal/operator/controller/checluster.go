@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -19,7 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -49,11 +53,29 @@ func setupCheClusters(mgr ctrl.Manager, o Options, pullerAPI bool) error {
 			return served(mgr, v1alpha1.GroupVersion.WithKind("KubernetesImagePuller"))
 		},
 	}
-	b := ctrl.NewControllerManagedBy(mgr).Named("checluster").For(cheCluster())
+	// A reconcile may read the registries' image lists over the network, so
+	// it runs on what can change its outcome: the CheCluster's spec and
+	// registry URLs, and the spec of the resource it made, not on the status
+	// updates both see all the time.
+	b := ctrl.NewControllerManagedBy(mgr).Named("checluster").
+		For(cheCluster(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, registryURLsChanged)))
 	if pullerAPI {
-		b = b.Owns(&v1alpha1.KubernetesImagePuller{})
+		b = b.Owns(&v1alpha1.KubernetesImagePuller{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	}
 	return b.Complete(r)
+}
+
+// registryURLsChanged lets through the CheCluster updates that move the
+// registry URLs its default images come from.
+var registryURLsChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*unstructured.Unstructured)
+		cur, okNew := e.ObjectNew.(*unstructured.Unstructured)
+		if !okOld || !okNew {
+			return true
+		}
+		return !slices.Equal(operator.DefaultImageLists(old), operator.DefaultImageLists(cur))
+	},
 }
 
 func cheCluster() *unstructured.Unstructured {
