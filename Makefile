@@ -29,18 +29,33 @@ test-unit: ## Pure packages and commands, with the fuzz seed corpora
 kube-binaries: ## Build etcd and kube-apiserver from source (cached)
 	hack/kube-binaries.sh etcd kube-apiserver
 
+# A real CheCluster CRD (che-operator's), for a second run of the tests that
+# install one: $(KIP_CHECLUSTER_CRD), or one hack/real-crds.sh finds beside
+# the repository. Every test first runs with the project's own fixture.
+REAL_CHECLUSTER_CRD := $(or $(KIP_CHECLUSTER_CRD),$(shell hack/real-crds.sh org.eclipse.che_checlusters.yaml))
+unexport KIP_CHECLUSTER_CRD
+
 test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest)
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -count=1 -tags integration -timeout 20m ./internal/puller/... ./internal/operator/... ./cmd/kip/...
+		$(GO) test -count=1 -tags integration -timeout 20m ./internal/controller/... ./internal/manager/... ./cmd/kip/...
+ifneq ($(REAL_CHECLUSTER_CRD),)
+	@echo "again, with the real CheCluster CRD $(REAL_CHECLUSTER_CRD)"
+	KIP_CHECLUSTER_CRD="$(REAL_CHECLUSTER_CRD)" KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
+		$(GO) test -count=1 -tags integration -timeout 20m ./internal/manager/...
+endif
 
 test-e2e: ## On a fresh 3-node local cluster (root; builds it, tears it down after)
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
+ifneq ($(REAL_CHECLUSTER_CRD),)
+	@echo "the operator's tests again, with the real CheCluster CRD $(REAL_CHECLUSTER_CRD)"
+	KIP_CHECLUSTER_CRD="$(REAL_CHECLUSTER_CRD)" $(GO) test -count=1 -tags e2e -timeout 30m -run 'Operator|CheCluster' ./test/e2e/...
+endif
 
 BENCH_IMAGES ?= 10
 BENCH_SIZE_MB ?= 60
 bench: kube-binaries ## Benchmarks: the controller on envtest, then the puller against CRI pulls on the local cluster
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -tags integration -run '^$$' -bench . -benchtime 20x ./internal/puller/...
+		$(GO) test -tags integration -run '^$$' -bench . -benchtime 20x ./internal/controller/puller/...
 	hack/cluster.sh up $(NODES)
 	$(MAKE) image REGISTRY=127.0.0.1:5001
 	$(BIN)/kip-dev bench --images $(BENCH_IMAGES) --size-mb $(BENCH_SIZE_MB)

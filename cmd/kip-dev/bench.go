@@ -15,9 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/cri"
-	"github.com/kip-image-puller/kip/internal/imagebuild"
-	"github.com/kip-image-puller/kip/internal/localcluster"
+	"github.com/kip-image-puller/kip/internal/dev/cri"
+	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
+	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/template"
 	"github.com/spf13/cobra"
 )

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/kip-image-puller/kip/internal/bundle"
+	"github.com/kip-image-puller/kip/internal/dev/bundle"
 	"github.com/spf13/cobra"
 )
 

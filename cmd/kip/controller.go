@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/puller"
+	"github.com/kip-image-puller/kip/internal/controller/puller"
 	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"

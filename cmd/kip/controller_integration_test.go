@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/testenv"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

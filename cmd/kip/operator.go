@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/operator/controller"
+	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,7 +83,7 @@ func runOperator(f operatorFlags) error {
 		}
 	}
 	namespaces := splitNamespaces(f.namespaces)
-	mgr, err := controller.NewManager(rc, f.options("kip-operator", f.leaderElectionNS), controller.Options{
+	mgr, err := manager.NewOperator(rc, f.options("kip-operator", f.leaderElectionNS), manager.Options{
 		Namespaces:        namespaces,
 		PullerImage:       f.pullerImage,
 		DefaultImageLists: f.defaultImageLists,

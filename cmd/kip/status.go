@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/status"
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -140,31 +140,19 @@ func statusError(cmd *cobra.Command, err error) error {
 	return exitError{code: exitStatusError}
 }
 
-// readStatus reads the puller's DaemonSet, its pods and the nodes.
+// readStatus reads what the nodes report about the puller's DaemonSet, which
+// its ConfigMap names.
 func readStatus(ctx context.Context, c client.Client, namespace, configMap string) (status.Report, error) {
-	dsName := config.Defaults[config.KeyDaemonSetName]
 	var cm corev1.ConfigMap
-	switch err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: configMap}, &cm); {
-	case err == nil:
-		if v := strings.TrimSpace(cm.Data[config.KeyDaemonSetName]); v != "" {
-			dsName = v
-		}
-	case !apierrors.IsNotFound(err):
+	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: configMap}, &cm); err != nil && !apierrors.IsNotFound(err) {
 		return status.Report{}, err
 	}
-	var ds appsv1.DaemonSet
-	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: dsName}, &ds); err != nil {
-		return status.Report{}, fmt.Errorf("DaemonSet %s/%s: %w", namespace, dsName, err)
+	dsName := config.Value(cm.Data, config.KeyDaemonSetName)
+	r, found, err := observe.Source{Reader: c}.Read(ctx, namespace, dsName)
+	if err == nil && !found {
+		err = fmt.Errorf("DaemonSet %s/%s: not found (is the puller installed in namespace %s?)", namespace, dsName, namespace)
 	}
-	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(ds.Spec.Selector.MatchLabels)); err != nil {
-		return status.Report{}, err
-	}
-	var nodes corev1.NodeList
-	if err := c.List(ctx, &nodes); err != nil {
-		return status.Report{}, err
-	}
-	return status.Compute(&ds, pods.Items, nodes.Items), nil
+	return r, err
 }
 
 func renderStatus(r status.Report, output string) (string, error) {

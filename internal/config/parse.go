@@ -38,18 +38,24 @@ func FromEnviron(environ []string) map[string]string {
 	return data
 }
 
+// Value is the value of key in data, trimmed, or its documented default when
+// it is empty or absent. It is how every reader of the configuration (the
+// parser, `kip status`, the operator) names the DaemonSet and the Deployment,
+// even before the rest of the configuration is valid.
+func Value(data map[string]string, key string) string {
+	if v := strings.TrimSpace(data[key]); v != "" {
+		return v
+	}
+	return Defaults[key]
+}
+
 // Parse turns ConfigMap data (or environment values) into a Config. Empty
 // or absent keys take their documented defaults. It returns warnings (unknown
 // keys, harmless oddities) even when the configuration is valid, and an
 // *Error listing every problem when it is not.
 func Parse(data map[string]string) (*Config, []Problem, error) {
 	var errs, warns problems
-	get := func(key string) string {
-		if v := strings.TrimSpace(data[key]); v != "" {
-			return v
-		}
-		return Defaults[key]
-	}
+	get := func(key string) string { return Value(data, key) }
 
 	cfg := &Config{}
 	cfg.Images = parseImages(data[KeyImages], &errs, &warns)

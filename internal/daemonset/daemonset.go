@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/labels"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -16,17 +17,11 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Labels and annotations the puller puts on what it manages.
+// Label values and annotations of the DaemonSet (the label keys are in
+// package labels).
 const (
-	LabelName      = "app.kubernetes.io/name"
-	LabelInstance  = "app.kubernetes.io/instance"
-	LabelComponent = "app.kubernetes.io/component"
-	LabelPartOf    = "app.kubernetes.io/part-of"
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-
 	AppName   = "kubernetes-image-puller"
 	Component = "image-cache"
-	ManagedBy = "kip"
 
 	// AnnotationDigests on the DaemonSet records, as a JSON object, the
 	// digest each mutable tag resolved to at the last refresh.
@@ -75,15 +70,15 @@ type Options struct {
 // SelectorLabels select the puller's pods; they never change for a given
 // DaemonSet name, as a DaemonSet's selector is immutable.
 func SelectorLabels(dsName string) map[string]string {
-	return map[string]string{LabelName: AppName, LabelInstance: dsName}
+	return map[string]string{labels.Name: AppName, labels.Instance: dsName}
 }
 
 // Labels are the recommended labels of the DaemonSet and its pods.
 func Labels(dsName string) map[string]string {
 	l := SelectorLabels(dsName)
-	l[LabelComponent] = Component
-	l[LabelPartOf] = AppName
-	l[LabelManagedBy] = ManagedBy
+	l[labels.Component] = Component
+	l[labels.PartOf] = AppName
+	l[labels.ManagedBy] = labels.ManagedByPuller
 	return l
 }
 

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kip-image-puller/kip/internal/labels"
+
 	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/daemonset"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,6 +33,14 @@ const (
 	ReasonRegistryUnreachable = "RegistryUnreachable"
 	ReasonNoRegistry          = "NoRegistryURL"
 )
+
+// NewCheCluster is an empty CheCluster to read into: the operator does not
+// link che-operator's types, it reads the few fields it needs.
+func NewCheCluster() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(CheClusterKind)
+	return u
+}
 
 // CheClusterPuller is what a CheCluster asks of the image puller.
 type CheClusterPuller struct {
@@ -92,7 +101,7 @@ func PullerFor(cc *unstructured.Unstructured, spec v1alpha1.KubernetesImagePulle
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      PullerName(cc.GetName()),
 			Namespace: cc.GetNamespace(),
-			Labels:    map[string]string{daemonset.LabelComponent: ComponentValue, daemonset.LabelPartOf: PartOfValue},
+			Labels:    map[string]string{labels.Component: ComponentValue, labels.PartOf: PartOfValue},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: CheClusterKind.GroupVersion().String(), Kind: CheClusterKind.Kind,
 				Name: cc.GetName(), UID: cc.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),

@@ -3,9 +3,10 @@ package operator
 import (
 	"fmt"
 
+	"github.com/kip-image-puller/kip/internal/labels"
+
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/deploy"
-	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/template"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,10 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 )
-
-// ManagedBy is the app.kubernetes.io/managed-by label of everything the
-// operator creates; app.kubernetes.io/instance names the resource.
-const ManagedBy = "kip-operator"
 
 // Objects are the namespaced objects that run one puller, in apply order.
 type Objects struct {
@@ -98,13 +95,13 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		meta := obj.(metav1.Object)
 		meta.SetNamespace(kip.Namespace)
 		meta.SetOwnerReferences([]metav1.OwnerReference{owner})
-		labels := meta.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
+		l := meta.GetLabels()
+		if l == nil {
+			l = map[string]string{}
 		}
-		labels[daemonset.LabelManagedBy] = ManagedBy
-		labels[daemonset.LabelInstance] = kip.Name
-		meta.SetLabels(labels)
+		l[labels.ManagedBy] = labels.ManagedByOperator
+		l[labels.Instance] = kip.Name
+		meta.SetLabels(l)
 	}
 	return objs, nil
 }

@@ -3,6 +3,8 @@ package operator
 import (
 	"testing"
 
+	"github.com/kip-image-puller/kip/internal/labels"
+
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/config"
 
@@ -23,7 +25,7 @@ func TestBuild(t *testing.T) {
 	for _, obj := range objs.List() {
 		m := obj.(metav1.Object)
 		ref := metav1.GetControllerOf(m)
-		if m.GetNamespace() != "tools" || ref == nil || ref.UID != "uid-1" || m.GetLabels()["app.kubernetes.io/managed-by"] != ManagedBy || m.GetLabels()["app.kubernetes.io/instance"] != "puller" {
+		if m.GetNamespace() != "tools" || ref == nil || ref.UID != "uid-1" || m.GetLabels()["app.kubernetes.io/managed-by"] != labels.ManagedByOperator || m.GetLabels()["app.kubernetes.io/instance"] != "puller" {
 			t.Errorf("%T %s: namespace %q, controller %+v, labels %v", obj, m.GetName(), m.GetNamespace(), ref, m.GetLabels())
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/kip-image-puller/kip/internal/registry/registrytest"
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	corev1 "k8s.io/api/core/v1"
 )
 

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/bundle"
+	"github.com/kip-image-puller/kip/internal/dev/bundle"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
+	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
-	"github.com/kip-image-puller/kip/internal/operator/controller"
-	"github.com/kip-image-puller/kip/internal/testenv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,7 +34,7 @@ var operatorOnce struct {
 }
 
 // installOperator installs the operator once, as `kubectl apply -k
-// deploy/operator` does, with the image the tests pushed, after the real
+// deploy/operator` does, with the image the tests pushed, after the
 // CheCluster CRD, so the operator starts with the CheCluster switch on.
 func installOperator(t *testing.T) client.Client {
 	t.Helper()
@@ -86,7 +86,7 @@ func doInstallOperator() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme, err := controller.Scheme()
+	scheme, err := manager.Scheme()
 	if err != nil {
 		return nil, err
 	}

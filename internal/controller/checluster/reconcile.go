@@ -1,14 +1,11 @@
-package controller
+package checluster
 
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/go-logr/logr"
 	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/images"
 	"github.com/kip-image-puller/kip/internal/operator"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,12 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/tools/events"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -33,59 +25,8 @@ const (
 	ReasonInvalidCheCluster = "InvalidImagePullerSpec"
 )
 
-// cheClusterReconciler makes a CheCluster's KubernetesImagePuller exist
-// while spec.components.imagePuller.enable is true, and removes it after.
-type cheClusterReconciler struct {
-	client    client.Client
-	events    events.EventRecorder
-	opts      Options
-	log       logr.Logger
-	pullerAPI func() (bool, error)
-}
-
-func setupCheClusters(mgr ctrl.Manager, o Options, pullerAPI bool) error {
-	r := &cheClusterReconciler{
-		client: mgr.GetClient(),
-		events: mgr.GetEventRecorder(FieldOwner),
-		opts:   o,
-		log:    mgr.GetLogger().WithName("checluster"),
-		pullerAPI: func() (bool, error) {
-			return served(mgr, v1alpha1.GroupVersion.WithKind("KubernetesImagePuller"))
-		},
-	}
-	// A reconcile may read the registries' image lists over the network, so
-	// it runs on what can change its outcome: the CheCluster's spec and
-	// registry URLs, and the spec of the resource it made, not on the status
-	// updates both see all the time.
-	b := ctrl.NewControllerManagedBy(mgr).Named("checluster").
-		For(cheCluster(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, registryURLsChanged)))
-	if pullerAPI {
-		b = b.Owns(&v1alpha1.KubernetesImagePuller{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
-	}
-	return b.Complete(r)
-}
-
-// registryURLsChanged lets through the CheCluster updates that move the
-// registry URLs its default images come from.
-var registryURLsChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		old, okOld := e.ObjectOld.(*unstructured.Unstructured)
-		cur, okNew := e.ObjectNew.(*unstructured.Unstructured)
-		if !okOld || !okNew {
-			return true
-		}
-		return !slices.Equal(operator.DefaultImageLists(old), operator.DefaultImageLists(cur))
-	},
-}
-
-func cheCluster() *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(operator.CheClusterKind)
-	return u
-}
-
-func (r *cheClusterReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	cc := cheCluster()
+func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	cc := operator.NewCheCluster()
 	if err := r.client.Get(ctx, req.NamespacedName, cc); err != nil {
 		// Deleted: the garbage collector removes the resource it owned.
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -159,50 +100,6 @@ func (r *cheClusterReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	return reconcile.Result{}, nil
 }
 
-// defaultImages fills spec.Images with the platform's default images and
-// returns the condition saying how that went.
-func (r *cheClusterReconciler) defaultImages(ctx context.Context, cc *unstructured.Unstructured, spec *v1alpha1.KubernetesImagePullerSpec) *metav1.Condition {
-	cond := &metav1.Condition{Type: operator.TypeDefaultImages, ObservedGeneration: cc.GetGeneration()}
-	urls := r.opts.DefaultImageLists
-	if len(urls) == 0 {
-		urls = operator.DefaultImageLists(cc)
-	}
-	if len(urls) == 0 {
-		cond.Status, cond.Reason = metav1.ConditionFalse, operator.ReasonNoRegistry
-		cond.Message = "spec.images is empty and the CheCluster's status names no plugin or devfile registry URL yet; waiting for it"
-		return cond
-	}
-	var lists [][]string
-	var problems []string
-	for _, u := range urls {
-		text, err := images.Read(ctx, u, r.opts.FetchTimeout)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("GET %s: %v", u, err))
-			continue
-		}
-		refs, bad := images.Parse(u, text)
-		for _, p := range bad {
-			problems = append(problems, p.String())
-		}
-		lists = append(lists, refs)
-	}
-	if len(problems) > 0 {
-		cond.Status, cond.Reason = metav1.ConditionFalse, operator.ReasonRegistryUnreachable
-		cond.Message = fmt.Sprintf("reading the default images failed, retrying in %v: %s", r.opts.RetryAfter, strings.Join(problems, "; "))
-		return cond
-	}
-	merged := images.Merge(lists...)
-	if len(merged) == 0 {
-		cond.Status, cond.Reason = metav1.ConditionFalse, operator.ReasonRegistryUnreachable
-		cond.Message = "the registries list no image: " + strings.Join(urls, ", ")
-		return cond
-	}
-	spec.Images = images.Value(merged)
-	cond.Status, cond.Reason = metav1.ConditionTrue, operator.ReasonDefaultImagesRead
-	cond.Message = fmt.Sprintf("%d default images from %s", len(merged), strings.Join(urls, ", "))
-	return cond
-}
-
 // pullerUpToDate tells whether existing already is what the CheCluster asks.
 func pullerUpToDate(existing, desired *v1alpha1.KubernetesImagePuller) bool {
 	if existing.Spec != desired.Spec || !equality.Semantic.DeepEqual(existing.OwnerReferences, desired.OwnerReferences) {
@@ -218,7 +115,7 @@ func pullerUpToDate(existing, desired *v1alpha1.KubernetesImagePuller) bool {
 
 // setCondition records cond on the resource's status, leaving the
 // conditions the puller controller keeps alone.
-func (r *cheClusterReconciler) setCondition(ctx context.Context, key client.ObjectKey, cond metav1.Condition) error {
+func (r *reconciler) setCondition(ctx context.Context, key client.ObjectKey, cond metav1.Condition) error {
 	var kip v1alpha1.KubernetesImagePuller
 	if err := r.client.Get(ctx, key, &kip); err != nil {
 		return err
@@ -232,7 +129,7 @@ func (r *cheClusterReconciler) setCondition(ctx context.Context, key client.Obje
 }
 
 // remove deletes the CheCluster's resource, if it made one.
-func (r *cheClusterReconciler) remove(ctx context.Context, cc *unstructured.Unstructured) error {
+func (r *reconciler) remove(ctx context.Context, cc *unstructured.Unstructured) error {
 	var kip v1alpha1.KubernetesImagePuller
 	key := client.ObjectKey{Namespace: cc.GetNamespace(), Name: operator.PullerName(cc.GetName())}
 	if err := r.client.Get(ctx, key, &kip); err != nil {

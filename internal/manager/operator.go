@@ -1,23 +1,25 @@
-// Package controller runs the operator: one controller keeps each
-// KubernetesImagePuller's objects applied and its status true to what the
-// nodes hold, another turns CheClusters that enable the image puller into
-// KubernetesImagePullers. The decisions are internal/operator's; this
-// package reads the cluster and writes what they say.
-package controller
+// Package manager assembles the operator process: a controller-runtime
+// manager whose cache holds only what the operator made and the pullers'
+// DaemonSets and pods, running the KubernetesImagePuller controller and the
+// CheCluster switch, whichever of them the cluster's APIs allow. (The puller
+// process has one controller and assembles itself: controller/puller.)
+package manager
 
 import (
 	"fmt"
 	"time"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/controller/checluster"
+	"github.com/kip-image-puller/kip/internal/controller/imagepuller"
+	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/operator"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/labels"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -28,10 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 )
 
-// FieldOwner is the operator's server-side apply field manager.
-const FieldOwner = "kip-operator"
-
-// Options configure the operator.
+// Options configure the operator process.
 type Options struct {
 	// Namespaces to watch; empty means all (WATCH_NAMESPACE).
 	Namespaces []string
@@ -59,11 +58,11 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// NewManager returns a manager running the operator's controllers, whatever
+// NewOperator returns a manager running the operator's controllers, whatever
 // of them the cluster's APIs allow: the KubernetesImagePuller controller
 // when its CRD is installed, the CheCluster switch when CheClusters exist.
 // The caller sets leader election, probes and metrics in mo.
-func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, error) {
+func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, error) {
 	if o.FetchTimeout == 0 {
 		o.FetchTimeout = 30 * time.Second
 	}
@@ -85,8 +84,8 @@ func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, erro
 		}
 	}
 	// Only what the operator made, and the pullers' own DaemonSets and pods.
-	ours := labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: operator.ManagedBy})
-	pullers := labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: daemonset.ManagedBy})
+	ours := k8slabels.SelectorFromSet(k8slabels.Set{labels.ManagedBy: labels.ManagedByOperator})
+	pullers := k8slabels.SelectorFromSet(k8slabels.Set{labels.ManagedBy: labels.ManagedByPuller})
 	mo.Cache.ByObject = map[client.Object]cache.ByObject{
 		&corev1.ServiceAccount{}: {Label: ours},
 		&rbacv1.Role{}:           {Label: ours},
@@ -101,7 +100,10 @@ func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, erro
 		return nil, err
 	}
 	log := mgr.GetLogger().WithName("operator")
-	pullerAPI, err := served(mgr, v1alpha1.GroupVersion.WithKind("KubernetesImagePuller"))
+	pullerAPIServed := func() (bool, error) {
+		return served(mgr, v1alpha1.GroupVersion.WithKind("KubernetesImagePuller"))
+	}
+	pullerAPI, err := pullerAPIServed()
 	if err != nil {
 		return nil, err
 	}
@@ -111,14 +113,15 @@ func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, erro
 	}
 	switch {
 	case pullerAPI:
-		if err := setupPullers(mgr, o); err != nil {
+		if err := imagepuller.Setup(mgr, imagepuller.Options{PullerImage: o.PullerImage, RetryAfter: o.RetryAfter}); err != nil {
 			return nil, err
 		}
 	default:
 		log.Error(nil, "the KubernetesImagePuller API (kubernetesimagepullers.che.eclipse.org/v1alpha1) is not installed; apply deploy/operator/crd, then restart the operator")
 	}
 	if cheAPI {
-		if err := setupCheClusters(mgr, o, pullerAPI); err != nil {
+		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter}
+		if err := checluster.Setup(mgr, co, pullerAPIServed); err != nil {
 			return nil, err
 		}
 	} else {

@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/status"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -28,11 +27,10 @@ const (
 // metrics; it never writes the DaemonSet.
 type reporter struct {
 	client client.Client
+	source observe.Source
 	events eventSink
 	log    logr.Logger
 	now    func() time.Time
-	// nodesFromPods is set without permission to read nodes.
-	nodesFromPods bool
 
 	failing map[string]status.Failure // by node/image, reported once while it lasts
 	// The DaemonSet generation being warmed, when the reporter first saw
@@ -52,22 +50,10 @@ func (r *reporter) Reconcile(ctx context.Context, _ reconcile.Request) (reconcil
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].CreationTimestamp.Before(&list.Items[j].CreationTimestamp) })
 	ds := &list.Items[len(list.Items)-1]
-	var pods corev1.PodList
-	if err := r.client.List(ctx, &pods, client.InNamespace(ds.Namespace),
-		client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(daemonset.SelectorLabels(ds.Name))}); err != nil {
+	report, err := r.source.Report(ctx, ds)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	var nodes []corev1.Node
-	if r.nodesFromPods {
-		nodes = nodesOf(pods.Items)
-	} else {
-		var list corev1.NodeList
-		if err := r.client.List(ctx, &list); err != nil {
-			return reconcile.Result{}, err
-		}
-		nodes = list.Items
-	}
-	report := status.Compute(ds, pods.Items, nodes)
 	recordReport(report)
 	r.reportFailures(ds, report)
 	r.reportWarm(ds, report)
@@ -118,20 +104,4 @@ func (r *reporter) reportWarm(ds *appsv1.DaemonSet, report status.Report) {
 	r.log.Info("every node holds every image", "nodes", report.Summary.NodesSelected, "images", len(report.Images), "took", took.String())
 	r.events.emit(ds, corev1.EventTypeNormal, ReasonAllNodesWarm, "all %d selected nodes hold all %d images, %s after the change",
 		report.Summary.NodesSelected, len(report.Images), took.Round(100*time.Millisecond))
-}
-
-// nodesOf stands in for the nodes, from the pods that run on them, all Ready.
-func nodesOf(pods []corev1.Pod) []corev1.Node {
-	seen := map[string]bool{}
-	var nodes []corev1.Node
-	for _, p := range pods {
-		if p.Spec.NodeName == "" || seen[p.Spec.NodeName] {
-			continue
-		}
-		seen[p.Spec.NodeName] = true
-		n := corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
-		n.Name = p.Spec.NodeName
-		nodes = append(nodes, n)
-	}
-	return nodes
 }

@@ -19,8 +19,8 @@ import (
 )
 
 const (
-	manifestsDir = "../../deploy/operator"
-	bundleDir    = "../../deploy/operator/bundle"
+	manifestsDir = "../../../deploy/operator"
+	bundleDir    = "../../../deploy/operator/bundle"
 )
 
 func render(t *testing.T) map[string]map[string]runtimeObject {

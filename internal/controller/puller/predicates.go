@@ -1,9 +1,7 @@
 package puller
 
 import (
-	"github.com/kip-image-puller/kip/internal/status"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -24,20 +22,5 @@ var daemonSetChanged = predicate.Funcs{
 			!equality.Semantic.DeepEqual(old.Annotations, cur.Annotations) ||
 			!equality.Semantic.DeepEqual(old.OwnerReferences, cur.OwnerReferences) ||
 			!equality.Semantic.DeepEqual(old.DeletionTimestamp, cur.DeletionTimestamp)
-	},
-}
-
-// NodeChanged lets through the node updates that can change what is
-// selected or counted: readiness, cordoning, labels and taints, not the
-// heartbeats.
-var NodeChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		old, okOld := e.ObjectOld.(*corev1.Node)
-		cur, okNew := e.ObjectNew.(*corev1.Node)
-		if !okOld || !okNew {
-			return true
-		}
-		return status.NodeReady(old) != status.NodeReady(cur) || old.Spec.Unschedulable != cur.Spec.Unschedulable ||
-			!equality.Semantic.DeepEqual(old.Labels, cur.Labels) || !equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints)
 	},
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/poll"
-	"github.com/kip-image-puller/kip/internal/testenv"
+	"github.com/kip-image-puller/kip/internal/dev/poll"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"

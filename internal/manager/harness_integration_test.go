@@ -1,6 +1,6 @@
 //go:build integration
 
-package controller
+package manager
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/poll"
-	"github.com/kip-image-puller/kip/internal/testenv"
+	"github.com/kip-image-puller/kip/internal/dev/poll"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,7 +63,7 @@ func startOperator(t *testing.T, rc *rest.Config, o Options, syncPeriod time.Dur
 	if syncPeriod > 0 {
 		mo.Cache.SyncPeriod = &syncPeriod
 	}
-	mgr, err := NewManager(rc, mo, o)
+	mgr, err := NewOperator(rc, mo, o)
 	if err != nil {
 		t.Fatal(err)
 	}

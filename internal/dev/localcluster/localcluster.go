@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/cri"
+	"github.com/kip-image-puller/kip/internal/dev/cri"
 )
 
 // DefaultDir is where hack/cluster.sh keeps the cluster.

@@ -6,14 +6,15 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -68,7 +69,7 @@ func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, erro
 		o.Resolver = registry.Default
 	}
 	mo.Cache.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
-	managed := labels.SelectorFromSet(labels.Set{daemonset.LabelManagedBy: daemonset.ManagedBy})
+	managed := k8slabels.SelectorFromSet(k8slabels.Set{labels.ManagedBy: labels.ManagedByPuller})
 	byObject := map[client.Object]cache.ByObject{
 		&appsv1.DaemonSet{}: {Label: managed},
 		&corev1.Pod{}:       {Label: managed},
@@ -137,7 +138,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := b.Complete(r); err != nil {
 		return err
 	}
-	rep := &reporter{client: mgr.GetClient(), events: r.events, log: log.WithName("status"), now: time.Now}
+	rep := &reporter{client: mgr.GetClient(), source: observe.Source{Reader: mgr.GetClient()}, events: r.events, log: log.WithName("status"), now: time.Now}
 	sb := ctrl.NewControllerManagedBy(mgr).
 		Named("puller-status").
 		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged)).
@@ -148,9 +149,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	case err != nil:
 		return err
 	case ok:
-		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(NodeChanged))
+		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(observe.NodeChanged))
 	default:
-		rep.nodesFromPods = true
+		rep.source.NodesFromPods = true
 		log.Info("no permission to list and watch nodes; the status counts the nodes that run a puller pod, all as Ready")
 	}
 	return sb.Complete(rep)

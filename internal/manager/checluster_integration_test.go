@@ -1,6 +1,6 @@
 //go:build integration
 
-package controller
+package manager
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/controller/checluster"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/images"
+	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/operator"
-	"github.com/kip-image-puller/kip/internal/testenv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,7 +31,7 @@ import (
 // spec.components.imagePuller and registry URLs in its status.
 func newCheCluster(t *testing.T, c client.Client, ns, name string, imagePuller map[string]any, status map[string]any) *unstructured.Unstructured {
 	t.Helper()
-	cc := cheCluster()
+	cc := operator.NewCheCluster()
 	cc.SetNamespace(ns)
 	cc.SetName(name)
 	if err := unstructured.SetNestedMap(cc.Object, imagePuller, "spec", "components", "imagePuller"); err != nil {
@@ -89,7 +90,7 @@ func TestCheClusterEnableCustomImagesThenDisable(t *testing.T) {
 	kip := waitForPuller(t, cc, "devspaces-image-puller with the CheCluster's spec", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
 		return k.Spec.Images == "java=reg.example.com/java:17" && k.Spec.CachingMemoryLimit == "30Mi", fmt.Sprintf("spec %+v", k.Spec)
 	})
-	if kip.Labels[daemonset.LabelComponent] != "kubernetes-image-puller" || kip.Labels[daemonset.LabelPartOf] != "che.eclipse.org" {
+	if kip.Labels[labels.Component] != "kubernetes-image-puller" || kip.Labels[labels.PartOf] != "che.eclipse.org" {
 		t.Errorf("labels %v", kip.Labels)
 	}
 	if ref := metav1.GetControllerOf(kip); ref == nil || ref.UID != cc.GetUID() || ref.Kind != "CheCluster" || ref.APIVersion != "org.eclipse.che/v2" {
@@ -218,7 +219,7 @@ func TestCheClusterWithoutThePullerAPI(t *testing.T) {
 			return false, err.Error()
 		}
 		for _, e := range list.Items {
-			if e.InvolvedObject.UID == cc.GetUID() && e.Reason == ReasonPullerAPIMissing && e.Type == corev1.EventTypeWarning &&
+			if e.InvolvedObject.UID == cc.GetUID() && e.Reason == checluster.ReasonPullerAPIMissing && e.Type == corev1.EventTypeWarning &&
 				strings.Contains(e.Message, "kubernetesimagepullers.che.eclipse.org") {
 				return true, ""
 			}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
-	"github.com/kip-image-puller/kip/internal/registry/registrytest"
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 )
 
 // TestRefreshRollsOnlyWhenADigestChanged runs the controller against real

@@ -7,11 +7,7 @@ package puller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -21,22 +17,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-)
-
-// Event reasons, one per kind of news.
-const (
-	ReasonInvalidConfiguration = "InvalidConfiguration"
-	ReasonConfigurationValid   = "ConfigurationValid"
-	ReasonApplied              = "Applied"
-	ReasonRestored             = "Restored"
-	ReasonApplyFailed          = "ApplyFailed"
-	ReasonImageChanged         = "ImageChanged"
-	ReasonResolveFailed        = "ResolveFailed"
 )
 
 // reconciler converges the one DaemonSet of one puller configuration.
@@ -160,10 +144,7 @@ func (r *reconciler) loadSource(ctx context.Context) (configSource, error) {
 // ownDeployment returns the puller's own Deployment, or nil when it does not
 // exist (the controller runs outside the cluster, say).
 func (r *reconciler) ownDeployment(ctx context.Context, src configSource) (*appsv1.Deployment, error) {
-	name := strings.TrimSpace(src.data[config.KeyDeploymentName])
-	if name == "" {
-		name = config.Defaults[config.KeyDeploymentName]
-	}
+	name := config.Value(src.data, config.KeyDeploymentName)
 	var d appsv1.Deployment
 	err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.opts.Namespace, Name: name}, &d)
 	switch {
@@ -224,114 +205,4 @@ func ownerReference(d *appsv1.Deployment, namespace string) *metav1.OwnerReferen
 		UID:        d.UID,
 		Controller: ptr.To(true),
 	}
-}
-
-// apply server-side applies ds and returns the UID the API server answers with.
-func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet) (types.UID, error) {
-	ac, err := applyConfiguration(ds)
-	if err != nil {
-		return "", err
-	}
-	if err := r.client.Apply(ctx, ac, ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership); err != nil {
-		return "", err
-	}
-	if ac.UID == nil {
-		return "", nil
-	}
-	return *ac.UID, nil
-}
-
-func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
-	msg := err.Error()
-	if msg == r.lastInvalid {
-		return
-	}
-	r.lastInvalid = msg
-	configErrors.Inc()
-	var cfgErr *config.Error
-	if errors.As(err, &cfgErr) {
-		r.log.Error(nil, "invalid configuration; the last applied DaemonSet stays in place", "keys", cfgErr.Keys(), "problems", problemStrings(cfgErr.Problems))
-	} else {
-		r.log.Error(err, "invalid configuration; the last applied DaemonSet stays in place")
-	}
-	r.events.emit(regarding, corev1.EventTypeWarning, ReasonInvalidConfiguration, "%s; the last applied DaemonSet stays in place", msg)
-}
-
-func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Problem) {
-	if r.lastInvalid != "" {
-		r.events.emit(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "the configuration is valid again")
-		r.lastInvalid = ""
-	}
-	if len(warnings) > 0 {
-		r.log.Info("configuration warnings", "warnings", problemStrings(warnings))
-	}
-}
-
-// reportResolveFailures tells, once per distinct failure, which tags or pull
-// secrets the last refresh could not use.
-func (r *reconciler) reportResolveFailures(ds *appsv1.DaemonSet, failures map[string]string) {
-	var keys []string
-	for k, v := range failures {
-		if r.lastFailures[k] != v {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		r.log.Error(nil, "refresh could not resolve; the recorded digest is kept and nothing rolls", "image", k, "error", failures[k])
-		r.events.emit(ds, corev1.EventTypeWarning, ReasonResolveFailed, "%s: %s", k, failures[k])
-	}
-	r.lastFailures = failures
-}
-
-// eventTarget is what configuration Events are about: the ConfigMap, or the
-// Deployment when the configuration comes from the environment.
-func eventTarget(src configSource, d *appsv1.Deployment) runtime.Object {
-	switch {
-	case src.configMap != nil:
-		return src.configMap
-	case d != nil:
-		return d
-	}
-	return nil
-}
-
-func problemStrings(ps []config.Problem) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return out
-}
-
-func desiredHash(ds *appsv1.DaemonSet) string {
-	raw, err := daemonset.JSON(ds)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
-}
-
-// needsApply tells whether the DaemonSet must be applied. The informer's copy
-// answers the common, idle case without a request. When it says "missing" or
-// "out of date", one live read confirms it: the copy may simply not have seen
-// the controller's own last write yet, and applying again then would be a
-// needless write.
-func (r *reconciler) needsApply(ctx context.Context, cached, desired *appsv1.DaemonSet) (bool, error) {
-	if cached != nil {
-		same, err := upToDate(cached, desired, r.opts.FieldOwner)
-		if err != nil || same {
-			return false, err
-		}
-	}
-	var live appsv1.DaemonSet
-	switch err := r.apiReader.Get(ctx, ctrl.ObjectKeyFromObject(desired), &live); {
-	case apierrors.IsNotFound(err):
-		return true, nil
-	case err != nil:
-		return false, err
-	}
-	same, err := upToDate(&live, desired, r.opts.FieldOwner)
-	return !same, err
 }

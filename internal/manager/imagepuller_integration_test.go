@@ -1,6 +1,6 @@
 //go:build integration
 
-package controller
+package manager
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/operator"
-	"github.com/kip-image-puller/kip/internal/testenv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"

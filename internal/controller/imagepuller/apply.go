@@ -1,0 +1,119 @@
+package imagepuller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/ssa"
+
+	"github.com/kip-image-puller/kip/internal/labels"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// applyAll applies each object that is missing or differs from what the
+// resource asks, and nothing else: an idle operator sends no writes.
+func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImagePuller) error {
+	objs, err := operator.Build(kip, r.opts.PullerImage)
+	if err != nil {
+		return err
+	}
+	steps := []func() error{
+		func() error {
+			return apply(ctx, r.client, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
+		},
+		func() error { return apply(ctx, r.client, objs.Role, rbacv1ac.ExtractRole) },
+		func() error { return apply(ctx, r.client, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
+		func() error { return apply(ctx, r.client, objs.ConfigMap, corev1ac.ExtractConfigMap) },
+		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return r.prune(ctx, kip, objs)
+}
+
+// prune deletes what the resource made under names it no longer uses, after
+// a change of deploymentName or configMapName: otherwise two pullers would
+// keep running.
+func (r *reconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, objs operator.Objects) error {
+	kinds := []struct {
+		kind string
+		list client.ObjectList
+		keep string
+	}{
+		{"ServiceAccount", &corev1.ServiceAccountList{}, objs.ServiceAccount.Name},
+		{"Role", &rbacv1.RoleList{}, objs.Role.Name},
+		{"RoleBinding", &rbacv1.RoleBindingList{}, objs.RoleBinding.Name},
+		{"ConfigMap", &corev1.ConfigMapList{}, objs.ConfigMap.Name},
+		{"Deployment", &appsv1.DeploymentList{}, objs.Deployment.Name},
+	}
+	for _, k := range kinds {
+		if err := r.client.List(ctx, k.list, client.InNamespace(kip.Namespace),
+			client.MatchingLabels{labels.ManagedBy: labels.ManagedByOperator, labels.Instance: kip.Name}); err != nil {
+			return err
+		}
+		items, err := meta.ExtractList(k.list)
+		if err != nil {
+			return err
+		}
+		for _, item := range items {
+			obj := item.(client.Object)
+			owner := metav1.GetControllerOf(obj)
+			if obj.GetName() == k.keep || owner == nil || owner.UID != kip.UID {
+				continue
+			}
+			if err := r.client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete %s %s, no longer used: %w", k.kind, obj.GetName(), err)
+			}
+			r.log.Info("deleted an object no longer used", "kind", k.kind, "name", obj.GetName(), "kubernetesimagepuller", client.ObjectKeyFromObject(kip))
+		}
+	}
+	return nil
+}
+
+// apply server-side applies desired when the fields the operator owns on
+// the live object differ from it, or the object is missing.
+func apply[T any, PT interface {
+	*T
+	client.Object
+}, A any, PA interface {
+	*A
+	runtime.ApplyConfiguration
+}](ctx context.Context, c client.Client, desired PT, extract func(PT, string) (PA, error)) error {
+	live := PT(new(T))
+	switch err := c.Get(ctx, client.ObjectKeyFromObject(desired), live); {
+	case err == nil:
+		owned, err := extract(live, FieldOwner)
+		if err != nil {
+			return fmt.Errorf("extract the fields of %T %s managed by %s: %w", desired, desired.GetName(), FieldOwner, err)
+		}
+		same, err := ssa.UpToDate(owned, (*T)(desired))
+		if err != nil || same {
+			return err
+		}
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	ac, err := ssa.Configuration[A](desired)
+	if err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, PA(ac), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply %T %s: %w", desired, desired.GetName(), err)
+	}
+	return nil
+}

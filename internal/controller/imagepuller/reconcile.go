@@ -1,0 +1,75 @@
+package imagepuller
+
+import (
+	"context"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/operator"
+
+	"github.com/kip-image-puller/kip/internal/observe"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var kip v1alpha1.KubernetesImagePuller
+	if err := r.client.Get(ctx, req.NamespacedName, &kip); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if kip.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil // the garbage collector removes what it owns
+	}
+	obs := operator.Observation{Generation: kip.Generation}
+
+	var all v1alpha1.KubernetesImagePullerList
+	if err := r.client.List(ctx, &all, client.InNamespace(kip.Namespace)); err != nil {
+		return reconcile.Result{}, err
+	}
+	if holder := operator.Holder(all.Items); holder != kip.Name {
+		obs.Conflict = holder
+		return reconcile.Result{}, r.writeStatus(ctx, &kip, obs)
+	}
+
+	obs.Want, obs.SpecErr = operator.Validate(kip.Spec, kip.Namespace)
+	if obs.SpecErr == nil {
+		obs.ApplyErr = r.applyAll(ctx, &kip)
+		if obs.ApplyErr != nil {
+			r.log.Error(obs.ApplyErr, "apply the puller's objects", "kubernetesimagepuller", req.NamespacedName)
+		}
+	} else {
+		r.log.Info("invalid spec; the last applied objects stay in place", "kubernetesimagepuller", req.NamespacedName, "error", obs.SpecErr.Error())
+	}
+	if err := r.read(ctx, &kip, &obs); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.writeStatus(ctx, &kip, obs); err != nil {
+		return reconcile.Result{}, err
+	}
+	if obs.ApplyErr != nil {
+		return reconcile.Result{RequeueAfter: r.opts.RetryAfter}, nil
+	}
+	return reconcile.Result{}, nil
+}
+
+// read reads the puller Deployment and what the nodes report about its
+// DaemonSet into obs.
+func (r *reconciler) read(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, obs *operator.Observation) error {
+	ns := kip.Namespace
+	var dep appsv1.Deployment
+	switch err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: operator.DeploymentName(kip.Spec)}, &dep); {
+	case err == nil:
+		obs.Deployment = &dep
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	dsName := config.Value(operator.ConfigData(kip.Spec, ns), config.KeyDaemonSetName)
+	report, found, err := observe.Source{Reader: r.client}.Read(ctx, ns, dsName)
+	if err != nil || !found {
+		return err
+	}
+	obs.Report = &report
+	return nil
+}

@@ -1,0 +1,79 @@
+package puller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/ssa"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// applyConfiguration turns a built DaemonSet into the apply configuration
+// sent with server-side apply: only the fields the builder set, no status.
+func applyConfiguration(ds *appsv1.DaemonSet) (*appsv1ac.DaemonSetApplyConfiguration, error) {
+	return ssa.Configuration[appsv1ac.DaemonSetApplyConfiguration](ds)
+}
+
+// upToDate tells whether the fields fieldOwner manages on the live DaemonSet
+// still hold the desired values.
+func upToDate(live, desired *appsv1.DaemonSet, fieldOwner string) (bool, error) {
+	owned, err := appsv1ac.ExtractDaemonSet(live, fieldOwner)
+	if err != nil {
+		return false, fmt.Errorf("extract fields managed by %s: %w", fieldOwner, err)
+	}
+	return ssa.UpToDate(owned, desired)
+}
+
+// apply server-side applies ds and returns the UID the API server answers with.
+func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet) (types.UID, error) {
+	ac, err := applyConfiguration(ds)
+	if err != nil {
+		return "", err
+	}
+	if err := r.client.Apply(ctx, ac, ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership); err != nil {
+		return "", err
+	}
+	if ac.UID == nil {
+		return "", nil
+	}
+	return *ac.UID, nil
+}
+
+func desiredHash(ds *appsv1.DaemonSet) string {
+	raw, err := daemonset.JSON(ds)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// needsApply tells whether the DaemonSet must be applied. The informer's copy
+// answers the common, idle case without a request. When it says "missing" or
+// "out of date", one live read confirms it: the copy may simply not have seen
+// the controller's own last write yet, and applying again then would be a
+// needless write.
+func (r *reconciler) needsApply(ctx context.Context, cached, desired *appsv1.DaemonSet) (bool, error) {
+	if cached != nil {
+		same, err := upToDate(cached, desired, r.opts.FieldOwner)
+		if err != nil || same {
+			return false, err
+		}
+	}
+	var live appsv1.DaemonSet
+	switch err := r.apiReader.Get(ctx, ctrl.ObjectKeyFromObject(desired), &live); {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	same, err := upToDate(&live, desired, r.opts.FieldOwner)
+	return !same, err
+}

@@ -1,0 +1,112 @@
+package puller
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/record"
+)
+
+// maxEventNote bounds an Event's message, as the events.k8s.io/v1 note is.
+const maxEventNote = 1024
+
+// eventSink records Kubernetes Events. It uses the core/v1 recorder on
+// purpose: the events.k8s.io recorder folds every Event with the same
+// object, reason and action into one series and keeps only the first note,
+// so "app7 failing on node2" would vanish behind "app7 failing on node1".
+// The core recorder counts identical Events and keeps distinct ones.
+type eventSink struct {
+	rec record.EventRecorder
+}
+
+// emit records an Event about obj; without an object or a recorder the
+// caller's log line is the only report.
+func (s eventSink) emit(obj runtime.Object, eventType, reason, format string, args ...any) {
+	if obj == nil || s.rec == nil {
+		return
+	}
+	note := fmt.Sprintf(format, args...)
+	if len(note) > maxEventNote {
+		note = note[:maxEventNote-3] + "..."
+	}
+	s.rec.Event(obj, eventType, reason, note)
+}
+
+// Event reasons, one per kind of news.
+const (
+	ReasonInvalidConfiguration = "InvalidConfiguration"
+	ReasonConfigurationValid   = "ConfigurationValid"
+	ReasonApplied              = "Applied"
+	ReasonRestored             = "Restored"
+	ReasonApplyFailed          = "ApplyFailed"
+	ReasonImageChanged         = "ImageChanged"
+	ReasonResolveFailed        = "ResolveFailed"
+)
+
+func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
+	msg := err.Error()
+	if msg == r.lastInvalid {
+		return
+	}
+	r.lastInvalid = msg
+	configErrors.Inc()
+	var cfgErr *config.Error
+	if errors.As(err, &cfgErr) {
+		r.log.Error(nil, "invalid configuration; the last applied DaemonSet stays in place", "keys", cfgErr.Keys(), "problems", problemStrings(cfgErr.Problems))
+	} else {
+		r.log.Error(err, "invalid configuration; the last applied DaemonSet stays in place")
+	}
+	r.events.emit(regarding, corev1.EventTypeWarning, ReasonInvalidConfiguration, "%s; the last applied DaemonSet stays in place", msg)
+}
+
+func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Problem) {
+	if r.lastInvalid != "" {
+		r.events.emit(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "the configuration is valid again")
+		r.lastInvalid = ""
+	}
+	if len(warnings) > 0 {
+		r.log.Info("configuration warnings", "warnings", problemStrings(warnings))
+	}
+}
+
+// reportResolveFailures tells, once per distinct failure, which tags or pull
+// secrets the last refresh could not use.
+func (r *reconciler) reportResolveFailures(ds *appsv1.DaemonSet, failures map[string]string) {
+	var keys []string
+	for k, v := range failures {
+		if r.lastFailures[k] != v {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r.log.Error(nil, "refresh could not resolve; the recorded digest is kept and nothing rolls", "image", k, "error", failures[k])
+		r.events.emit(ds, corev1.EventTypeWarning, ReasonResolveFailed, "%s: %s", k, failures[k])
+	}
+	r.lastFailures = failures
+}
+
+// eventTarget is what configuration Events are about: the ConfigMap, or the
+// Deployment when the configuration comes from the environment.
+func eventTarget(src configSource, d *appsv1.Deployment) runtime.Object {
+	switch {
+	case src.configMap != nil:
+		return src.configMap
+	case d != nil:
+		return d
+	}
+	return nil
+}
+
+func problemStrings(ps []config.Problem) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
