@@ -2,8 +2,14 @@
 # A real multi-node Kubernetes cluster on this machine, built from source:
 # etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and per
 # node its own containerd (own root, state and socket) and kubelet (own root
-# dir, ports and node name), pods on one CNI bridge, and two OCI registries on
-# loopback (one open, one behind basic auth). See ../shared/design/local-cluster.md.
+# dir, ports and node name), pods on one CNI bridge, and two OCI registries
+# (one open, one behind basic auth).
+#
+# All of it lives in a network namespace of its own (kip-cluster): the bridge,
+# the API server's address and the registries are there, not on this host's
+# interfaces. The host reaches the API server and the registries only through
+# 127.0.0.1 forwards (kip-dev forward), started and stopped by PID like the
+# rest; the nodes' CRI sockets are files under KIP_CLUSTER_DIR.
 #
 #   hack/cluster.sh up [NODES]    start (idempotent: a healthy cluster is kept)
 #   hack/cluster.sh down          stop what up started and remove its files
@@ -16,6 +22,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${KIP_CLUSTER_DIR:-/tmp/kip-cluster}
 NODES=${2:-${NODES:-3}}
+NETNS=${KIP_NETNS:-kip-cluster}
+NETNS_PATH=/run/netns/$NETNS
 BRIDGE=kip0
 BRIDGE_CIDR=10.88.0.0/16
 NODE_IP=10.88.0.1
@@ -24,10 +32,12 @@ NODE_IP=10.88.0.1
 API_IP=10.88.255.1
 SERVICE_CIDR=10.88.255.0/24
 API_PORT=443
-# Registries listen on loopback (to push from this host) and on the bridge
-# (the address images are named by, reachable from nodes and pods alike).
+# The host's way in: 127.0.0.1 forwards into the namespace.
+API_HOST=127.0.0.1:${KIP_API_HOST_PORT:-16443}
 REGISTRY_PUSH=127.0.0.1:5001
 AUTH_REGISTRY_PUSH=127.0.0.1:5002
+# Inside the namespace the registries listen on the bridge: the address
+# images are named by, reachable from nodes and pods alike.
 REGISTRY=$NODE_IP:5001
 AUTH_REGISTRY=$NODE_IP:5002
 REGISTRY_USER=kip
@@ -58,6 +68,17 @@ start() {
   echo $! >"$(pidfile "$name")"
 }
 
+# ns CMD...: run CMD in the cluster's network namespace (nsenter switches the
+# network namespace only, so mounts stay shared with kubelet and containerd).
+ns() { nsenter --net="$NETNS_PATH" "$@"; }
+
+# start_ns NAME CMD...: start CMD in the cluster's network namespace.
+start_ns() {
+  local name=$1
+  shift
+  start "$name" nsenter --net="$NETNS_PATH" "$@"
+}
+
 # stop NAME: end the recorded process, if it is still ours.
 stop() {
   local name=$1 pid i
@@ -86,6 +107,7 @@ install_packages() {
   command -v runc >/dev/null || missing+=(runc)
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
   command -v ip >/dev/null || missing+=(iproute2)
+  command -v nsenter >/dev/null || missing+=(util-linux)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
   [ ${#missing[@]} -eq 0 ] && return
@@ -103,7 +125,7 @@ kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 
 healthy() {
   local n
-  for n in etcd kube-apiserver kube-controller-manager kube-scheduler registry auth-registry; do alive "$n" || return 1; done
+  for n in forward etcd kube-apiserver kube-controller-manager kube-scheduler registry auth-registry; do alive "$n" || return 1; done
   for n in $(seq "$NODES"); do alive "containerd-node$n" && alive "kubelet-node$n" || return 1; done
   kubectl get --raw /readyz >/dev/null 2>&1
 }
@@ -129,7 +151,8 @@ make_pki() {
   chmod 600 "$p"/*.key "$p/tokens.csv" "$p/registry-password"
 }
 
-# kubeconfig FILE USER TOKEN
+# kubeconfig FILE USER TOKEN [SERVER]: SERVER defaults to the API server's
+# address inside the namespace; the host's kubeconfig names the forward.
 kubeconfig() {
   cat >"$1" <<EOF
 apiVersion: v1
@@ -137,7 +160,7 @@ kind: Config
 clusters:
 - name: kip-local
   cluster:
-    server: https://$API_IP:$API_PORT
+    server: https://${4:-$API_IP:$API_PORT}
     certificate-authority: $DIR/pki/ca.crt
 users:
 - name: $2
@@ -151,33 +174,40 @@ EOF
   chmod 600 "$1"
 }
 
+# setup_network makes the namespace, its loopback, the pods' bridge and the
+# API server's address, all inside it, then the host's forwards into it.
 setup_network() {
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add "$BRIDGE" type bridge
-    ip addr add "$NODE_IP/16" dev "$BRIDGE"
-    touch "$DIR/bridge-created"
+  if [ -e "$NETNS_PATH" ]; then
+    die "network namespace $NETNS exists but is not this cluster's: remove it (ip netns delete $NETNS) or set KIP_NETNS"
   fi
-  ip link set "$BRIDGE" up
-  ip addr show dev lo | grep -q " $API_IP/32" || { ip addr add "$API_IP/32" dev lo; touch "$DIR/api-ip-added"; }
+  ip netns add "$NETNS"
+  touch "$DIR/netns-created"
+  ip -n "$NETNS" link set lo up
+  ip -n "$NETNS" link add "$BRIDGE" type bridge
+  ip -n "$NETNS" addr add "$NODE_IP/16" dev "$BRIDGE"
+  ip -n "$NETNS" link set "$BRIDGE" up
+  ip -n "$NETNS" addr add "$API_IP/32" dev lo
+  start forward "$ROOT/bin/kip-dev" forward --netns "$NETNS_PATH" \
+    "$API_HOST=$API_IP:$API_PORT" "$REGISTRY_PUSH=$REGISTRY" "$AUTH_REGISTRY_PUSH=$AUTH_REGISTRY"
 }
 
 start_registries() {
-  start registry "$ROOT/bin/kip-dev" registry --addr "$REGISTRY_PUSH,$REGISTRY" --dir "$DIR/registry/open"
-  start auth-registry "$ROOT/bin/kip-dev" registry --addr "$AUTH_REGISTRY_PUSH,$AUTH_REGISTRY" --dir "$DIR/registry/auth" \
+  start_ns registry "$ROOT/bin/kip-dev" registry --addr "$REGISTRY" --dir "$DIR/registry/open"
+  start_ns auth-registry "$ROOT/bin/kip-dev" registry --addr "$AUTH_REGISTRY" --dir "$DIR/registry/auth" \
     --user "$REGISTRY_USER" --password-file "$DIR/pki/registry-password"
-  wait_for 20 "registry on $REGISTRY" curl -sf "http://$REGISTRY/v2/"
-  wait_for 20 "registry on $AUTH_REGISTRY" curl -sf -u "$REGISTRY_USER:$(cat "$DIR/pki/registry-password")" "http://$AUTH_REGISTRY/v2/"
+  wait_for 20 "registry on $REGISTRY, from the host at $REGISTRY_PUSH" curl -sf "http://$REGISTRY_PUSH/v2/"
+  wait_for 20 "registry on $AUTH_REGISTRY, from the host at $AUTH_REGISTRY_PUSH" curl -sf -u "$REGISTRY_USER:$(cat "$DIR/pki/registry-password")" "http://$AUTH_REGISTRY_PUSH/v2/"
   "$ROOT/bin/kip-dev" push-pause --registry "$REGISTRY_PUSH" --image "${PAUSE_IMAGE#*/}" --kip-sleep "$ROOT/bin/kip-sleep" >/dev/null
 }
 
 start_control_plane() {
   local p=$DIR/pki
-  start etcd "$KUBE_BIN/etcd" --data-dir "$DIR/etcd" --name kip \
+  start_ns etcd "$KUBE_BIN/etcd" --data-dir "$DIR/etcd" --name kip \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
     --initial-cluster "kip=http://127.0.0.1:$((ETCD_PORT + 10))" --unsafe-no-fsync
-  wait_for 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
-  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
+  wait_for 30 "etcd" ns curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+  start_ns kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address "$API_IP" --secure-port "$API_PORT" --advertise-address "$API_IP" \
     --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" --client-ca-file "$p/ca.crt" \
@@ -189,10 +219,10 @@ start_control_plane() {
     --kubelet-client-certificate "$p/kubelet-client.crt" --kubelet-client-key "$p/kubelet-client.key"
   wait_for 120 "kube-apiserver" kubectl get --raw /readyz
   kubeconfig "$DIR/controller.kubeconfig" kip-admin "$ADMIN_TOKEN"
-  start kube-controller-manager "$KUBE_BIN/kube-controller-manager" --kubeconfig "$DIR/controller.kubeconfig" \
+  start_ns kube-controller-manager "$KUBE_BIN/kube-controller-manager" --kubeconfig "$DIR/controller.kubeconfig" \
     --controllers '*' --use-service-account-credentials --service-account-private-key-file "$p/sa.key" \
     --root-ca-file "$p/ca.crt" --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --cluster-name kip-local
-  start kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$DIR/controller.kubeconfig" \
+  start_ns kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$DIR/controller.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259
 }
 
@@ -244,7 +274,7 @@ EOF
   ]
 }
 EOF
-  start "containerd-node$n" containerd --config "$d/containerd.toml"
+  start_ns "containerd-node$n" containerd --config "$d/containerd.toml"
   wait_for 30 "containerd of node$n" test -S "$d/containerd.sock"
 
   token=$(grep ",system:node:node$n," "$DIR/pki/tokens.csv" | cut -d, -f1)
@@ -275,7 +305,7 @@ clusterDomain: cluster.local
 podLogsDir: $d/pod-logs
 EOF
   mkdir -p "$d/pod-logs"
-  start "kubelet-node$n" "$KUBE_BIN/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$d/kubeconfig" \
+  start_ns "kubelet-node$n" "$KUBE_BIN/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$d/kubeconfig" \
     --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP"
 }
 
@@ -296,7 +326,7 @@ EOF
 }
 
 up() {
-  [ "$(id -u)" = 0 ] || die "must run as root (it creates a bridge and runs kubelets)"
+  [ "$(id -u)" = 0 ] || die "must run as root (it creates a network namespace and runs kubelets)"
   install_packages
   build_binaries
   if healthy; then
@@ -308,7 +338,7 @@ up() {
   mkdir -p "$DIR/pids" "$DIR/logs" "$DIR/registry"
   local t0=$SECONDS
   make_pki
-  kubeconfig "$DIR/kubeconfig" kip-admin "$ADMIN_TOKEN"
+  kubeconfig "$DIR/kubeconfig" kip-admin "$ADMIN_TOKEN" "$API_HOST"
   setup_network
   start_registries
   start_control_plane
@@ -323,11 +353,12 @@ up() {
 
 print_usage() {
   cat <<EOF
-Local cluster: $NODES nodes, API server https://$API_IP:$API_PORT
+Local cluster: $NODES nodes in network namespace $NETNS; API server https://$API_HOST from this host
   kubectl:   $KUBE_BIN/kubectl --kubeconfig $DIR/kubeconfig get nodes
   env:       source $DIR/env
-  registries: $REGISTRY (open), $AUTH_REGISTRY (user $REGISTRY_USER, password in $DIR/pki/registry-password);
-             push to them from this host at $REGISTRY_PUSH and $AUTH_REGISTRY_PUSH
+  registries: $REGISTRY (open), $AUTH_REGISTRY (user $REGISTRY_USER, password in $DIR/pki/registry-password),
+             as nodes and pods name them; push to them from this host at $REGISTRY_PUSH and $AUTH_REGISTRY_PUSH
+  inside:    nsenter --net=$NETNS_PATH COMMAND    (or ip netns exec $NETNS COMMAND)
   tear down: make cluster-down
 EOF
 }
@@ -349,13 +380,13 @@ down_quiet() {
       kill -KILL "$pid" 2>/dev/null || true
     done
   done
-  for n in kube-scheduler kube-controller-manager kube-apiserver etcd auth-registry registry; do stop "$n"; done
+  for n in kube-scheduler kube-controller-manager kube-apiserver etcd auth-registry registry forward; do stop "$n"; done
   # Mounts left under our directory (overlay snapshots, pod volumes), deepest first.
   awk -v d="$DIR" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done
-  if [ -f "$DIR/bridge-created" ]; then ip link del "$BRIDGE" 2>/dev/null || true; fi
-  if [ -f "$DIR/api-ip-added" ]; then ip addr del "$API_IP/32" dev lo 2>/dev/null || true; fi
+  # The namespace takes the bridge, the pods' veths and the API address with it.
+  if [ -f "$DIR/netns-created" ]; then ip netns delete "$NETNS" 2>/dev/null || true; fi
   rm -rf "$DIR"
 }
 

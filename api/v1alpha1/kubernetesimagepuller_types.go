@@ -115,7 +115,3 @@ type KubernetesImagePullerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KubernetesImagePuller `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&KubernetesImagePuller{}, &KubernetesImagePullerList{})
-}

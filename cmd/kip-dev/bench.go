@@ -11,15 +11,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/template"
-	"github.com/spf13/cobra"
 )
 
 func benchCmd() *cobra.Command {
@@ -66,11 +64,7 @@ func runBench(ctx context.Context, e *localcluster.Env, k int, sizeMB int64, lay
 				return nil, err
 			}
 			repoTag := fmt.Sprintf("bench/%s%d:%s", set, i, run)
-			ref, err := name.ParseReference(e.RegistryPush + "/" + repoTag)
-			if err != nil {
-				return nil, err
-			}
-			if err := remote.Write(ref, img, remote.WithAuth(authn.Anonymous)); err != nil {
+			if _, err := (&pushFlags{registry: e.RegistryPush}).push(repoTag, img); err != nil {
 				return nil, err
 			}
 			refs = append(refs, e.Registry+"/"+repoTag)
@@ -273,7 +267,7 @@ func sleeperRSS(e *localcluster.Env) (map[string]int64, error) {
 // containerd it serves.
 func nodeOfProcess(e *localcluster.Env, proc string) string {
 	for i := 0; i < 5; i++ {
-		status, err := os.ReadFile(filepath.Join(proc, "status"))
+		status, err := os.ReadFile(filepath.Join(proc, "status")) //nolint:gosec // G703: a /proc path this tool built from PIDs it read
 		if err != nil {
 			return ""
 		}
@@ -284,7 +278,7 @@ func nodeOfProcess(e *localcluster.Env, proc string) string {
 			}
 		}
 		proc = "/proc/" + ppid
-		cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
+		cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline")) //nolint:gosec // G703: a /proc path this tool built from PIDs it read
 		if err != nil {
 			return ""
 		}

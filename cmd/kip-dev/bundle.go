@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/kip-image-puller/kip/internal/dev/bundle"
 	"github.com/spf13/cobra"
+
+	"github.com/kip-image-puller/kip/internal/dev/bundle"
 )
 
 func bundleCmd() *cobra.Command {
@@ -35,7 +36,7 @@ func bundleCmd() *cobra.Command {
 			sort.Strings(paths)
 			for _, p := range paths {
 				dst := filepath.Join(out, p)
-				if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 					return err
 				}
 				if err := os.WriteFile(dst, files[p], 0o644); err != nil {

@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/controller/puller"
-	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/controller/puller"
+	"github.com/kip-image-puller/kip/internal/version"
 )
 
 type controllerFlags struct {

@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 )
 
 var env *testenv.Env
@@ -86,7 +87,9 @@ func TestControllerBinary(t *testing.T) {
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil { // still running after a failure: stop the process we started
 			_ = cmd.Process.Kill()
-			<-exited
+			if err := <-exited; err != nil {
+				t.Logf("the controller, killed after a failure: %v", err)
+			}
 		}
 		if t.Failed() {
 			t.Logf("controller output:\n%s", logs.String())

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/images"
 	"github.com/spf13/cobra"
+
+	"github.com/kip-image-puller/kip/internal/images"
 )
 
 func newImagesCommand() *cobra.Command {

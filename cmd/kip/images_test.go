@@ -13,9 +13,9 @@ func TestImages(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/plugin-registry/v3/external_images.txt":
-			w.Write([]byte("quay.io/eclipse/che-code:latest\nquay.io/devfile/universal-developer-image:ubi8-latest\n"))
+			_, _ = w.Write([]byte("quay.io/eclipse/che-code:latest\nquay.io/devfile/universal-developer-image:ubi8-latest\n"))
 		case "/broken.txt":
-			w.Write([]byte("quay.io/ok:1\nthis is not an image\n"))
+			_, _ = w.Write([]byte("quay.io/ok:1\nthis is not an image\n"))
 		default:
 			http.NotFound(w, r)
 		}

@@ -7,13 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/manager"
-	"github.com/kip-image-puller/kip/internal/version"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/version"
 )
 
 type operatorFlags struct {

@@ -5,10 +5,11 @@ import (
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/manifest"
 	"github.com/kip-image-puller/kip/internal/version"
-	"github.com/spf13/cobra"
 )
 
 func newRootCommand() *cobra.Command {

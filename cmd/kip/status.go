@@ -10,15 +10,16 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/observe"
-	"github.com/kip-image-puller/kip/internal/status"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/observe"
+	"github.com/kip-image-puller/kip/internal/status"
 )
 
 // Exit codes of kip status --wait.

@@ -21,7 +21,7 @@ const (
 	KeyDeploymentName       = "DEPLOYMENT_NAME"
 	KeyNamespace            = "NAMESPACE"
 	KeyNodeSelector         = "NODE_SELECTOR"
-	KeyImagePullSecrets     = "IMAGE_PULL_SECRETS"
+	KeyImagePullSecrets     = "IMAGE_PULL_SECRETS" //nolint:gosec // G101: the name of a key that lists Secret names, not a credential
 	KeyAffinity             = "AFFINITY"
 	KeyTolerations          = "TOLERATIONS"
 	KeyKIPImage             = "KIP_IMAGE"

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -25,7 +26,8 @@ func FuzzParseImages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		images, err := ParseImages(value)
 		if err != nil {
-			cfgErr, ok := err.(*Error)
+			var cfgErr *Error
+			ok := errors.As(err, &cfgErr)
 			if !ok || len(cfgErr.Problems) == 0 {
 				t.Fatalf("error %T %v: want *Error with problems", err, err)
 			}
@@ -81,7 +83,8 @@ func FuzzParseJSONKeys(f *testing.F) {
 			if err == nil {
 				continue
 			}
-			cfgErr, ok := err.(*Error)
+			var cfgErr *Error
+			ok := errors.As(err, &cfgErr)
 			if !ok {
 				t.Fatalf("%s=%q: error %T %v, want *Error", key, value, err, err)
 			}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -179,7 +180,8 @@ func TestParseRejects(t *testing.T) {
 			if cfg != nil {
 				t.Errorf("Parse returned a Config along with the error")
 			}
-			cfgErr, ok := err.(*Error)
+			var cfgErr *Error
+			ok := errors.As(err, &cfgErr)
 			if !ok {
 				t.Fatalf("error is %T, want *Error: %v", err, err)
 			}
@@ -214,7 +216,8 @@ func TestParseReportsEveryProblemAtOnce(t *testing.T) {
 		KeyNodeSelector:         "[]",
 		KeyTolerations:          "{}",
 	})
-	cfgErr, ok := err.(*Error)
+	var cfgErr *Error
+	ok := errors.As(err, &cfgErr)
 	if !ok {
 		t.Fatalf("err = %v, want *Error", err)
 	}

@@ -68,7 +68,7 @@ func EntryName(ref string, index int) string {
 
 // baseName is the last path segment of the repository, made a DNS-1123
 // label of at most max characters, or "image".
-func baseName(ref string, max int) string {
+func baseName(ref string, maxLen int) string {
 	repo, _, _ := strings.Cut(ref, "@")
 	if r, err := name.ParseReference(ref); err == nil {
 		repo = r.Context().RepositoryStr()
@@ -84,8 +84,8 @@ func baseName(ref string, max int) string {
 		}
 	}
 	s := b.String()
-	if len(s) > max {
-		s = s[:max]
+	if len(s) > maxLen {
+		s = s[:maxLen]
 	}
 	s = strings.Trim(s, "-")
 	if s == "" || len(validation.IsDNS1123Label(s)) > 0 {

@@ -162,7 +162,7 @@ func TestCheClusterDefaultImagesFromTheRegistries(t *testing.T) {
 	want := images.Value([]string{
 		"quay.io/devfile/universal-developer-image:ubi9-latest", "quay.io/che-incubator/che-code:latest", "registry.access.redhat.com/ubi9/nodejs-20:1",
 	})
-	kip = waitForPuller(t, cc, "default images filled in", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+	waitForPuller(t, cc, "default images filled in", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
 		return k.Spec.Images == want, k.Spec.Images
 	})
 	if !strings.HasPrefix(want, "universal-developer-image-0=quay.io/devfile/universal-developer-image:ubi9-latest;che-code-1=") {

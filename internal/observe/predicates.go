@@ -1,11 +1,12 @@
 package observe
 
 import (
-	"github.com/kip-image-puller/kip/internal/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/kip-image-puller/kip/internal/status"
 )
 
 // NodeChanged lets through the node updates that can change a report:

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -47,7 +48,8 @@ func TestConfigData(t *testing.T) {
 			data := ConfigData(tc.spec, "tools")
 			_, err := Validate(tc.spec, "tools")
 			if tc.errKeys != nil {
-				cfgErr, ok := err.(*config.Error)
+				var cfgErr *config.Error
+				ok := errors.As(err, &cfgErr)
 				if !ok {
 					t.Fatalf("err = %v, want *config.Error", err)
 				}

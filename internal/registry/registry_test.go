@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 )
 
 func TestResolve(t *testing.T) {

@@ -21,16 +21,16 @@ import (
 type State string
 
 const (
-	// Cached: a running container holds the image on the node.
+	// Cached means a running container holds the image on the node.
 	Cached State = "Cached"
-	// Pulling: the pod is on the node and the image is on its way.
+	// Pulling means the pod is on the node and the image is on its way.
 	Pulling State = "Pulling"
-	// Failed: the image cannot be pulled or run there; Reason says why.
+	// Failed means the image cannot be pulled or run there; Reason says why.
 	Failed State = "Failed"
-	// Pending: the node should hold the image but has no pod for it yet
+	// Pending means the node should hold the image but has no pod for it yet
 	// (not scheduled, not created, or an older pod still rolling).
 	Pending State = "Pending"
-	// NotSelected: the node is not one the DaemonSet runs on.
+	// NotSelected means the node is not one the DaemonSet runs on.
 	NotSelected State = "NotSelected"
 )
 

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kip-image-puller/kip/internal/config"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kip-image-puller/kip/internal/config"
 )
 
 const sample = `apiVersion: template.openshift.io/v1

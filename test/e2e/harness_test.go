@@ -20,17 +20,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/kip-image-puller/kip/internal/dev/cri"
-	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
-	"github.com/kip-image-puller/kip/internal/dev/localcluster"
-	"github.com/kip-image-puller/kip/internal/dev/poll"
-	"github.com/kip-image-puller/kip/internal/template"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/dev/cri"
+	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
+	"github.com/kip-image-puller/kip/internal/dev/localcluster"
+	"github.com/kip-image-puller/kip/internal/dev/poll"
+	"github.com/kip-image-puller/kip/internal/template"
 )
 
 // cluster is the local cluster the tests run on.
@@ -127,7 +128,7 @@ func pushSamples(t *testing.T, prefix string, count int, private bool) []string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	pushTo, nameAs, auth := cluster.RegistryPush, cluster.Registry, authn.Authenticator(authn.Anonymous)
+	pushTo, nameAs, auth := cluster.RegistryPush, cluster.Registry, authn.Anonymous
 	if private {
 		pushTo, nameAs = cluster.AuthRegistryPush, cluster.AuthRegistry
 		auth = &authn.Basic{Username: cluster.AuthUser, Password: cluster.AuthPassword}

@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/status"
 )
 
 // kipStatus runs the real `kip status` against the local cluster.

@@ -8,17 +8,19 @@ package checluster
 
 import (
 	"github.com/go-logr/logr"
+
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/labels"
-	"github.com/kip-image-puller/kip/internal/operator"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/operator"
 )
 
 // FieldOwner is the operator's server-side apply field manager, named like

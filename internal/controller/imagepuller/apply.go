@@ -8,7 +8,6 @@ import (
 	"github.com/kip-image-puller/kip/internal/operator"
 	"github.com/kip-image-puller/kip/internal/ssa"
 
-	"github.com/kip-image-puller/kip/internal/labels"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +19,8 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/labels"
 )
 
 // applyAll applies each object that is missing or differs from what the

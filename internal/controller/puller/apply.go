@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/kip-image-puller/kip/internal/daemonset"
-	"github.com/kip-image-puller/kip/internal/ssa"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/ssa"
 )
 
 // applyConfiguration turns a built DaemonSet into the apply configuration

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/config"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/config"
 )
 
 // BenchmarkConfigMapChangeToDaemonSet measures the time from a ConfigMap

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/kip-image-puller/kip/internal/config"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/kip-image-puller/kip/internal/config"
 )
 
 // maxEventNote bounds an Event's message, as the events.k8s.io/v1 note is.

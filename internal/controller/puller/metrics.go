@@ -1,9 +1,10 @@
 package puller
 
 import (
-	"github.com/kip-image-puller/kip/internal/status"
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kip-image-puller/kip/internal/status"
 )
 
 // The puller's Prometheus metrics, served on the controller's metrics

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/daemonset"
-	"github.com/kip-image-puller/kip/internal/registry"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 // refreshTarget is what the refresher resolves: the configured tags and the

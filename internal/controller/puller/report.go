@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/kip-image-puller/kip/internal/observe"
-	"github.com/kip-image-puller/kip/internal/status"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kip-image-puller/kip/internal/observe"
+	"github.com/kip-image-puller/kip/internal/status"
 )
 
 // Event reasons of the status reporter.

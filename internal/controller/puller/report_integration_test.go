@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 )
 
 // gauge reads a metric with the given labels from the controller's registry.

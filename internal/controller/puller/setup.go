@@ -6,9 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kip-image-puller/kip/internal/labels"
-	"github.com/kip-image-puller/kip/internal/observe"
-	"github.com/kip-image-puller/kip/internal/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +27,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/observe"
+	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 // DefaultFieldOwner is the server-side apply field manager of the controller.
