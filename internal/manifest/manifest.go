@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 )
 
 // ConfigMaps returns every ConfigMap in the manifest, in order.
@@ -81,4 +82,18 @@ func ConfigMap(data []byte, name string) (*corev1.ConfigMap, error) {
 		}
 	}
 	return nil, nil // unreachable
+}
+
+// Typed decodes an object of a built-in kind (ServiceAccount, Role,
+// Deployment, ...) into its typed form, chosen by its apiVersion and kind.
+// Callers then pick the kinds they want with a type switch.
+func Typed(u *unstructured.Unstructured) (runtime.Object, error) {
+	obj, err := clientgoscheme.Scheme.New(u.GroupVersionKind())
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return obj, nil
 }

@@ -3,6 +3,10 @@ package manifest
 import (
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 const puller = `apiVersion: v1
@@ -48,5 +52,32 @@ func TestConfigMap(t *testing.T) {
 				t.Errorf("name = %q, want %q", cm.Name, tc.wantName)
 			}
 		})
+	}
+}
+
+func TestTyped(t *testing.T) {
+	u := func(apiVersion, kind string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": apiVersion, "kind": kind, "metadata": map[string]any{"name": "x"},
+		}}
+	}
+	dep := u("apps/v1", "Deployment")
+	dep.Object["spec"] = map[string]any{"replicas": int64(2)}
+	obj, err := Typed(dep)
+	if d, ok := obj.(*appsv1.Deployment); err != nil || !ok || d.Name != "x" || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("Typed(Deployment) = %#v, %v; want the typed Deployment with its spec", obj, err)
+	}
+	if obj, err := Typed(u("rbac.authorization.k8s.io/v1", "Role")); err != nil {
+		t.Errorf("Typed(Role): %v", err)
+	} else if _, ok := obj.(*rbacv1.Role); !ok {
+		t.Errorf("Typed(Role) = %T", obj)
+	}
+	if _, err := Typed(u("example.com/v1", "Widget")); err == nil || !strings.Contains(err.Error(), "Widget x") {
+		t.Errorf("Typed(unknown kind) error %v; want one naming the kind and the object", err)
+	}
+	bad := u("apps/v1", "Deployment")
+	bad.Object["spec"] = "not an object"
+	if _, err := Typed(bad); err == nil {
+		t.Error("Typed accepted a Deployment whose spec is a string")
 	}
 }

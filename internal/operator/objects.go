@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/manifest"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/deploy"
@@ -57,26 +58,20 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		return objs, err
 	}
 	for _, u := range append(rbac, app...) {
-		var into runtime.Object
-		switch u.GetKind() {
-		case "ServiceAccount":
-			objs.ServiceAccount = &corev1.ServiceAccount{}
-			into = objs.ServiceAccount
-		case "Role":
-			objs.Role = &rbacv1.Role{}
-			into = objs.Role
-		case "RoleBinding":
-			objs.RoleBinding = &rbacv1.RoleBinding{}
-			into = objs.RoleBinding
-		case "Deployment":
-			objs.Deployment = &appsv1.Deployment{}
-			into = objs.Deployment
-		default:
-			continue // cluster-scoped
+		obj, err := manifest.Typed(&u)
+		if err != nil {
+			return objs, fmt.Errorf("template object: %w", err)
 		}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
-			return objs, fmt.Errorf("template object %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
+		switch o := obj.(type) {
+		case *corev1.ServiceAccount:
+			objs.ServiceAccount = o
+		case *rbacv1.Role:
+			objs.Role = o
+		case *rbacv1.RoleBinding:
+			objs.RoleBinding = o
+		case *appsv1.Deployment:
+			objs.Deployment = o
+		} // the cluster-scoped objects are the installer's
 	}
 	if objs.ServiceAccount == nil || objs.Role == nil || objs.RoleBinding == nil || objs.Deployment == nil {
 		return objs, fmt.Errorf("the embedded templates lack a ServiceAccount, Role, RoleBinding or Deployment")

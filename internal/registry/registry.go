@@ -5,7 +5,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -13,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kip-image-puller/kip/internal/parallel"
 )
 
 // Result is the outcome of resolving one reference.
@@ -43,23 +44,11 @@ func Keychain(ctx context.Context, secrets []corev1.Secret) (authn.Keychain, err
 // Resolve looks up the current digest of every reference. It never fails as
 // a whole: each reference carries its own result.
 func (r Resolver) Resolve(ctx context.Context, refs []string, kc authn.Keychain) map[string]Result {
+	results := parallel.Map(refs, r.Parallel, func(ref string) Result { return r.resolveOne(ctx, ref, kc) })
 	out := make(map[string]Result, len(refs))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, max(r.Parallel, 1))
-	for _, ref := range refs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			res := r.resolveOne(ctx, ref, kc)
-			mu.Lock()
-			out[ref] = res
-			mu.Unlock()
-		}()
+	for i, ref := range refs {
+		out[ref] = results[i]
 	}
-	wg.Wait()
 	return out
 }
 

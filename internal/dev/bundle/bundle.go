@@ -14,6 +14,7 @@ import (
 	olm "github.com/operator-framework/api/pkg/operators/v1alpha1"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/manifest"
 	"github.com/kip-image-puller/kip/internal/ssa"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,7 +22,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -71,29 +71,24 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	)
 	for i := range objs {
 		u := &objs[i]
-		var into runtime.Object
-		switch u.GetKind() {
-		case "Deployment":
-			dep = &appsv1.Deployment{}
-			into = dep
-		case "ClusterRole":
-			clusterRole = &rbacv1.ClusterRole{}
-			into = clusterRole
-		case "Role":
-			role = &rbacv1.Role{}
-			into = role
-		case "ServiceAccount":
-			sa = &corev1.ServiceAccount{}
-			into = sa
-		case "CustomResourceDefinition":
+		if u.GetKind() == "CustomResourceDefinition" {
 			crd = u
 			continue
-		default:
-			continue // the namespace and bindings: OLM makes its own
 		}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		obj, err := manifest.Typed(u)
+		if err != nil {
+			return nil, err
 		}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			dep = o
+		case *rbacv1.ClusterRole:
+			clusterRole = o
+		case *rbacv1.Role:
+			role = o
+		case *corev1.ServiceAccount:
+			sa = o
+		} // the namespace and bindings: OLM makes its own
 	}
 	if dep == nil || clusterRole == nil || role == nil || sa == nil || crd == nil {
 		return nil, fmt.Errorf("the manifests lack the operator Deployment, its ClusterRole, Role, ServiceAccount or the CRD")

@@ -8,12 +8,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/kip-image-puller/kip/internal/parallel"
 )
 
 // Client is a connection to one runtime's CRI socket.
@@ -83,25 +84,14 @@ type PullResult struct {
 	Err      error
 }
 
-// Pull pulls refs with at most parallel pulls in flight, and returns the
+// Pull pulls refs with at most parallelism pulls in flight, and returns the
 // results in refs order.
-func (c *Client) Pull(ctx context.Context, refs []string, parallel int) []PullResult {
-	out := make([]PullResult, len(refs))
-	slots := make(chan struct{}, max(parallel, 1))
-	var wg sync.WaitGroup
-	for i, ref := range refs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			start := time.Now()
-			_, err := c.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
-			out[i] = PullResult{Ref: ref, Duration: time.Since(start), Err: err}
-		}()
-	}
-	wg.Wait()
-	return out
+func (c *Client) Pull(ctx context.Context, refs []string, parallelism int) []PullResult {
+	return parallel.Map(refs, parallelism, func(ref string) PullResult {
+		start := time.Now()
+		_, err := c.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		return PullResult{Ref: ref, Duration: time.Since(start), Err: err}
+	})
 }
 
 // RemoveImages removes refs from the runtime; images it does not hold are skipped.
