@@ -1,6 +1,6 @@
 //go:build integration
 
-package manager
+package checluster_test
 
 import (
 	"context"
@@ -19,13 +19,22 @@ import (
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/operator"
 
+	"os"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/manager"
 )
+
+// The API server and etcd the tests share; see testenv.RunOperator.
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunOperator(m, &env)) }
 
 // newCheCluster creates a CheCluster (org.eclipse.che/v2) with the given
 // spec.components.imagePuller and registry URLs in its status.
@@ -54,13 +63,13 @@ func newCheCluster(t *testing.T, c client.Client, ns, name string, imagePuller m
 // setImagePuller edits spec.components.imagePuller as a user would.
 func setImagePuller(t *testing.T, cc *unstructured.Unstructured, imagePuller map[string]any) {
 	t.Helper()
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cc), cc); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(cc), cc); err != nil {
 		t.Fatal(err)
 	}
 	if err := unstructured.SetNestedMap(cc.Object, imagePuller, "spec", "components", "imagePuller"); err != nil {
 		t.Fatal(err)
 	}
-	if err := k8s.Update(context.Background(), cc); err != nil {
+	if err := env.Client.Update(context.Background(), cc); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -70,8 +79,8 @@ func waitForPuller(t *testing.T, cc *unstructured.Unstructured, what string, ok 
 	t.Helper()
 	var kip v1alpha1.KubernetesImagePuller
 	key := client.ObjectKey{Namespace: cc.GetNamespace(), Name: cc.GetName() + "-image-puller"}
-	eventually(t, 20*time.Second, what, func() (bool, string) {
-		if err := k8s.Get(context.Background(), key, &kip); err != nil {
+	testenv.Eventually(t, 20*time.Second, what, func() (bool, string) {
+		if err := env.Client.Get(context.Background(), key, &kip); err != nil {
 			return false, err.Error()
 		}
 		return ok(&kip)
@@ -81,8 +90,8 @@ func waitForPuller(t *testing.T, cc *unstructured.Unstructured, what string, ok 
 
 func TestCheClusterEnableCustomImagesThenDisable(t *testing.T) {
 	ns := env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
-	cc := newCheCluster(t, k8s, ns, "devspaces", map[string]any{
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
+	cc := newCheCluster(t, env.Client, ns, "devspaces", map[string]any{
 		"enable": true,
 		"spec":   map[string]any{"images": "java=reg.example.com/java:17", "cachingMemoryLimit": "30Mi"},
 	}, nil)
@@ -100,7 +109,7 @@ func TestCheClusterEnableCustomImagesThenDisable(t *testing.T) {
 		t.Errorf("a DefaultImagesResolved condition with images given: %+v", kip.Status.Conditions)
 	}
 	// The resource is then run like any other.
-	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 
 	// A spec change on the CheCluster follows.
 	setImagePuller(t, cc, map[string]any{"enable": true, "spec": map[string]any{"images": "node=reg.example.com/node:22"}})
@@ -110,8 +119,8 @@ func TestCheClusterEnableCustomImagesThenDisable(t *testing.T) {
 
 	// enable: false removes it.
 	setImagePuller(t, cc, map[string]any{"enable": false})
-	eventually(t, 20*time.Second, "the KubernetesImagePuller removed", func() (bool, string) {
-		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(kip), &v1alpha1.KubernetesImagePuller{})
+	testenv.Eventually(t, 20*time.Second, "the KubernetesImagePuller removed", func() (bool, string) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(kip), &v1alpha1.KubernetesImagePuller{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 }
@@ -138,8 +147,8 @@ func TestCheClusterDefaultImagesFromTheRegistries(t *testing.T) {
 	defer srv.Close()
 
 	ns := env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
-	cc := newCheCluster(t, k8s, ns, "eclipse-che", map[string]any{"enable": true}, map[string]any{
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
+	cc := newCheCluster(t, env.Client, ns, "eclipse-che", map[string]any{"enable": true}, map[string]any{
 		"pluginRegistryURL":  srv.URL + "/plugin-registry/v3",
 		"devfileRegistryURL": srv.URL + "/devfile-registry",
 	})
@@ -199,7 +208,7 @@ func TestCheClusterWithoutThePullerAPI(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	scheme, err := Scheme()
+	scheme, err := manager.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,9 +220,9 @@ func TestCheClusterWithoutThePullerAPI(t *testing.T) {
 	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	startOperator(t, bare.Config, Options{}, 0)
+	testenv.StartOperator(t, bare.Config, manager.Options{}, 0)
 	cc := newCheCluster(t, c, ns, "devspaces", map[string]any{"enable": true}, nil)
-	eventually(t, 20*time.Second, "a Warning Event on the CheCluster naming the missing API", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "a Warning Event on the CheCluster naming the missing API", func() (bool, string) {
 		var list corev1.EventList
 		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return false, err.Error()

@@ -1,6 +1,6 @@
 //go:build integration
 
-package manager
+package imagepuller_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/operator"
 
+	"os"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -22,13 +24,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kip-image-puller/kip/internal/manager"
 )
+
+// The API server and etcd the tests share; see testenv.RunOperator.
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunOperator(m, &env)) }
+
+func newPuller(ns, name string, spec v1alpha1.KubernetesImagePullerSpec) *v1alpha1.KubernetesImagePuller {
+	return &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+}
 
 // owned fetches an object and checks the resource is its controller.
 func owned(t *testing.T, kip *v1alpha1.KubernetesImagePuller, name string, obj client.Object) {
 	t.Helper()
-	eventually(t, 20*time.Second, "the operator creates "+name, func() (bool, string) {
-		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: kip.Namespace, Name: name}, obj)
+	testenv.Eventually(t, 20*time.Second, "the operator creates "+name, func() (bool, string) {
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: kip.Namespace, Name: name}, obj)
 		return err == nil, errString(err)
 	})
 	ref := metav1.GetControllerOf(obj)
@@ -47,11 +60,11 @@ func errString(err error) string {
 // markAvailable writes what the Deployment controller would once the puller runs.
 func markAvailable(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(d), d); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(d), d); err != nil {
 		t.Fatal(err)
 	}
 	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
-	if err := k8s.Status().Update(context.Background(), d); err != nil {
+	if err := env.Client.Status().Update(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -63,15 +76,15 @@ func playPuller(t *testing.T, cm *corev1.ConfigMap) *appsv1.DaemonSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: pullerImage})
-	create(t, ds)
+	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: testenv.OperatorPullerImage})
+	env.Create(t, ds)
 	return ds
 }
 
 func TestLifecycleStatusAndSpecChange(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
 	n1, n2 := ns+"-node1", ns+"-node2"
 	selector := map[string]string{"kip-test": ns}
 	env.ReadyNode(t, n1, selector)
@@ -81,7 +94,7 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 		Images:       "java=reg.example.com/java:17;node=reg.example.com/node:22",
 		NodeSelector: `{"kip-test": "` + ns + `"}`,
 	})
-	create(t, kip)
+	env.Create(t, kip)
 	// Everything the puller needs, owned by the resource, with defaults.
 	var sa corev1.ServiceAccount
 	var role rbacv1.Role
@@ -100,30 +113,30 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 		t.Errorf("ConfigMap data %v: want NAMESPACE %s and no KIP_IMAGE", cm.Data, ns)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]
-	if c.Image != pullerImage || dep.Spec.Template.Spec.ServiceAccountName != sa.Name || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
+	if c.Image != testenv.OperatorPullerImage || dep.Spec.Template.Spec.ServiceAccountName != sa.Name || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
 		t.Errorf("Deployment runs %s as %s from ConfigMap %s; want %s as %s from %s",
-			c.Image, dep.Spec.Template.Spec.ServiceAccountName, c.EnvFrom[0].ConfigMapRef.Name, pullerImage, sa.Name, cm.Name)
+			c.Image, dep.Spec.Template.Spec.ServiceAccountName, c.EnvFrom[0].ConfigMapRef.Name, testenv.OperatorPullerImage, sa.Name, cm.Name)
 	}
 	if binding.RoleRef.Name != role.Name || binding.Subjects[0].Name != sa.Name {
 		t.Errorf("RoleBinding %+v does not bind Role %s to %s", binding, role.Name, sa.Name)
 	}
-	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
 
 	// The puller runs and makes its DaemonSet; one node holds both images,
 	// the other fails to pull one.
 	markAvailable(t, &dep)
 	ds := playPuller(t, &cm)
-	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonPulling)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonPulling)
 	p1 := env.DaemonSetPod(t, ds, n1)
 	p2 := env.DaemonSetPod(t, ds, n2)
 	env.SetContainers(t, p1, testenv.Running("java"), testenv.Running("node"))
 	env.SetContainers(t, p2, testenv.Running("java"), testenv.Waiting("node", "ImagePullBackOff", `Back-off pulling image "reg.example.com/node:22"`))
-	got := waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonImagesFailing)
+	got := env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonImagesFailing)
 	if ready := findCondition(got, operator.TypeReady); ready.Status != metav1.ConditionFalse || ready.Reason != operator.ReasonImagesFailing {
 		t.Errorf("Ready %+v while an image fails", ready)
 	}
-	if got.Status.ImagesCached != "3/4" || got.Status.NodesWarm != "1/2" || got.Status.ImagePullerImage != pullerImage {
-		t.Errorf("status %+v: want 3/4 images, 1/2 nodes, puller image %s", got.Status, pullerImage)
+	if got.Status.ImagesCached != "3/4" || got.Status.NodesWarm != "1/2" || got.Status.ImagePullerImage != testenv.OperatorPullerImage {
+		t.Errorf("status %+v: want 3/4 images, 1/2 nodes, puller image %s", got.Status, testenv.OperatorPullerImage)
 	}
 	if len(got.Status.Failing) != 1 || got.Status.Failing[0].Node != n2 || got.Status.Failing[0].Image != "reg.example.com/node:22" || got.Status.Failing[0].Name != "node" || got.Status.Failing[0].Reason != "ImagePullBackOff" {
 		t.Errorf("failing %+v, want node:22 on %s with ImagePullBackOff", got.Status.Failing, n2)
@@ -134,7 +147,7 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 
 	// The image arrives: Ready, and only then.
 	env.SetContainers(t, p2, testenv.Running("java"), testenv.Running("node"))
-	got = waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionTrue, operator.ReasonAllImagesCached)
+	got = env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionTrue, operator.ReasonAllImagesCached)
 	if got.Status.ImagesCached != "4/4" || got.Status.NodesWarm != "2/2" || len(got.Status.Failing) != 0 {
 		t.Errorf("status %+v: want 4/4 images, 2/2 nodes, nothing failing", got.Status)
 	}
@@ -150,16 +163,16 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 	})
 	// The Deployment rolls to the new image, then the puller applies the
 	// new configuration: Ready=False all along.
-	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
 	markAvailable(t, &dep)
-	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonApplying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonApplying)
 	var cm2 corev1.ConfigMap
 	var dep2 appsv1.Deployment
-	eventually(t, 20*time.Second, "ConfigMap and Deployment updated", func() (bool, string) {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(&cm), &cm2); err != nil {
+	testenv.Eventually(t, 20*time.Second, "ConfigMap and Deployment updated", func() (bool, string) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&cm), &cm2); err != nil {
 			return false, err.Error()
 		}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(&dep), &dep2); err != nil {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&dep), &dep2); err != nil {
 			return false, err.Error()
 		}
 		img := dep2.Spec.Template.Spec.Containers[0].Image
@@ -177,11 +190,11 @@ func editSpec(t *testing.T, kip *v1alpha1.KubernetesImagePuller, edit func(*v1al
 	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var cur v1alpha1.KubernetesImagePuller
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(kip), &cur); err != nil {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(kip), &cur); err != nil {
 			return err
 		}
 		edit(&cur.Spec)
-		return k8s.Update(context.Background(), &cur)
+		return env.Client.Update(context.Background(), &cur)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -199,10 +212,10 @@ func findCondition(kip *v1alpha1.KubernetesImagePuller, typ string) metav1.Condi
 
 func TestIdleOperatorMakesNoWrites(t *testing.T) {
 	ns := env.Namespace(t)
-	writes := startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 2*time.Second)
+	writes := testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 2*time.Second)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	create(t, kip)
-	waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	env.Create(t, kip)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	time.Sleep(2 * time.Second)
 	writes.Reset()
 	time.Sleep(7 * time.Second) // over three resyncs
@@ -214,13 +227,13 @@ func TestIdleOperatorMakesNoWrites(t *testing.T) {
 func TestSecondResourceInNamespaceConflicts(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
 	first := newPuller(ns, "first", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	create(t, first)
-	waitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	env.Create(t, first)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	second := newPuller(ns, "second", v1alpha1.KubernetesImagePullerSpec{Images: "b=reg.example.com/b:1", ConfigMapName: "second", DeploymentName: "second"})
-	create(t, second)
-	got := waitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeReady, metav1.ConditionFalse, operator.ReasonConflict)
+	env.Create(t, second)
+	got := env.WaitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeReady, metav1.ConditionFalse, operator.ReasonConflict)
 	if msg := findCondition(got, operator.TypeReady).Message; !strings.Contains(msg, "first") {
 		t.Errorf("Conflict message %q does not name the resource that holds the namespace", msg)
 	}
@@ -228,27 +241,27 @@ func TestSecondResourceInNamespaceConflicts(t *testing.T) {
 		t.Errorf("Degraded %+v, want True Conflict", d)
 	}
 	for _, obj := range []client.Object{&corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.ServiceAccount{}} {
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "second"}, obj); !apierrors.IsNotFound(err) {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "second"}, obj); !apierrors.IsNotFound(err) {
 			t.Errorf("%T second: %v; the conflicting resource must create nothing", obj, err)
 		}
 	}
 	// The first one is unaffected.
-	waitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(first), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 
 	// Once the first is gone, the second takes the namespace over.
-	if err := k8s.Delete(ctx, first); err != nil {
+	if err := env.Client.Delete(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	waitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(second), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	owned(t, second, "second", &corev1.ConfigMap{})
 }
 
 func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	create(t, kip)
+	env.Create(t, kip)
 	var cm corev1.ConfigMap
 	owned(t, kip, config.DefaultConfigMapName, &cm)
 
@@ -256,7 +269,7 @@ func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
 		s.Images = "Bad Name=reg.example.com/a:2"
 		s.CachingMemoryLimit = "lots"
 	})
-	got := waitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonInvalidSpec)
+	got := env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonInvalidSpec)
 	msg := findCondition(got, operator.TypeDegraded).Message
 	for _, want := range []string{"spec.images (IMAGES)", "Bad Name", "spec.cachingMemoryLimit (CACHING_MEMORY_LIMIT)", `"lots"`} {
 		if !strings.Contains(msg, want) {
@@ -266,7 +279,7 @@ func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
 	if r := findCondition(got, operator.TypeReady); r.Status != metav1.ConditionFalse || r.Reason != operator.ReasonInvalidSpec {
 		t.Errorf("Ready %+v, want False InvalidSpec", r)
 	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(&cm), &cm); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&cm), &cm); err != nil {
 		t.Fatal(err)
 	}
 	if cm.Data[config.KeyImages] != "a=reg.example.com/a:1" || cm.Data[config.KeyMemoryLimit] != "" {
@@ -277,18 +290,18 @@ func TestInvalidSpecKeepsTheLastGoodState(t *testing.T) {
 func TestWatchNamespaceLimitsTheOperator(t *testing.T) {
 	ctx := context.Background()
 	watched, other := env.Namespace(t), env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{watched}}, 0)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{watched}}, 0)
 	outside := newPuller(other, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
 	inside := newPuller(watched, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
 	for _, k := range []*v1alpha1.KubernetesImagePuller{outside, inside} {
-		create(t, k)
+		env.Create(t, k)
 	}
-	waitForCondition(t, client.ObjectKeyFromObject(inside), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
+	env.WaitForCondition(t, client.ObjectKeyFromObject(inside), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
 	time.Sleep(time.Second)
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: other, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: other, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 		t.Errorf("ConfigMap in the unwatched namespace: %v", err)
 	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(outside), outside); err != nil || len(outside.Status.Conditions) != 0 {
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(outside), outside); err != nil || len(outside.Status.Conditions) != 0 {
 		t.Errorf("the resource in the unwatched namespace got status %+v (%v)", outside.Status, err)
 	}
 }
@@ -296,14 +309,14 @@ func TestWatchNamespaceLimitsTheOperator(t *testing.T) {
 func TestRenamedObjectsReplaceTheOldOnes(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
-	startOperator(t, env.Config, Options{Namespaces: []string{ns}}, 0)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
-	create(t, kip)
+	env.Create(t, kip)
 	owned(t, kip, "kubernetes-image-puller", &appsv1.Deployment{})
 	owned(t, kip, config.DefaultConfigMapName, &corev1.ConfigMap{})
 	// Unrelated objects in the namespace stay whatever happens.
 	bystander := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bystander", Namespace: ns}}
-	create(t, bystander)
+	env.Create(t, bystander)
 
 	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) {
 		s.DeploymentName = "puller"
@@ -312,16 +325,16 @@ func TestRenamedObjectsReplaceTheOldOnes(t *testing.T) {
 	owned(t, kip, "puller", &appsv1.Deployment{})
 	owned(t, kip, "puller", &rbacv1.Role{})
 	owned(t, kip, "puller-config", &corev1.ConfigMap{})
-	eventually(t, 20*time.Second, "the old Deployment, ServiceAccount, Role, RoleBinding and ConfigMap deleted", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "the old Deployment, ServiceAccount, Role, RoleBinding and ConfigMap deleted", func() (bool, string) {
 		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, obj); !apierrors.IsNotFound(err) {
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, obj); !apierrors.IsNotFound(err) {
 				return false, fmt.Sprintf("%T kubernetes-image-puller: %v", obj, err)
 			}
 		}
-		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{})
+		err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{})
 		return apierrors.IsNotFound(err), fmt.Sprintf("ConfigMap %s: %v", config.DefaultConfigMapName, err)
 	})
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bystander), bystander); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(bystander), bystander); err != nil {
 		t.Errorf("an unrelated ConfigMap: %v", err)
 	}
 }
