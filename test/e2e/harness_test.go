@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-func run(m *testing.M) int {
+func run(m *testing.M) (code int) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		return fail(err)
@@ -59,13 +59,25 @@ func run(m *testing.M) int {
 			return fail(err)
 		}
 	}
+	// The cluster lives in a network namespace of its own: this host's
+	// interfaces and addresses are the same before, during and after it.
+	hostBefore, err := hostInterfaces()
+	if err != nil {
+		return fail(err)
+	}
 	if err := sh(root, "hack/cluster.sh", "up", "3"); err != nil {
+		return fail(err)
+	}
+	if err := sameHostInterfaces(hostBefore, "up"); err != nil {
 		return fail(err)
 	}
 	if os.Getenv("KIP_E2E_KEEP") == "" {
 		defer func() {
 			if err := sh(root, "hack/cluster.sh", "down"); err != nil {
 				fmt.Fprintln(os.Stderr, "cluster down:", err)
+			}
+			if err := sameHostInterfaces(hostBefore, "down"); err != nil {
+				code = fail(err)
 			}
 		}()
 	}
@@ -86,6 +98,27 @@ func run(m *testing.M) int {
 	}
 	cluster.kipRepo, cluster.kipTag = env.Registry+"/kip", "e2e"
 	return m.Run()
+}
+
+// hostInterfaces lists this host's interfaces and their addresses.
+func hostInterfaces() (string, error) {
+	out, err := exec.Command("ip", "-br", "addr").Output()
+	if err != nil {
+		return "", fmt.Errorf("ip -br addr: %w", err)
+	}
+	return string(out), nil
+}
+
+// sameHostInterfaces fails when this host's interfaces changed since before.
+func sameHostInterfaces(before, after string) error {
+	now, err := hostInterfaces()
+	if err != nil {
+		return err
+	}
+	if now != before {
+		return fmt.Errorf("this host's interfaces changed after cluster %s (the cluster belongs in its network namespace):\nbefore:\n%s\nafter:\n%s", after, before, now)
+	}
+	return nil
 }
 
 func fail(err error) int {
