@@ -100,13 +100,31 @@ func run(m *testing.M) (code int) {
 	return m.Run()
 }
 
-// hostInterfaces lists this host's interfaces and their addresses.
+// hostInterfaces lists this host's interfaces and their IPv4 addresses,
+// what the cluster added to the host before it had a namespace of its own
+// (a bridge, the API server's address on lo). Interface states and IPv6
+// addresses are left out: the system may change them on its own.
 func hostInterfaces() (string, error) {
-	out, err := exec.Command("ip", "-br", "addr").Output()
+	out, err := exec.Command("ip", "-4", "-o", "addr").Output()
 	if err != nil {
-		return "", fmt.Errorf("ip -br addr: %w", err)
+		return "", fmt.Errorf("ip -4 -o addr: %w", err)
 	}
-	return string(out), nil
+	links, err := exec.Command("ip", "-o", "link").Output()
+	if err != nil {
+		return "", fmt.Errorf("ip -o link: %w", err)
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			fmt.Fprintln(&b, "link", strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 3 {
+			fmt.Fprintln(&b, "addr", f[1], f[3])
+		}
+	}
+	return b.String(), nil
 }
 
 // sameHostInterfaces fails when this host's interfaces changed since before.
