@@ -26,7 +26,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Run(m, &env, func() {}))
+	os.Exit(testenv.Run(m, &env, func() error { return nil }))
 }
 
 // freeAddr returns a loopback address with a port nothing listens on now.

@@ -34,8 +34,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Run(m, &env, func() {
+	os.Exit(testenv.Run(m, &env, func() error {
 		apiConfig, k8s = env.Config, env.Client
+		return nil
 	}))
 }
 

@@ -31,19 +31,13 @@ func RunOperator(m *testing.M, env **Env) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	var setupErr error
-	code := Run(m, env, func() {
+	return Run(m, env, func() error {
 		scheme, err := manager.Scheme()
 		if err == nil {
 			(*env).Client, err = client.New((*env).Config, client.Options{Scheme: scheme})
 		}
-		setupErr = err
+		return err
 	}, RepoFile("deploy/operator/crd"), che)
-	if setupErr != nil {
-		fmt.Fprintln(os.Stderr, setupErr)
-		return 1
-	}
-	return code
 }
 
 // StartOperator runs the whole operator (manager.NewOperator) against rc

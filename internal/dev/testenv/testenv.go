@@ -31,10 +31,10 @@ type Env struct {
 
 // Run starts the API server with the CRDs in crdPaths installed, calls
 // ready, runs the tests and stops the API server, also when tests fail; for
-// TestMain.
+// TestMain. When ready fails, no test runs.
 // It sets controller-runtime's logger: KIP_TEST_LOGS=1 shows the
 // controllers' logs, otherwise they are discarded.
-func Run(m *testing.M, env **Env, ready func(), crdPaths ...string) int {
+func Run(m *testing.M, env **Env, ready func() error, crdPaths ...string) int {
 	if os.Getenv("KIP_TEST_LOGS") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
@@ -51,7 +51,10 @@ func Run(m *testing.M, env **Env, ready func(), crdPaths ...string) int {
 		}
 	}()
 	*env = e
-	ready()
+	if err := ready(); err != nil {
+		fmt.Fprintln(os.Stderr, "set up the tests:", err)
+		return 1
+	}
 	return m.Run()
 }
 
