@@ -67,7 +67,9 @@ func TestControllerBinary(t *testing.T) {
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "k8s-image-puller", Namespace: ns},
-		Data:       map[string]string{"IMAGES": "java=reg.example.com/ws/java:17", "NAMESPACE": ns},
+		// A registry on loopback that refuses at once: the controller's
+		// refresh looks the tag up, and a test resolves no real hostname.
+		Data: map[string]string{"IMAGES": "java=127.0.0.1:1/ws/java:17", "NAMESPACE": ns},
 	}
 	if err := env.Client.Create(ctx, cm); err != nil {
 		t.Fatal(err)

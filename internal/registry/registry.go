@@ -5,6 +5,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -28,6 +29,9 @@ type Resolver struct {
 	Timeout time.Duration
 	// Parallel bounds the lookups in flight.
 	Parallel int
+	// Transport carries the requests; nil means go-containerregistry's
+	// default. Tests set one that reaches loopback only.
+	Transport http.RoundTripper
 }
 
 // Default is a resolver with sensible bounds.
@@ -63,6 +67,9 @@ func (r Resolver) resolveOne(ctx context.Context, ref string, kc authn.Keychain)
 		defer cancel()
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if r.Transport != nil {
+		opts = append(opts, remote.WithTransport(r.Transport))
+	}
 	desc, err := remote.Head(parsed, opts...)
 	if err == nil {
 		return Result{Digest: desc.Digest.String()}

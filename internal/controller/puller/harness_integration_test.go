@@ -22,7 +22,9 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/dev/poll"
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
+	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 // The API server and etcd every integration test shares. Each test works in
@@ -104,7 +106,11 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 	rc.Wrap(writes.Wrap)
 	mo := testenv.ManagerOptions()
 	mo.LeaderElectionNamespace = ns
-	o := Options{Namespace: ns, ConfigMapName: config.DefaultConfigMapName, DefaultKIPImage: "registry.example.com/kip:default"}
+	o := Options{
+		Namespace: ns, ConfigMapName: config.DefaultConfigMapName, DefaultKIPImage: "registry.example.com/kip:default",
+		// Images on made-up registries fail at once, with no DNS lookup.
+		Resolver: registry.Resolver{Timeout: 10 * time.Second, Parallel: 4, Transport: registrytest.LoopbackOnly()},
+	}
 	for _, opt := range opts {
 		opt(&mo, &o)
 	}

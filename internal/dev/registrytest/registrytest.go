@@ -4,10 +4,12 @@
 package registrytest
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +22,27 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 )
+
+// LoopbackOnly is an HTTP transport that reaches registries on loopback
+// only: any other host fails at once, without a DNS lookup, so a test that
+// names an image on a made-up registry (reg.example.com) neither waits for
+// nor depends on the machine's network.
+func LoopbackOnly() http.RoundTripper {
+	var d net.Dialer
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				return nil, fmt.Errorf("dial %s: the tests reach registries on loopback only", addr)
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+}
 
 // Serve starts a registry on 127.0.0.1 for the rest of the test, behind basic
 // auth when user is not empty, and returns its host:port.
