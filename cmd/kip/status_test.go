@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,4 +70,74 @@ func TestRenderStatusJSON(t *testing.T) {
 	if back.Nodes[1].Images["img1"].Reason != "ImagePullBackOff" || back.Summary.ImagesCached != 3 {
 		t.Errorf("round trip %+v", back)
 	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/kip -run %s -update to write it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run with -update to accept it):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// TestStatusTableLayout pins the table users read and scripts parse: one
+// column per image, a row per node with its marks, the summary line, and the
+// transposed layout for many images.
+func TestStatusTableLayout(t *testing.T) {
+	r := report(2)
+	r.Nodes = append(r.Nodes, status.Node{Name: "node3", Selected: false, Ready: false, Images: map[string]status.Cell{
+		"img1": {State: status.NotSelected}, "img2": {State: status.NotSelected},
+	}})
+	r.Nodes[0].Images["img2"] = status.Cell{State: status.Pulling}
+	for _, tc := range []struct {
+		name string
+		r    status.Report
+	}{
+		{"status-table.golden", r},
+		{"status-transposed.golden", report(transposeAbove + 1)},
+	} {
+		out, err := renderStatus(tc.r, "table")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, tc.name, out)
+	}
+}
+
+// TestStatusExitsTwoWhenItCannotRead covers the documented exit status 2:
+// no cluster access.
+func TestStatusExitsTwoWhenItCannotRead(t *testing.T) {
+	for _, args := range [][]string{
+		{"status", "--kubeconfig", filepath.Join(t.TempDir(), "missing")},
+		{"status", "--kubeconfig", writeFile(t, "kubeconfig", "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n"), "--timeout", "1s"},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != exitStatusError || !strings.HasPrefix(stderr, "Error: ") {
+			t.Errorf("kip %s: exit %d, stderr %q; want %d and the error", strings.Join(args, " "), code, stderr, exitStatusError)
+		}
+	}
+	if _, stderr, code := run(t, "status", "-o", "wide"); code != 1 || !strings.Contains(stderr, `--output: value "wide"`) {
+		t.Errorf("a bad --output: exit %d, %q; want 1 naming the flag", code, stderr)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
