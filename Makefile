@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build fmt test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests bundle deploy-operator
+.PHONY: all build fmt mutate test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests bundle deploy-operator
 
 all: build
 
@@ -59,6 +59,9 @@ bench: kube-binaries ## Benchmarks: the controller on envtest, then the puller a
 	hack/cluster.sh up $(NODES)
 	$(MAKE) image REGISTRY=127.0.0.1:5001
 	$(BIN)/kip-dev bench --images $(BENCH_IMAGES) --size-mb $(BENCH_SIZE_MB)
+
+mutate: ## Mutation testing of the pure packages (gremlins): a table of efficacy and mutator coverage, and the survivors
+	hack/mutate.sh
 
 fuzz: ## Run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz FuzzParseImages -fuzztime $(FUZZTIME) ./internal/config

@@ -22,7 +22,10 @@ for p in "${pkgs[@]}"; do
   log="$out/$p.log"
   # Each mutant recompiles the tests: give that room, or mutants time out
   # instead of being killed or surviving.
-  go tool -modfile=hack/tools/gremlins/go.mod gremlins unleash --timeout-coefficient 20 "./internal/$p" >"$log" 2>&1 || true
+  # observe.go is the client edge, tested against a real API server; the
+  # pure rules of observe are in its other files.
+  go tool -modfile=hack/tools/gremlins/go.mod gremlins unleash --timeout-coefficient 20 \
+    --exclude-files '(^|/)observe\.go$' "./internal/$p" >"$log" 2>&1 || true
   killed=$(sed -n 's/.*Killed: \([0-9]*\), Lived: \([0-9]*\), Not covered: \([0-9]*\).*/\1/p' "$log")
   lived=$(sed -n 's/.*Killed: \([0-9]*\), Lived: \([0-9]*\), Not covered: \([0-9]*\).*/\2/p' "$log")
   uncovered=$(sed -n 's/.*Killed: \([0-9]*\), Lived: \([0-9]*\), Not covered: \([0-9]*\).*/\3/p' "$log")

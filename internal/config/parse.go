@@ -18,7 +18,7 @@ import (
 const ReservedContainerName = "kip-install-sleep"
 
 // MaxCachingIntervalHours bounds CACHING_INTERVAL_HOURS to one year.
-const MaxCachingIntervalHours = 24 * 365
+const MaxCachingIntervalHours = 8760 // 24 hours x 365 days
 
 // FromEnviron picks the configuration keys out of a process environment
 // (as os.Environ returns it). Other variables are ignored: an environment
@@ -193,8 +193,10 @@ func parseQuantity(key, value string, errs *problems) resource.Quantity {
 	return q
 }
 
+// checkRequestWithinLimit adds a problem when the request exceeds a valid
+// limit. An invalid limit (zero or less) is reported on its own key only.
 func checkRequestWithinLimit(reqKey, limKey string, req, lim resource.Quantity, errs *problems) {
-	if req.Sign() > 0 && lim.Sign() > 0 && req.Cmp(lim) > 0 {
+	if lim.Sign() > 0 && req.Cmp(lim) > 0 {
 		errs.add(reqKey, req.String(), "at most %s (%s)", limKey, lim.String())
 	}
 }

@@ -213,7 +213,7 @@ func daemonSetAnnotations(user, digests map[string]string) map[string]string {
 	if len(user) == 0 && len(digests) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(user)+1)
+	out := map[string]string{}
 	for k, v := range user {
 		out[k] = v
 	}

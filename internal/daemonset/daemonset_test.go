@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -156,5 +157,27 @@ func TestRecordedRefreshRoundTrip(t *testing.T) {
 	}
 	if RecordedRefresh(nil).Digests != nil {
 		t.Error("RecordedRefresh(nil) is not empty")
+	}
+}
+
+func TestDaemonSetAnnotations(t *testing.T) {
+	cases := []struct {
+		name          string
+		user, digests map[string]string
+		want          map[string]string
+	}{
+		{"none", nil, nil, nil},
+		{"the user's only", map[string]string{"team": "ws"}, nil, map[string]string{"team": "ws"}},
+		{"digests only", nil, map[string]string{"a:1": "sha256:1"}, map[string]string{AnnotationDigests: `{"a:1":"sha256:1"}`}},
+		{"both", map[string]string{"team": "ws"}, map[string]string{"a:1": "sha256:1"},
+			map[string]string{"team": "ws", AnnotationDigests: `{"a:1":"sha256:1"}`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := daemonSetAnnotations(tc.user, tc.digests)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("annotations %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

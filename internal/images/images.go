@@ -84,10 +84,7 @@ func baseName(ref string, maxLen int) string {
 		}
 	}
 	s := b.String()
-	if len(s) > maxLen {
-		s = s[:maxLen]
-	}
-	s = strings.Trim(s, "-")
+	s = strings.Trim(s[:min(len(s), maxLen)], "-")
 	if s == "" || len(validation.IsDNS1123Label(s)) > 0 {
 		return "image"
 	}

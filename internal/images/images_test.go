@@ -23,6 +23,10 @@ func TestEntryName(t *testing.T) {
 		{"reg.example.com/ws/" + strings.Repeat("x", 80) + ":1", 10, strings.Repeat("x", 60) + "-10"},
 		{"reg.example.com/ws/___:1", 5, "image-5"},
 		{"reg.example.com/ws/-a-:1", 6, "a-6"},
+		{"reg.example.com/ws/az09:1", 8, "az09-8"},                                                  // the ends of each allowed range
+		{"reg.example.com/ws/a.b~c:1", 9, "abc-9"},                                                  // other characters dropped
+		{"Theia_IDE", 11, "theia-ide-11"},                                                           // not a valid reference, no tag, no path
+		{"reg.example.com/ws/" + strings.Repeat("y", 61) + ":1", 1, strings.Repeat("y", 61) + "-1"}, // exactly the room left
 	}
 	for _, tc := range cases {
 		got := EntryName(tc.ref, tc.index)

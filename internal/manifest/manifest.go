@@ -68,12 +68,13 @@ func ConfigMap(data []byte, name string) (*corev1.ConfigMap, error) {
 			names = append(names, cms[i].Name)
 		}
 	}
-	switch {
-	case len(cms) == 0:
+	if len(cms) == 0 {
 		return nil, errors.New("the manifest holds no ConfigMap")
-	case len(names) == 0:
+	}
+	if len(names) == 0 {
 		return nil, fmt.Errorf("the manifest holds no ConfigMap named %q", name)
-	case len(names) > 1:
+	}
+	if len(names) > 1 {
 		return nil, fmt.Errorf("the manifest holds several ConfigMaps (%s); choose one by name", strings.Join(names, ", "))
 	}
 	for i := range cms {

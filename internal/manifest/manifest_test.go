@@ -81,3 +81,38 @@ func TestTyped(t *testing.T) {
 		t.Error("Typed accepted a Deployment whose spec is a string")
 	}
 }
+
+func TestConfigMapsNamesTheBadDocument(t *testing.T) {
+	data := puller + "---\n" + puller + "---\n: not yaml: [\n"
+	_, err := ConfigMaps([]byte(data))
+	if err == nil || !strings.HasPrefix(err.Error(), "document 3: ") {
+		t.Errorf("err %v, want one naming document 3", err)
+	}
+}
+
+func TestConfigMapPicksOne(t *testing.T) {
+	other := strings.Replace(puller, "name: k8s-image-puller", "name: other", 1)
+	deployment := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n"
+	cases := []struct {
+		name, data, pick, want, err string
+	}{
+		{name: "the only one", data: puller, want: "k8s-image-puller"},
+		{name: "by name among two", data: puller + "---\n" + other, pick: "other", want: "other"},
+		{name: "none", data: deployment, err: "holds no ConfigMap"},
+		{name: "no such name", data: puller, pick: "missing", err: `no ConfigMap named "missing"`},
+		{name: "two, no name", data: puller + "---\n" + other, err: "several ConfigMaps (k8s-image-puller, other)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cm, err := ConfigMap([]byte(tc.data), tc.pick)
+			switch {
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("err %v, want %q", err, tc.err)
+				}
+			case err != nil || cm.Name != tc.want:
+				t.Errorf("ConfigMap = %v, %v; want %s", cm, err, tc.want)
+			}
+		})
+	}
+}

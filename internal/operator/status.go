@@ -1,8 +1,9 @@
 package operator
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
@@ -202,12 +203,8 @@ func Holder(items []v1alpha1.KubernetesImagePuller) string {
 	if len(live) == 0 {
 		return ""
 	}
-	sort.Slice(live, func(i, j int) bool {
-		a, b := live[i].CreationTimestamp, live[j].CreationTimestamp
-		if !a.Equal(&b) {
-			return a.Before(&b)
-		}
-		return live[i].Name < live[j].Name
+	slices.SortFunc(live, func(a, b v1alpha1.KubernetesImagePuller) int {
+		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
 	})
 	return live[0].Name
 }

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,54 @@ func TestHolder(t *testing.T) {
 	for _, tc := range cases {
 		if got := Holder(tc.items); got != tc.want {
 			t.Errorf("%s: holder %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestFailingMessageCountsWhatItLeavesOut(t *testing.T) {
+	failing := func(n int) []v1alpha1.FailingImage {
+		var out []v1alpha1.FailingImage
+		for i := range n {
+			out = append(out, v1alpha1.FailingImage{Name: fmt.Sprintf("app%d", i), Image: fmt.Sprintf("reg/app%d:1", i), Node: "n1", Reason: "ErrImagePull"})
+		}
+		return out
+	}
+	if got := failingMessage(nil, 0); got != "" {
+		t.Errorf("no failure: %q", got)
+	}
+	exact := failingMessage(failing(maxFailingInMessage), maxFailingInMessage)
+	if strings.Contains(exact, "more in status.failing") || strings.Count(exact, " on n1: ") != maxFailingInMessage {
+		t.Errorf("%d failures are all named, with nothing more to count: %q", maxFailingInMessage, exact)
+	}
+	more := failingMessage(failing(maxFailingInMessage+2), maxFailingInMessage+2)
+	if !strings.HasSuffix(more, "; and 2 more in status.failing") || strings.Count(more, " on n1: ") != maxFailingInMessage {
+		t.Errorf("two over the cap: %q", more)
+	}
+	// status.failing itself may be capped: the total still counts them all.
+	capped := failingMessage(failing(2), 9)
+	if !strings.HasPrefix(capped, "9 image pull(s) failing: ") || !strings.HasSuffix(capped, "; and 7 more in status.failing") {
+		t.Errorf("a total above the list: %q", capped)
+	}
+}
+
+// TestSameImagesComparesReferences pins the rule behind AllImagesCached
+// after a tag bump: the same entry names with a new tag are not the same
+// images, so the old pods still running do not count as cached.
+func TestSameImagesComparesReferences(t *testing.T) {
+	want := &config.Config{Images: []config.Image{{Name: "java", Ref: "reg/java:17"}, {Name: "node", Ref: "reg/node:22"}}}
+	cases := []struct {
+		name string
+		have []status.Image
+		same bool
+	}{
+		{"the same", []status.Image{{Name: "java", Ref: "reg/java:17"}, {Name: "node", Ref: "reg/node:22"}}, true},
+		{"a tag bumped, names kept", []status.Image{{Name: "java", Ref: "reg/java:11"}, {Name: "node", Ref: "reg/node:22"}}, false},
+		{"a name changed", []status.Image{{Name: "jdk", Ref: "reg/java:17"}, {Name: "node", Ref: "reg/node:22"}}, false},
+		{"one missing", []status.Image{{Name: "java", Ref: "reg/java:17"}}, false},
+	}
+	for _, tc := range cases {
+		if got := sameImages(tc.have, want); got != tc.same {
+			t.Errorf("%s: sameImages = %v, want %v", tc.name, got, tc.same)
 		}
 	}
 }

@@ -50,3 +50,17 @@ func TestUpToDate(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigurationErrors(t *testing.T) {
+	if _, err := Configuration[corev1ac.PodApplyConfiguration](map[string]any{"bad": make(chan int)}); err == nil {
+		t.Error("an object that does not encode gave no error")
+	}
+	_, err := Configuration[corev1ac.PodApplyConfiguration](map[string]any{"spec": "not an object"})
+	if err == nil || !strings.Contains(err.Error(), "PodApplyConfiguration") {
+		t.Errorf("err %v, want one naming the apply configuration type", err)
+	}
+	ac, err := Configuration[corev1ac.PodApplyConfiguration](&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}})
+	if err != nil || ac.Name == nil || *ac.Name != "p" {
+		t.Errorf("Configuration(pod) = %+v, %v", ac, err)
+	}
+}

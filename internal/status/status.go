@@ -6,7 +6,7 @@ package status
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,7 +139,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 	}
 	podOn := podsByNode(ds, pods)
 	sorted := append([]corev1.Node(nil), nodes...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	slices.SortFunc(sorted, func(a, b corev1.Node) int { return strings.Compare(a.Name, b.Name) })
 
 	var lastWarm time.Time
 	for i := range sorted {
