@@ -216,9 +216,14 @@ func TestIdleOperatorMakesNoWrites(t *testing.T) {
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
 	env.Create(t, kip)
 	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the status writes of the first reconciles settle
 	writes.Reset()
+	before := testenv.ReconcileCount(t, "kubernetesimagepuller")
 	time.Sleep(7 * time.Second) // over three resyncs
+	// The sync point: the operator did look, several times.
+	if n := testenv.ReconcileCount(t, "kubernetesimagepuller") - before; n < 2 {
+		t.Errorf("%v reconciles while idle; the 2 s resync should have caused several", n)
+	}
 	if w := writes.Count(false); len(w) != 0 {
 		t.Errorf("writes while nothing changed: %v", w)
 	}

@@ -4,6 +4,7 @@ package puller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 )
 
 const dsName = "kubernetes-image-puller"
@@ -192,8 +193,8 @@ func TestInvalidConfigurationKeepsLastGoodDaemonSet(t *testing.T) {
 	if ev.Type != corev1.EventTypeWarning {
 		t.Errorf("event type %s, want Warning", ev.Type)
 	}
-	// The DaemonSet is untouched, and the controller keeps running.
-	time.Sleep(2 * time.Second)
+	// The DaemonSet is untouched, and the controller keeps running: the
+	// Event comes from the reconcile that saw the invalid configuration.
 	now, err := getDaemonSet(ns, dsName)
 	if err != nil || now.ResourceVersion != good.ResourceVersion {
 		t.Errorf("DaemonSet changed under an invalid configuration (err %v)", err)
@@ -221,26 +222,19 @@ func TestInvalidConfigurationKeepsLastGoodDaemonSet(t *testing.T) {
 	waitForEvent(t, ns, ReasonConfigurationValid, "ConfigMap", "valid again")
 }
 
-func reconcileCount(t *testing.T) float64 {
+// reconcileCount is how many times the puller controller has reconciled in
+// this process.
+func reconcileCount(t *testing.T) float64 { return testenv.ReconcileCount(t, "puller") }
+
+// waitForReconcile is the sync point of the "nothing happened" assertions:
+// it waits until controller has reconciled more than since times, proof
+// that it saw the change, before the test counts what it wrote.
+func waitForReconcile(t *testing.T, controller string, since float64) {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "puller" {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
+	eventually(t, 20*time.Second, controller+" reconciles the change", func() (bool, string) {
+		n := testenv.ReconcileCount(t, controller)
+		return n > since, fmt.Sprintf("%v reconciles, none since %v", n, since)
+	})
 }
 
 func TestIdleMakesNoWrites(t *testing.T) {
@@ -253,7 +247,9 @@ func TestIdleMakesNoWrites(t *testing.T) {
 	// the check covers its decision not to write, not just its quiet.
 	run := startController(t, ns, withLeaderElection("kip-idle"), withSyncPeriod(2*time.Second))
 	waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b@sha256:"+strings.Repeat("b", 64))
-	time.Sleep(3 * time.Second) // let the start-up refresh and its Events settle
+	// The start-up refresh is done when its failure is reported: the tag on
+	// a made-up registry cannot be resolved (at once, on loopback only).
+	waitForEvent(t, ns, ReasonResolveFailed, "DaemonSet", "reg.example.com/a:1")
 
 	run.writes.Reset()
 	before := reconcileCount(t)
@@ -299,6 +295,7 @@ func TestLeaderElectionTwoControllersNeverFight(t *testing.T) {
 
 	// The leader steps down; the other takes over without rewriting an
 	// up-to-date DaemonSet, then applies the next change.
+	electedAt := reconcileCount(t)
 	first.stop(t)
 	eventually(t, 20*time.Second, "second controller leads", func() (bool, string) {
 		select {
@@ -308,7 +305,9 @@ func TestLeaderElectionTwoControllersNeverFight(t *testing.T) {
 			return false, "not elected"
 		}
 	})
-	time.Sleep(2 * time.Second)
+	// A new leader starts with a reconcile of its own; it must find the
+	// DaemonSet up to date.
+	waitForReconcile(t, "puller", electedAt)
 	if n := second.writes.Matching("/daemonsets/"); n != 0 {
 		t.Errorf("the new leader rewrote an up-to-date DaemonSet %d times", n)
 	}
@@ -336,8 +335,9 @@ func TestShutdownKeepsDaemonSet(t *testing.T) {
 		t.Errorf("DaemonSet touched on shutdown (err %v)", err)
 	}
 	// And a restart leaves it as it is.
+	since := reconcileCount(t)
 	again := startController(t, ns)
-	time.Sleep(3 * time.Second)
+	waitForReconcile(t, "puller", since)
 	if n := again.writes.Matching("/daemonsets"); n != 0 {
 		t.Errorf("a restart wrote the DaemonSet %d times", n)
 	}
@@ -365,10 +365,11 @@ func TestUninstallIsNotUndone(t *testing.T) {
 	if err := k8s.Delete(ctx, deploy); err != nil {
 		t.Fatal(err)
 	}
+	since := reconcileCount(t)
 	if err := k8s.Delete(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	waitForReconcile(t, "puller", since) // the deletion wakes the controller
 	if _, err := getDaemonSet(ns, dsName); !apierrors.IsNotFound(err) {
 		t.Errorf("the DaemonSet came back after its Deployment was deleted (err %v)", err)
 	}

@@ -84,9 +84,12 @@ func withLeaderElection(id string) runOption {
 		mo.LeaderElection = true
 		mo.LeaderElectionID = id
 		mo.LeaderElectionReleaseOnCancel = true
-		mo.LeaseDuration = ptr.To(4 * time.Second)
-		mo.RenewDeadline = ptr.To(3 * time.Second)
-		mo.RetryPeriod = ptr.To(500 * time.Millisecond)
+		// controller-runtime's defaults for lease and renewal, so a loaded
+		// machine does not lose a lease mid-test; the leader releases it on
+		// stop, so a hand-over takes about one retry period.
+		mo.LeaseDuration = ptr.To(15 * time.Second)
+		mo.RenewDeadline = ptr.To(10 * time.Second)
+		mo.RetryPeriod = ptr.To(time.Second)
 	}
 }
 
@@ -209,6 +212,18 @@ func events(t *testing.T, ns, reason string) []eventsv1.Event {
 	var out []eventsv1.Event
 	for _, e := range list.Items {
 		if e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// eventsAbout lists the Events of reason whose note contains s.
+func eventsAbout(t *testing.T, ns, reason, s string) []eventsv1.Event {
+	t.Helper()
+	var out []eventsv1.Event
+	for _, e := range events(t, ns, reason) {
+		if strings.Contains(e.Note, s) {
 			out = append(out, e)
 		}
 	}

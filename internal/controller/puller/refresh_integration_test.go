@@ -4,6 +4,7 @@ package puller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,9 +60,14 @@ func TestRefreshRollsOnlyWhenADigestChanged(t *testing.T) {
 	}
 	run.stop(t)
 
-	// Nothing moved: a refresh writes nothing.
+	// Nothing moved: a refresh writes nothing. The new process reports the
+	// gone tag again after its first refresh: proof the refresh was used.
+	reported := len(eventsAbout(t, ns, ReasonResolveFailed, goneRef))
 	run = startController(t, ns)
-	time.Sleep(3 * time.Second)
+	eventually(t, 20*time.Second, "the refresh after a restart", func() (bool, string) {
+		n := len(eventsAbout(t, ns, ReasonResolveFailed, goneRef))
+		return n > reported, fmt.Sprintf("%d ResolveFailed events about %s", n, goneRef)
+	})
 	if n := run.writes.Matching("/daemonsets/"); n != 0 {
 		t.Errorf("a refresh with unchanged digests wrote the DaemonSet %d times", n)
 	}

@@ -85,8 +85,9 @@ func TestReportsFailingRecoveredAndWarm(t *testing.T) {
 	waitForEvent(t, ns, ReasonImageRecovered, "DaemonSet", "node on "+n1+" is cached again")
 
 	// The kubelet alternates between ErrImagePull and ImagePullBackOff: still one Event.
+	since := testenv.ReconcileCount(t, "puller-status")
 	env.SetContainers(t, p2, testenv.Running("java"), testenv.Waiting("node", "ErrImagePull", "401 Unauthorized"))
-	time.Sleep(2 * time.Second)
+	waitForReconcile(t, "puller-status", since) // the reporter saw the new state
 	if n := len(events(t, ns, ReasonImageFailing)); n != 2 {
 		t.Errorf("%d ImageFailing events for one image failing on two nodes, want 2", n)
 	}

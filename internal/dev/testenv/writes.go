@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Writes records the write requests a client sends, as "METHOD path".
@@ -61,4 +64,30 @@ func (w *Writes) Matching(part string) int {
 		}
 	}
 	return n
+}
+
+// ReconcileCount reads controller-runtime's reconcile counter of one
+// controller (by its name) in this process: the sync point of a test that
+// asserts that nothing happened, which first proves that the controller
+// looked.
+func ReconcileCount(t testing.TB, controller string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
 }
