@@ -187,21 +187,33 @@ func pushSamples(t *testing.T, prefix string, count int, private bool) []string 
 	suffix := strings.ToLower(rand.String(5))
 	var entries []string
 	for i := 1; i <= count; i++ {
-		img, err := imagebuild.SampleImage(2<<20, 2, sleep)
-		if err != nil {
-			t.Fatal(err)
-		}
 		repoTag := fmt.Sprintf("e2e/%s%d-%s:v1", prefix, i, suffix)
-		ref, err := name.ParseReference(pushTo + "/" + repoTag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
-			t.Fatal(err)
-		}
+		pushImage(t, pushTo+"/"+repoTag, auth, sleep)
 		entries = append(entries, fmt.Sprintf("%s%d=%s/%s", prefix, i, nameAs, repoTag))
 	}
 	return entries
+}
+
+// pushImage pushes a small image of new random content as ref, and returns
+// its digest.
+func pushImage(t *testing.T, ref string, auth authn.Authenticator, sleep imagebuild.File) string {
+	t.Helper()
+	img, err := imagebuild.SampleImage(2<<20, 2, sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, remote.WithAuth(auth)); err != nil {
+		t.Fatal(err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return digest.String()
 }
 
 // namespace creates a namespace that enforces the restricted Pod Security
