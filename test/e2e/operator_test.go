@@ -12,13 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/dev/bundle"
+	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
+	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -214,5 +218,93 @@ spec:
 		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
+	waitGone(t, c, ns)
+}
+
+// condition reads the resource's condition typ.
+func condition(t *testing.T, c client.Client, key client.ObjectKey, typ string) (*v1alpha1.KubernetesImagePuller, *metav1.Condition) {
+	t.Helper()
+	var kip v1alpha1.KubernetesImagePuller
+	if err := c.Get(context.Background(), key, &kip); err != nil {
+		t.Fatal(err)
+	}
+	return &kip, meta.FindStatusCondition(kip.Status.Conditions, typ)
+}
+
+// TestOperatorOnALiveCluster: a tag bump that keeps the entry names is
+// Ready only once every node holds the new references; an invalid spec
+// keeps the objects last applied; a second resource in the namespace gets
+// Conflict.
+func TestOperatorOnALiveCluster(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "bump", 2, false)
+	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
+	manifest := func(images []string) string {
+		return fmt.Sprintf("apiVersion: che.eclipse.org/v1alpha1\nkind: KubernetesImagePuller\nmetadata:\n  name: image-puller\nspec:\n  images: %q\n", strings.Join(images, ";"))
+	}
+	applyUntilReady(t, c, manifest(entries), key, entries)
+
+	// The same names, new tags.
+	sleep, err := imagebuild.FileFromDisk(filepath.Join(cluster.root, "bin", "kip-sleep"), "/bin/sleep", 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bumped []string
+	for _, e := range entries {
+		name, ref, _ := strings.Cut(e, "=")
+		v2 := strings.TrimSuffix(ref, ":v1") + ":v2"
+		pushImage(t, cluster.RegistryPush+strings.TrimPrefix(v2, cluster.Registry), authn.Anonymous, sleep)
+		bumped = append(bumped, name+"="+v2)
+	}
+	kubectl(t, manifest(bumped), "apply", "-n", ns, "-f", "-")
+	eventually(t, 4*time.Minute, "Ready=True for the new tags, only once every node holds them", func() (bool, string) {
+		kip, ready := condition(t, c, key, operator.TypeReady)
+		if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != kip.Generation {
+			return false, fmt.Sprintf("Ready %+v", ready)
+		}
+		held, err := cluster.NodeImages(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if missing := localcluster.Missing(held, cluster.Nodes, refsOf(bumped)); len(missing) > 0 {
+			t.Fatalf("Ready=True (%s) while %v are not cached yet", ready.Message, missing)
+		}
+		return true, ""
+	})
+
+	// An invalid spec: said so, and the objects stay as last applied.
+	var cm corev1.ConfigMap
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "k8s-image-puller"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	var dep appsv1.Deployment
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, &dep); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "", "patch", "kubernetesimagepuller", "image-puller", "-n", ns, "--type", "merge", "-p", `{"spec": {"cachingMemoryLimit": "lots"}}`)
+	eventually(t, time.Minute, "Ready=False and Degraded=True, InvalidSpec naming the field", func() (bool, string) {
+		_, ready := condition(t, c, key, operator.TypeReady)
+		_, degraded := condition(t, c, key, operator.TypeDegraded)
+		return ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == operator.ReasonInvalidSpec &&
+				degraded != nil && degraded.Reason == operator.ReasonInvalidSpec && strings.Contains(degraded.Message, "spec.cachingMemoryLimit"),
+			fmt.Sprintf("Ready %+v; Degraded %+v", ready, degraded)
+	})
+	var cmAfter corev1.ConfigMap
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(&cm), &cmAfter); err != nil || cmAfter.ResourceVersion != cm.ResourceVersion {
+		t.Errorf("the ConfigMap changed under an invalid spec (%v): %v", err, cmAfter.Data)
+	}
+	var depAfter appsv1.Deployment
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(&dep), &depAfter); err != nil || depAfter.Generation != dep.Generation {
+		t.Errorf("the Deployment changed under an invalid spec (%v)", err)
+	}
+
+	// A second resource in the namespace: Conflict, naming the holder.
+	kubectl(t, strings.Replace(manifest(entries), "name: image-puller", "name: second", 1), "apply", "-n", ns, "-f", "-")
+	eventually(t, time.Minute, "the second resource in Conflict", func() (bool, string) {
+		_, ready := condition(t, c, client.ObjectKey{Namespace: ns, Name: "second"}, operator.TypeReady)
+		return ready != nil && ready.Reason == operator.ReasonConflict && strings.Contains(ready.Message, "image-puller"), fmt.Sprintf("%+v", ready)
+	})
+	kubectl(t, "", "delete", "kubernetesimagepuller", "--all", "-n", ns)
 	waitGone(t, c, ns)
 }
