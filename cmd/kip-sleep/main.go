@@ -2,7 +2,8 @@
 // use. It depends on the standard library only, so it runs in any image,
 // including ones without a shell.
 //
-//	kip-sleep [DURATION]        sleep (default 720h), exit 0 on SIGTERM or SIGINT
+//	kip-sleep [DURATION]        sleep (default 720h), exit 0 on SIGTERM or SIGINT;
+//	                            one line on stdout says it is ready for them
 //	kip-sleep --install PATH    copy this executable to PATH (mode 0755) and exit
 //
 // DURATION is a Go duration (90s, 720h) or a number of seconds.
@@ -52,6 +53,9 @@ func run(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	// Said once the signals are caught: a supervisor (or a test) that waits
+	// for this line knows SIGTERM ends the sleep with status 0.
+	fmt.Printf("kip-sleep: sleeping %v; SIGTERM or SIGINT ends it\n", d)
 	sleep(d, sig)
 	return nil
 }

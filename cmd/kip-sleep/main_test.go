@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -105,10 +106,20 @@ func TestBinary(t *testing.T) {
 	}
 
 	cmd := exec.Command(copyPath, "720h")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // let it install its signal handler
+	// The readiness handshake: its line comes once SIGTERM is caught, however
+	// slow the machine.
+	ready, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || ready != "kip-sleep: sleeping 720h0m0s; SIGTERM or SIGINT ends it\n" {
+		_ = cmd.Process.Kill()
+		t.Fatalf("ready line %q, %v", ready, err)
+	}
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
