@@ -18,8 +18,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -31,6 +29,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/dev/poll"
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/template"
 )
 
@@ -202,18 +201,7 @@ func pushImage(t *testing.T, ref string, auth authn.Authenticator, sleep imagebu
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, remote.WithAuth(auth)); err != nil {
-		t.Fatal(err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return digest.String()
+	return registrytest.PushImage(t, ref, img, auth)
 }
 
 // namespace creates a namespace that enforces the restricted Pod Security

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
@@ -72,6 +73,12 @@ func Push(t testing.TB, ref string, auth authn.Authenticator) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return PushImage(t, ref, img, auth)
+}
+
+// PushImage writes img to ref and returns its digest.
+func PushImage(t testing.TB, ref string, img v1.Image, auth authn.Authenticator) string {
+	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
