@@ -91,9 +91,19 @@ func TestInvalidConfigMapAppliedLive(t *testing.T) {
 	if now := daemonSet(t, ns); now.Generation != good.Generation || now.UID != good.UID {
 		t.Errorf("the DaemonSet changed under an invalid ConfigMap: generation %d -> %d", good.Generation, now.Generation)
 	}
+	restarts := map[types.UID]int32{}
+	for _, p := range controllers {
+		restarts[p.UID] = p.Status.ContainerStatuses[0].RestartCount
+		if n := p.Status.ContainerStatuses[0].RestartCount; n > 0 {
+			t.Logf("controller pod %s restarted %d times before the test's change: %+v", p.Name, n, p.Status.ContainerStatuses[0].LastTerminationState)
+		}
+	}
 	for _, p := range controllerPods(t, ns) {
-		if !slices.ContainsFunc(controllers, func(q corev1.Pod) bool { return q.UID == p.UID }) || p.Status.ContainerStatuses[0].RestartCount != 0 {
-			t.Errorf("controller pod %s is new or restarted (%d restarts)", p.Name, p.Status.ContainerStatuses[0].RestartCount)
+		before, known := restarts[p.UID]
+		if now := p.Status.ContainerStatuses[0].RestartCount; !known || now != before {
+			last, _ := cluster.RunKubectl("", "logs", "-n", ns, p.Name, "--previous", "--tail", "20")
+			t.Errorf("controller pod %s is new (%v) or restarted since the invalid ConfigMap (%d -> %d restarts); last state %+v; previous logs:\n%s",
+				p.Name, !known, before, now, p.Status.ContainerStatuses[0].LastTerminationState, last)
 		}
 	}
 
