@@ -25,6 +25,16 @@ import (
 
 // The README's headline behaviours, each on the local cluster.
 
+// installRolledOut installs the puller with images as IMAGES, as the
+// documentation says, and waits until its Deployment is available and its
+// DaemonSet runs on every node.
+func installRolledOut(t *testing.T, ns, images string) *appsv1.DaemonSet {
+	t.Helper()
+	install(t, ns, map[string]string{"IMAGES": images})
+	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+	return waitRolledOut(t, ns, len(cluster.Nodes))
+}
+
 // getDS reads the puller's DaemonSet.
 func getDS(ns string) (*appsv1.DaemonSet, error) {
 	var ds appsv1.DaemonSet
@@ -78,9 +88,7 @@ func patchConfigMap(t *testing.T, ns string, data map[string]string) {
 func TestInvalidConfigMapAppliedLive(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "live", 2, false)
-	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";")})
-	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-	good := waitRolledOut(t, ns, len(cluster.Nodes))
+	good := installRolledOut(t, ns, strings.Join(entries, ";"))
 	controllers := controllerPods(t, ns)
 
 	patchConfigMap(t, ns, map[string]string{"CACHING_MEMORY_LIMIT": "lots"})
@@ -121,9 +129,7 @@ func TestInvalidConfigMapAppliedLive(t *testing.T) {
 func TestDaemonSetRestoredAfterHandEdits(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "hand", 2, false)
-	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";")})
-	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-	first := waitRolledOut(t, ns, len(cluster.Nodes))
+	first := installRolledOut(t, ns, strings.Join(entries, ";"))
 
 	kubectl(t, "", "delete", "daemonset", "-n", ns, dsName, "--wait=true")
 	start := time.Now()
@@ -158,9 +164,7 @@ func TestDaemonSetRestoredAfterHandEdits(t *testing.T) {
 func TestTagMovesToANewDigest(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "tag", 2, false)
-	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";")})
-	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-	waitRolledOut(t, ns, len(cluster.Nodes))
+	installRolledOut(t, ns, strings.Join(entries, ";"))
 	waitCached(t, entries, cluster.Nodes, nil)
 	before := podUIDs(pullerPods(t, ns))
 
