@@ -1,7 +1,8 @@
 // Package labels holds the label keys and values by which kip recognises
 // what it manages: the Kubernetes recommended app.kubernetes.io labels, and
 // the managed-by value of each of kip's two managers (the puller controller
-// and the operator). Builders, caches and selectors all take them from here.
+// and the operator), and the operator's field manager. Builders, caches,
+// selectors and appliers all take them from here.
 package labels
 
 // The recommended labels (app.kubernetes.io/*) kip sets.
@@ -22,3 +23,7 @@ const (
 	// KubernetesImagePuller (its instance label names the resource).
 	ManagedByOperator = "kip-operator"
 )
+
+// OperatorFieldOwner is the operator's server-side apply field manager, for
+// both of its controllers: named like its managed-by value.
+const OperatorFieldOwner = ManagedByOperator

@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kip-image-puller/kip/internal/labels"
-
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/labels"
 )
 
 // CheClusterKind is the workspace platform's resource (compatibility.md §5).

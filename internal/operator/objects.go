@@ -3,13 +3,6 @@ package operator
 import (
 	"fmt"
 
-	"github.com/kip-image-puller/kip/internal/labels"
-	"github.com/kip-image-puller/kip/internal/manifest"
-
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/deploy"
-	"github.com/kip-image-puller/kip/internal/template"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -17,6 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/manifest"
+	"github.com/kip-image-puller/kip/internal/template"
 )
 
 // Objects are the namespaced objects that run one puller, in apply order.

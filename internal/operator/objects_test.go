@@ -3,14 +3,13 @@ package operator
 import (
 	"testing"
 
-	"github.com/kip-image-puller/kip/internal/labels"
-
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/config"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/labels"
 )
 
 func TestBuild(t *testing.T) {

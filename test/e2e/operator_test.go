@@ -13,15 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/dev/bundle"
-	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
-	"github.com/kip-image-puller/kip/internal/dev/localcluster"
-	"github.com/kip-image-puller/kip/internal/dev/testenv"
-	"github.com/kip-image-puller/kip/internal/manager"
-	"github.com/kip-image-puller/kip/internal/operator"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +21,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/dev/bundle"
+	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
+	"github.com/kip-image-puller/kip/internal/dev/localcluster"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
+	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/operator"
 )
 
 var operatorOnce struct {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/operator"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,7 +84,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		delete(u, "status")
 		if err := r.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
-			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+			client.FieldOwner(labels.OperatorFieldOwner), client.ForceOwnership); err != nil {
 			return reconcile.Result{}, fmt.Errorf("apply KubernetesImagePuller %s: %w", key, err)
 		}
 		log.Info("applied KubernetesImagePuller", "name", key.Name, "images", len(strings.FieldsFunc(spec.Images, func(r rune) bool { return r == ';' })))

@@ -7,25 +7,19 @@
 package checluster
 
 import (
-	"github.com/go-logr/logr"
-
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/operator"
 )
-
-// FieldOwner is the operator's server-side apply field manager, named like
-// its managed-by label value.
-const FieldOwner = labels.ManagedByOperator
 
 // Options configure the switch.
 type Options struct {
@@ -55,7 +49,7 @@ type reconciler struct {
 func Setup(mgr ctrl.Manager, o Options, pullerAPI func() (bool, error)) error {
 	r := &reconciler{
 		client:    mgr.GetClient(),
-		events:    mgr.GetEventRecorder(FieldOwner),
+		events:    mgr.GetEventRecorder(labels.OperatorFieldOwner),
 		opts:      o,
 		log:       mgr.GetLogger().WithName("checluster"),
 		pullerAPI: pullerAPI,

@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-	"github.com/kip-image-puller/kip/internal/operator"
-	"github.com/kip-image-puller/kip/internal/ssa"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,7 +16,10 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/ssa"
 )
 
 // applyAll applies each object that is missing or differs from what the
@@ -98,9 +97,9 @@ func apply[T any, PT interface {
 	live := PT(new(T))
 	switch err := c.Get(ctx, client.ObjectKeyFromObject(desired), live); {
 	case err == nil:
-		owned, err := extract(live, FieldOwner)
+		owned, err := extract(live, labels.OperatorFieldOwner)
 		if err != nil {
-			return fmt.Errorf("extract the fields of %T %s managed by %s: %w", desired, desired.GetName(), FieldOwner, err)
+			return fmt.Errorf("extract the fields of %T %s managed by %s: %w", desired, desired.GetName(), labels.OperatorFieldOwner, err)
 		}
 		same, err := ssa.UpToDate(owned, (*T)(desired))
 		if err != nil || same {
@@ -113,7 +112,7 @@ func apply[T any, PT interface {
 	if err != nil {
 		return err
 	}
-	if err := c.Apply(ctx, PA(ac), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if err := c.Apply(ctx, PA(ac), client.FieldOwner(labels.OperatorFieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply %T %s: %w", desired, desired.GetName(), err)
 	}
 	return nil

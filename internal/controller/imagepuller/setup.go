@@ -8,13 +8,9 @@ package imagepuller
 
 import (
 	"context"
-
-	"github.com/go-logr/logr"
-
-	"github.com/kip-image-puller/kip/api/v1alpha1"
-
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -26,13 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/observe"
 )
-
-// FieldOwner is the operator's server-side apply field manager, named like
-// its managed-by label value.
-const FieldOwner = labels.ManagedByOperator
 
 // Options configure the controller.
 type Options struct {

@@ -120,7 +120,7 @@ func TestRestoresDeletedDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	eventually(t, 20*time.Second, "DaemonSet recreated", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "DaemonSet recreated", func() (bool, string) {
 		ds, err := getDaemonSet(ns, dsName)
 		if err != nil {
 			return false, err.Error()
@@ -147,7 +147,7 @@ func TestRestoresEditedDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b:1")
-	eventually(t, 20*time.Second, "memory limit restored", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "memory limit restored", func() (bool, string) {
 		got, err := getDaemonSet(ns, dsName)
 		if err != nil {
 			return false, err.Error()
@@ -231,7 +231,7 @@ func reconcileCount(t *testing.T) float64 { return testenv.ReconcileCount(t, "pu
 // that it saw the change, before the test counts what it wrote.
 func waitForReconcile(t *testing.T, controller string, since float64) {
 	t.Helper()
-	eventually(t, 20*time.Second, controller+" reconciles the change", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, controller+" reconciles the change", func() (bool, string) {
 		n := testenv.ReconcileCount(t, controller)
 		return n > since, fmt.Sprintf("%v reconciles, none since %v", n, since)
 	})
@@ -297,7 +297,7 @@ func TestLeaderElectionTwoControllersNeverFight(t *testing.T) {
 	// up-to-date DaemonSet, then applies the next change.
 	electedAt := reconcileCount(t)
 	first.stop(t)
-	eventually(t, 20*time.Second, "second controller leads", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "second controller leads", func() (bool, string) {
 		select {
 		case <-second.mgr.Elected():
 			return true, ""

@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/internal/config"
-	"github.com/kip-image-puller/kip/internal/dev/poll"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/registry"
@@ -138,11 +137,6 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 }
 
 // eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	poll.Until(t, timeout, 50*time.Millisecond, what, cond)
-}
-
 func configMap(ns string, data map[string]string) *corev1.ConfigMap {
 	d := map[string]string{config.KeyNamespace: ns}
 	for k, v := range data {
@@ -190,7 +184,7 @@ func containerImages(ds *appsv1.DaemonSet) string {
 func waitForImages(t *testing.T, ns, name, images string) *appsv1.DaemonSet {
 	t.Helper()
 	var ds *appsv1.DaemonSet
-	eventually(t, 20*time.Second, "DaemonSet "+name+" with "+images, func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "DaemonSet "+name+" with "+images, func() (bool, string) {
 		var err error
 		ds, err = getDaemonSet(ns, name)
 		if err != nil {
@@ -233,7 +227,7 @@ func eventsAbout(t *testing.T, ns, reason, s string) []eventsv1.Event {
 func waitForEvent(t *testing.T, ns, reason, regardingKind, contains string) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
-	eventually(t, 20*time.Second, "Event "+reason, func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "Event "+reason, func() (bool, string) {
 		for _, e := range events(t, ns, reason) {
 			if e.Regarding.Kind == regardingKind && strings.Contains(e.Note, contains) {
 				found = e

@@ -14,6 +14,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
 )
 
 // TestRefreshRollsOnlyWhenADigestChanged runs the controller against real
@@ -64,7 +65,7 @@ func TestRefreshRollsOnlyWhenADigestChanged(t *testing.T) {
 	// gone tag again after its first refresh: proof the refresh was used.
 	reported := len(eventsAbout(t, ns, ReasonResolveFailed, goneRef))
 	run = startController(t, ns)
-	eventually(t, 20*time.Second, "the refresh after a restart", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "the refresh after a restart", func() (bool, string) {
 		n := len(eventsAbout(t, ns, ReasonResolveFailed, goneRef))
 		return n > reported, fmt.Sprintf("%d ResolveFailed events about %s", n, goneRef)
 	})
@@ -98,7 +99,7 @@ func TestRefreshRollsOnlyWhenADigestChanged(t *testing.T) {
 func waitForRecorded(t *testing.T, ns string, want map[string]string) daemonset.RefreshState {
 	t.Helper()
 	var state daemonset.RefreshState
-	eventually(t, 20*time.Second, "recorded digests", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "recorded digests", func() (bool, string) {
 		ds, err := getDaemonSet(ns, dsName)
 		if err != nil {
 			return false, err.Error()

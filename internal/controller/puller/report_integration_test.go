@@ -75,7 +75,7 @@ func TestReportsFailingRecoveredAndWarm(t *testing.T) {
 	if failing.Type != corev1.EventTypeWarning || !strings.Contains(failing.Note, "401 Unauthorized") || failing.Regarding.UID != ds.UID {
 		t.Errorf("ImageFailing event %+v", failing)
 	}
-	eventually(t, 10*time.Second, "failing and cached metrics", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "failing and cached metrics", func() (bool, string) {
 		f, ok := gauge(t, "kip_image_failing", map[string]string{"node": n2, "image": "node", "reason": "ImagePullBackOff"})
 		c, _ := gauge(t, "kip_images_cached", map[string]string{"node": n1})
 		w, _ := gauge(t, "kip_images_wanted", nil)
