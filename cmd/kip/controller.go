@@ -18,6 +18,7 @@ type controllerFlags struct {
 	managerFlags
 	namespace        string
 	configMap        string
+	deploymentName   string
 	kipImage         string
 	openShift        string
 	leaderElectionID string
@@ -39,13 +40,16 @@ func newControllerCommand() *cobra.Command {
 		Use:   "controller",
 		Short: "Run the controller that keeps the image-caching DaemonSet in line with its ConfigMap",
 		Long: `Run the controller that keeps the image-caching DaemonSet in line with its
-ConfigMap. It reads the ConfigMap live (changes apply within seconds, no
-restart), falls back to the configuration in its environment while the
-ConfigMap does not exist, restores the DaemonSet when it is deleted or edited
-by hand, and never deletes it on start-up or shutdown.
+ConfigMap. It reads the ConfigMap through the API, live (changes apply
+within seconds, no restart); while the ConfigMap does not exist the last
+applied DaemonSet stays. It restores the DaemonSet when it is deleted or
+edited by hand, and never deletes it on start-up or shutdown.
 
 In a cluster it finds its namespace in POD_NAMESPACE (downward API) or
-NAMESPACE; outside, pass --kubeconfig and --namespace.`,
+NAMESPACE, its ConfigMap in CONFIGMAP_NAME and its own Deployment in
+DEPLOYMENT_NAME, all set explicitly by the install; outside, pass
+--kubeconfig and --namespace. With --configmap "" the configuration is the
+process environment.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.setLogger()
@@ -56,6 +60,7 @@ NAMESPACE; outside, pass --kubeconfig and --namespace.`,
 	f.bind(fl)
 	fl.StringVarP(&f.namespace, "namespace", "n", envOr(config.Defaults[config.KeyNamespace], "POD_NAMESPACE", config.KeyNamespace), "namespace of the ConfigMap, the puller Deployment and the DaemonSet")
 	fl.StringVar(&f.configMap, "configmap", envOr(config.DefaultConfigMapName, "CONFIGMAP_NAME"), "ConfigMap to watch; empty: use the environment only")
+	fl.StringVar(&f.deploymentName, "deployment-name", envOr(config.Defaults[config.KeyDeploymentName], config.KeyDeploymentName), "the controller's own Deployment, which owns the DaemonSet")
 	fl.StringVar(&f.kipImage, "kip-image", version.Image(), "init container image when KIP_IMAGE is not set and the puller's Deployment is not found")
 	fl.StringVar(&f.openShift, "openshift", "auto", "auto (detect the route.openshift.io API group), true or false")
 	fl.StringVar(&f.leaderElectionID, "leader-election-id", "", "name of the leader election Lease (default kip-<configmap>)")
@@ -97,6 +102,7 @@ func runController(cmd *cobra.Command, f controllerFlags) error {
 	mgr, err := puller.NewManager(rc, f.options(id, f.namespace), puller.Options{
 		Namespace:       f.namespace,
 		ConfigMapName:   f.configMap,
+		DeploymentName:  f.deploymentName,
 		Env:             config.FromEnviron(os.Environ()),
 		DefaultKIPImage: f.kipImage,
 		OpenShift:       openShift,

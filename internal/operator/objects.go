@@ -52,7 +52,7 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 	if err != nil {
 		return objs, err
 	}
-	app, err := process(deploy.AppTemplate, map[string]string{"DEPLOYMENT_NAME": name, "SERVICEACCOUNT_NAME": name})
+	app, err := process(deploy.AppTemplate, map[string]string{"DEPLOYMENT_NAME": name, "SERVICEACCOUNT_NAME": name, "CONFIGMAP_NAME": ConfigMapName(spec)})
 	if err != nil {
 		return objs, err
 	}
@@ -80,7 +80,7 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(spec)},
 		Data:       ConfigData(spec, kip.Namespace),
 	}
-	pointAt(objs.Deployment, ConfigMapName(spec), image)
+	objs.Deployment.Spec.Template.Spec.Containers[0].Image = image
 	owner := metav1.OwnerReference{
 		APIVersion: v1alpha1.GroupVersion.String(), Kind: "KubernetesImagePuller",
 		Name: kip.Name, UID: kip.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -98,18 +98,6 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		meta.SetLabels(l)
 	}
 	return objs, nil
-}
-
-// pointAt makes the puller container read configMap and run image.
-func pointAt(d *appsv1.Deployment, configMap, image string) {
-	c := &d.Spec.Template.Spec.Containers[0]
-	c.Image = image
-	for i := range c.EnvFrom {
-		if c.EnvFrom[i].ConfigMapRef != nil {
-			c.EnvFrom[i].ConfigMapRef.Name = configMap
-		}
-	}
-	c.Env = append(c.Env, corev1.EnvVar{Name: "CONFIGMAP_NAME", Value: configMap})
 }
 
 func process(data []byte, values map[string]string) ([]unstructured.Unstructured, error) {

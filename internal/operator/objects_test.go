@@ -8,6 +8,7 @@ import (
 	"k8s.io/pod-security-admission/policy"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/labels"
 )
@@ -33,8 +34,15 @@ func TestBuild(t *testing.T) {
 			objs.ServiceAccount.Name, objs.Role.Name, objs.RoleBinding.Subjects[0].Name, objs.Deployment.Name)
 	}
 	c := objs.Deployment.Spec.Template.Spec.Containers[0]
-	if c.Image != "reg/kip:default" || c.EnvFrom[0].ConfigMapRef.Name != "kip-config" || objs.ConfigMap.Name != "kip-config" {
-		t.Errorf("container %s reads %s; ConfigMap %s", c.Image, c.EnvFrom[0].ConfigMapRef.Name, objs.ConfigMap.Name)
+	if err := deploy.CheckControllerContainer(c); err != nil {
+		t.Error(err)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if c.Image != "reg/kip:default" || env["CONFIGMAP_NAME"] != "kip-config" || env["DEPLOYMENT_NAME"] != "kip" || objs.ConfigMap.Name != "kip-config" {
+		t.Errorf("container %s, env %v; ConfigMap %s", c.Image, env, objs.ConfigMap.Name)
 	}
 	if objs.ConfigMap.Data[config.KeyDeploymentName] != "kip" {
 		t.Errorf("DEPLOYMENT_NAME %q: the puller must find its own Deployment", objs.ConfigMap.Data[config.KeyDeploymentName])

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
 )
 
@@ -145,6 +148,26 @@ func TestShippedTemplates(t *testing.T) {
 				t.Errorf("kinds %v, want %v", got, kinds)
 			}
 		})
+	}
+}
+
+// TestAppTemplateEnvironmentIsExplicit keeps the ConfigMap out of the
+// controller's environment: it is read through the API.
+func TestAppTemplateEnvironmentIsExplicit(t *testing.T) {
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(processShipped(t, "app.yaml")[0].Object, &d); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if err := deploy.CheckControllerContainer(c); err != nil {
+		t.Error(err)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["CONFIGMAP_NAME"] != config.DefaultConfigMapName || env["DEPLOYMENT_NAME"] != d.Name {
+		t.Errorf("env %v: the controller must be told its ConfigMap and its own Deployment %s", env, d.Name)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/template"
 )
@@ -162,9 +163,15 @@ func TestRenderValuesInEitherForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	if d.Name != "puller" || c.Image != "reg.example.com/kip:v1" || c.EnvFrom[0].ConfigMapRef.Name != "my-config" ||
-		strings.Join(c.Args, " ") != "controller --configmap my-config" {
-		t.Errorf("Deployment %s: image %s, envFrom %v, args %v", d.Name, c.Image, c.EnvFrom, c.Args)
+	if err := deploy.CheckControllerContainer(c); err != nil {
+		t.Error(err)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if d.Name != "puller" || c.Image != "reg.example.com/kip:v1" || env["CONFIGMAP_NAME"] != "my-config" || env["DEPLOYMENT_NAME"] != "puller" {
+		t.Errorf("Deployment %s: image %s, env %v", d.Name, c.Image, env)
 	}
 }
 

@@ -111,9 +111,15 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 		t.Errorf("ConfigMap data %v: want NAMESPACE %s and no KIP_IMAGE", cm.Data, ns)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]
-	if c.Image != testenv.OperatorPullerImage || dep.Spec.Template.Spec.ServiceAccountName != sa.Name || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
+	var configMapEnv string
+	for _, e := range c.Env {
+		if e.Name == "CONFIGMAP_NAME" {
+			configMapEnv = e.Value
+		}
+	}
+	if c.Image != testenv.OperatorPullerImage || dep.Spec.Template.Spec.ServiceAccountName != sa.Name || configMapEnv != cm.Name {
 		t.Errorf("Deployment runs %s as %s from ConfigMap %s; want %s as %s from %s",
-			c.Image, dep.Spec.Template.Spec.ServiceAccountName, c.EnvFrom[0].ConfigMapRef.Name, testenv.OperatorPullerImage, sa.Name, cm.Name)
+			c.Image, dep.Spec.Template.Spec.ServiceAccountName, configMapEnv, testenv.OperatorPullerImage, sa.Name, cm.Name)
 	}
 	if binding.RoleRef.Name != role.Name || binding.Subjects[0].Name != sa.Name {
 		t.Errorf("RoleBinding %+v does not bind Role %s to %s", binding, role.Name, sa.Name)

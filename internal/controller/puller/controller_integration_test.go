@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/internal/config"
@@ -376,4 +377,64 @@ func TestUninstallIsNotUndone(t *testing.T) {
 	if n := run.writes.Matching("/daemonsets"); n != 1 {
 		t.Errorf("%d DaemonSet writes, want only the first apply", n)
 	}
+}
+
+// TestIdentityComesFromTheProcessNotTheConfigMap: a DEPLOYMENT_NAME key that
+// names another Deployment neither makes the controller think it is being
+// uninstalled nor changes the DaemonSet's owner; it is a warning naming both.
+func TestIdentityComesFromTheProcessNotTheConfigMap(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	deploy := pullerDeployment(t, ns)
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1", config.KeyDeploymentName: "someone-else"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns, withOptions(func(o *Options) { o.DeploymentName = deploy.Name }))
+	ds := waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	if ref := metav1.GetControllerOf(ds); ref == nil || ref.UID != deploy.UID {
+		t.Errorf("DaemonSet controller %+v, want the controller's own Deployment %s", ref, deploy.UID)
+	}
+	waitForEvent(t, ns, ReasonConfigurationWarning, "ConfigMap", `"someone-else"`)
+	if e := waitForEvent(t, ns, ReasonConfigurationWarning, "ConfigMap", deploy.Name); !strings.Contains(e.Note, config.KeyDeploymentName) {
+		t.Errorf("warning %q does not name the key", e.Note)
+	}
+	cm.Data[config.KeyImages] = "b=reg.example.com/b:1"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitForImages(t, ns, dsName, "b=reg.example.com/b:1")
+}
+
+// TestDeletedConfigMapKeepsTheLastDaemonSet: deleting the ConfigMap does not
+// fall back to the environment; the last good DaemonSet stays, the reason is
+// an Event, and a recreated ConfigMap resumes.
+func TestDeletedConfigMapKeepsTheLastDaemonSet(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	deploy := pullerDeployment(t, ns)
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns, withOptions(func(o *Options) {
+		o.DeploymentName = deploy.Name
+		o.Env = map[string]string{config.KeyImages: "env=reg.example.com/env:1", config.KeyNamespace: ns}
+	}))
+	first := waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	if err := k8s.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, ns, ReasonConfigMapMissing, "Deployment", cm.Name)
+	ds, err := getDaemonSet(ns, dsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := containerImages(ds); got != "a=reg.example.com/a:1" || ds.Generation != first.Generation {
+		t.Errorf("after the ConfigMap was deleted the DaemonSet runs %s (generation %d, was %d)", got, ds.Generation, first.Generation)
+	}
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "b=reg.example.com/b:1"})); err != nil {
+		t.Fatal(err)
+	}
+	waitForImages(t, ns, dsName, "b=reg.example.com/b:1")
 }

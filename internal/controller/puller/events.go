@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,7 +48,31 @@ const (
 	ReasonApplyFailed          = "ApplyFailed"
 	ReasonImageChanged         = "ImageChanged"
 	ReasonResolveFailed        = "ResolveFailed"
+	ReasonConfigurationWarning = "ConfigurationWarning"
+	ReasonConfigMapMissing     = "ConfigMapMissing"
+	ReasonConfigMapFound       = "ConfigMapFound"
 )
+
+// reportMissingConfigMap tells, once, that the watched ConfigMap is gone and
+// that the last applied DaemonSet stays; and, once, that it is back. It
+// returns whether the ConfigMap is missing.
+func (r *reconciler) reportMissingConfigMap(src configSource, d *appsv1.Deployment) bool {
+	var regarding runtime.Object
+	if d != nil {
+		regarding = d
+	}
+	switch {
+	case src.missing && !r.configMapMissing:
+		r.log.Error(nil, "the ConfigMap does not exist; the last applied DaemonSet stays in place until it is created again", "configmap", r.opts.ConfigMapName)
+		r.events.emit(regarding, corev1.EventTypeWarning, ReasonConfigMapMissing,
+			"ConfigMap %s not found; the last applied DaemonSet stays in place; create the ConfigMap to resume", r.opts.ConfigMapName)
+	case !src.missing && r.configMapMissing:
+		r.log.Info("the ConfigMap exists again; resuming", "configmap", r.opts.ConfigMapName)
+		r.events.emit(regarding, corev1.EventTypeNormal, ReasonConfigMapFound, "ConfigMap %s found; resuming", r.opts.ConfigMapName)
+	}
+	r.configMapMissing = src.missing
+	return src.missing
+}
 
 func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
 	msg := err.Error()
@@ -70,9 +95,12 @@ func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Pro
 		r.events.emit(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "the configuration is valid again")
 		r.lastInvalid = ""
 	}
-	if len(warnings) > 0 {
+	text := strings.Join(problemStrings(warnings), "; ")
+	if text != "" && text != r.lastWarnings {
 		r.log.Info("configuration warnings", "warnings", problemStrings(warnings))
+		r.events.emit(regarding, corev1.EventTypeWarning, ReasonConfigurationWarning, "%s", text)
 	}
+	r.lastWarnings = text
 }
 
 // reportResolveFailures tells, once per distinct failure, which tags or pull

@@ -136,7 +136,6 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 	return run
 }
 
-// eventually polls cond until it holds or timeout passes.
 func configMap(ns string, data map[string]string) *corev1.ConfigMap {
 	d := map[string]string{config.KeyNamespace: ns}
 	for k, v := range data {

@@ -35,6 +35,7 @@ type reconciler struct {
 
 	// Dedupe state, so a problem that persists is reported once.
 	lastInvalid  string
+	lastWarnings string
 	lastFailures map[string]string
 	lastApplied  string // hash of the last desired DaemonSet this process applied
 
@@ -42,12 +43,15 @@ type reconciler struct {
 	// it is gone, the puller is being uninstalled.
 	sawDeployment bool
 	uninstalling  bool
+
+	configMapMissing bool
 }
 
 // configSource is where the configuration came from, for Events.
 type configSource struct {
 	data      map[string]string
 	configMap *corev1.ConfigMap // nil when the environment is used
+	missing   bool              // the ConfigMap to watch does not exist
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
@@ -55,16 +59,20 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	deployment, err := r.ownDeployment(ctx, src)
+	deployment, err := r.ownDeployment(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if r.beingUninstalled(deployment) {
 		return reconcile.Result{}, nil
 	}
+	if r.reportMissingConfigMap(src, deployment) {
+		return reconcile.Result{}, nil // the last applied DaemonSet stays; the ConfigMap's return resumes
+	}
 	regarding := eventTarget(src, deployment)
 
 	cfg, warnings, err := config.Parse(src.data)
+	warnings = append(warnings, r.identityWarnings(src)...)
 	if err == nil {
 		err = r.checkNamespace(cfg)
 	}
@@ -135,19 +143,33 @@ func (r *reconciler) loadSource(ctx context.Context) (configSource, error) {
 		switch {
 		case err == nil:
 			return configSource{data: cm.Data, configMap: &cm}, nil
-		case !apierrors.IsNotFound(err):
+		case apierrors.IsNotFound(err):
+			return configSource{missing: true}, nil
+		default:
 			return configSource{}, err
 		}
 	}
 	return configSource{data: r.opts.Env}, nil
 }
 
+// identityWarnings tells when the configuration names another Deployment
+// than the one the controller runs as: the key cannot change who it is.
+func (r *reconciler) identityWarnings(src configSource) []config.Problem {
+	name := src.data[config.KeyDeploymentName]
+	if src.configMap == nil || name == "" || name == r.opts.DeploymentName {
+		return nil
+	}
+	return []config.Problem{{
+		Key: config.KeyDeploymentName, Value: name,
+		Expected: fmt.Sprintf("the controller's own Deployment %q (set by the install, not the ConfigMap); the key is ignored", r.opts.DeploymentName),
+	}}
+}
+
 // ownDeployment returns the puller's own Deployment, or nil when it does not
 // exist (the controller runs outside the cluster, say).
-func (r *reconciler) ownDeployment(ctx context.Context, src configSource) (*appsv1.Deployment, error) {
-	name := config.Value(src.data, config.KeyDeploymentName)
+func (r *reconciler) ownDeployment(ctx context.Context) (*appsv1.Deployment, error) {
 	var d appsv1.Deployment
-	err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.opts.Namespace, Name: name}, &d)
+	err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.opts.Namespace, Name: r.opts.DeploymentName}, &d)
 	switch {
 	case err == nil:
 		return &d, nil

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/registry"
@@ -42,8 +43,11 @@ type Options struct {
 	Namespace string
 	// ConfigMapName is the ConfigMap to watch; empty means the environment only.
 	ConfigMapName string
-	// Env is the configuration from the process environment, used while the
-	// ConfigMap does not exist.
+	// DeploymentName is the controller's own Deployment, which owns the
+	// DaemonSet: who the controller is comes from the process (the install
+	// sets it), never from the configuration it reads.
+	DeploymentName string
+	// Env is the configuration when ConfigMapName is empty.
 	Env map[string]string
 	// DefaultKIPImage is the init container image when neither KIP_IMAGE
 	// nor the puller's Deployment gives one.
@@ -101,6 +105,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	key := types.NamespacedName{Namespace: o.Namespace, Name: o.ConfigMapName}
 	if key.Name == "" {
 		key.Name = "environment"
+	}
+	if o.DeploymentName == "" {
+		o.DeploymentName = config.Defaults[config.KeyDeploymentName]
 	}
 	toKey := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, _ client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: key}}
