@@ -2,32 +2,56 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 )
 
-// maxListBytes bounds one fetched image list.
-const maxListBytes = 4 << 20
+// Limits of one fetch. A list of every image of a platform is a few
+// kilobytes; 4 MiB leaves ample room and still bounds what a rogue server
+// can make the operator hold.
+const (
+	MaxListBytes   = 4 << 20
+	connectTimeout = 10 * time.Second
+	maxRedirects   = 5
+)
 
-// Read returns the text of an image list: an http(s) URL, fetched within
-// timeout, or a file. It is the package's one edge, shared by `kip images`
-// and the operator's CheCluster switch.
+// Read returns the text of an image list: a file, or an http(s) URL fetched
+// as Fetch does. Only `kip images` reads files; the operator calls Fetch.
 func Read(ctx context.Context, src string, timeout time.Duration) (string, error) {
-	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+	if !strings.Contains(src, "://") {
 		b, err := os.ReadFile(src)
 		return string(b), err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	return Fetch(ctx, src, timeout)
+}
+
+// Fetch GETs an image list from an http or https URL within timeout (the
+// whole request; connecting has its own, shorter bound). It follows
+// redirects only to the same host and never from https down to http, and a
+// body over MaxListBytes is an error, never a silent cut: a cut last line
+// could parse as another, valid image.
+func Fetch(ctx context.Context, rawURL string, timeout time.Duration) (string, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("URL %q: expected an http:// or https:// URL with a host", rawURL)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -35,6 +59,40 @@ func Read(ctx context.Context, src string, timeout time.Duration) (string, error
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("HTTP %s", resp.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes))
-	return string(b), err
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxListBytes+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > MaxListBytes {
+		return "", fmt.Errorf("the list is larger than %d bytes", MaxListBytes)
+	}
+	return string(b), nil
+}
+
+// client bounds connecting and the TLS handshake on top of the request's
+// own timeout, and checks every redirect.
+var client = &http.Client{
+	Transport: func() http.RoundTripper {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.DialContext = (&net.Dialer{Timeout: connectTimeout}).DialContext
+		t.TLSHandshakeTimeout = connectTimeout
+		return t
+	}(),
+	CheckRedirect: checkRedirect,
+}
+
+// checkRedirect allows a redirect only within the first request's host and
+// scheme strength: no other host, no https to http.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return errors.New("too many redirects")
+	}
+	first := via[0].URL
+	switch {
+	case req.URL.Host != first.Host:
+		return fmt.Errorf("redirect from %s to another host, %s: refused", first.Host, req.URL.Host)
+	case first.Scheme == "https" && req.URL.Scheme != "https":
+		return fmt.Errorf("redirect from https to %s: refused", req.URL.Scheme)
+	}
+	return nil
 }

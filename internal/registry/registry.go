@@ -4,14 +4,17 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	kauth "github.com/google/go-containerregistry/pkg/authn/kubernetes"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kip-image-puller/kip/internal/parallel"
@@ -37,12 +40,48 @@ type Resolver struct {
 // Default is a resolver with sensible bounds.
 var Default = Resolver{Timeout: 30 * time.Second, Parallel: 4}
 
-// Keychain turns pull secrets into a keychain; secrets of other types are ignored.
-func Keychain(ctx context.Context, secrets []corev1.Secret) (authn.Keychain, error) {
-	if len(secrets) == 0 {
-		return authn.NewMultiKeychain(), nil
+// Keychain turns pull secrets into a keychain. Each secret is read on its
+// own, so one that is malformed, or not a pull secret at all, is returned in
+// problems under its name while the others still serve their registries.
+// A keychain hands each credential only to the registry it names.
+func Keychain(ctx context.Context, secrets []corev1.Secret) (authn.Keychain, map[string]error) {
+	var chains []authn.Keychain
+	problems := map[string]error{}
+	for _, s := range secrets {
+		if err := checkPullSecret(s); err != nil {
+			problems[s.Name] = err
+			continue
+		}
+		kc, err := kauth.NewFromPullSecrets(ctx, []corev1.Secret{s})
+		if err != nil {
+			problems[s.Name] = fmt.Errorf("malformed %s: %w", pullSecretKey(s.Type), err)
+			continue
+		}
+		chains = append(chains, kc)
 	}
-	return kauth.NewFromPullSecrets(ctx, secrets)
+	return authn.NewMultiKeychain(chains...), problems
+}
+
+// checkPullSecret tells whether s is a pull secret that holds its key.
+func checkPullSecret(s corev1.Secret) error {
+	key := pullSecretKey(s.Type)
+	if key == "" {
+		return fmt.Errorf("type %q: expected %s or %s", s.Type, corev1.SecretTypeDockerConfigJson, corev1.SecretTypeDockercfg)
+	}
+	if len(s.Data[key]) == 0 {
+		return fmt.Errorf("no %s key", key)
+	}
+	return nil
+}
+
+func pullSecretKey(t corev1.SecretType) string {
+	switch t {
+	case corev1.SecretTypeDockerConfigJson:
+		return corev1.DockerConfigJsonKey
+	case corev1.SecretTypeDockercfg:
+		return corev1.DockerConfigKey
+	}
+	return ""
 }
 
 // Resolve looks up the current digest of every reference. It never fails as
@@ -78,7 +117,38 @@ func (r Resolver) resolveOne(ctx context.Context, ref string, kc authn.Keychain)
 	// answer HEAD at all. A GET gives the digest or the registry's reason.
 	full, getErr := remote.Get(parsed, opts...)
 	if getErr != nil {
-		return Result{Err: getErr}
+		return Result{Err: Describe(getErr)}
 	}
 	return Result{Digest: full.Digest.String()}
+}
+
+// maxExcerpt bounds what of a registry's answer goes into an error.
+const maxExcerpt = 160
+
+// Describe shortens a lookup error for Events and logs: the HTTP status and
+// the registry's error codes, never the response body verbatim (an HTML
+// page, a stack trace, a token echoed back); other errors cut to a line.
+func Describe(err error) error {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return errors.New(excerpt(err.Error()))
+	}
+	msg := fmt.Sprintf("HTTP %d %s", te.StatusCode, http.StatusText(te.StatusCode))
+	var codes []string
+	for _, d := range te.Errors {
+		codes = append(codes, string(d.Code)+": "+d.Message)
+	}
+	if len(codes) > 0 {
+		msg += ": " + excerpt(strings.Join(codes, "; "))
+	}
+	return errors.New(msg)
+}
+
+// excerpt keeps printable ASCII on one line, at most maxExcerpt bytes.
+func excerpt(s string) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < ' ' || r > '~' }), " ")
+	if len(s) > maxExcerpt {
+		s = s[:maxExcerpt-3] + "..."
+	}
+	return s
 }

@@ -29,7 +29,7 @@ func (r *reconciler) defaultImages(ctx context.Context, cc *unstructured.Unstruc
 	var lists [][]string
 	var problems []string
 	for _, u := range urls {
-		text, err := images.Read(ctx, u, r.opts.FetchTimeout)
+		text, err := images.Fetch(ctx, u, r.opts.FetchTimeout)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("GET %s: %v", u, err))
 			continue

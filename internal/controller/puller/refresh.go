@@ -149,10 +149,9 @@ func (r *refresher) refresh(ctx context.Context, t refreshTarget) refreshOutcome
 		}
 		secrets = append(secrets, s)
 	}
-	kc, err := registry.Keychain(ctx, secrets)
-	if err != nil {
-		out.failures["secrets"] = err.Error()
-		kc, _ = registry.Keychain(ctx, nil)
+	kc, problems := registry.Keychain(ctx, secrets)
+	for name, err := range problems {
+		out.failures["secret/"+name] = err.Error()
 	}
 	start := time.Now()
 	refreshes.Inc()

@@ -1,0 +1,106 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFetch(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "other.example.com/stolen:1")
+	}))
+	defer other.Close()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/list":
+			fmt.Fprintln(w, "quay.io/a/b:1")
+		case "/moved":
+			http.Redirect(w, r, "/list", http.StatusFound)
+		case "/elsewhere":
+			http.Redirect(w, r, other.URL+"/list", http.StatusFound)
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		case "/huge":
+			// One byte over the limit; a cut would leave "quay.io/a/b:1" plus a
+			// partial line that still parses as an image.
+			body := strings.Repeat("quay.io/a/b:1\n", MaxListBytes/14+1)
+			fmt.Fprint(w, body[:MaxListBytes+1])
+		case "/exact":
+			fmt.Fprint(w, strings.Repeat("x", MaxListBytes))
+		case "/slow":
+			<-release
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the /slow handler
+
+	tests := []struct {
+		name, url, want, err string
+	}{
+		{"list", srv.URL + "/list", "quay.io/a/b:1\n", ""},
+		{"redirect on the same host", srv.URL + "/moved", "quay.io/a/b:1\n", ""},
+		{"redirect to another host", srv.URL + "/elsewhere", "", "another host"},
+		{"redirect loop", srv.URL + "/loop", "", "too many redirects"},
+		{"body over the limit", srv.URL + "/huge", "", "larger than"},
+		{"body at the limit", srv.URL + "/exact", strings.Repeat("x", MaxListBytes), ""},
+		{"not found", srv.URL + "/nothing", "", "404"},
+		{"file URL", "file:///etc/passwd", "", "expected an http:// or https:// URL"},
+		{"plain path", "/etc/passwd", "", "expected an http:// or https:// URL"},
+		{"ftp", "ftp://127.0.0.1/list", "", "expected an http:// or https:// URL"},
+		{"no host", "http:///list", "", "expected an http:// or https:// URL"},
+		{"whole-request timeout", srv.URL + "/slow", "", "deadline exceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			got, err := Fetch(context.Background(), tt.url, 2*time.Second)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Fetch(%s) = %d bytes, %v; want an error containing %q", tt.url, len(got), err, tt.err)
+				}
+				if time.Since(start) > 5*time.Second {
+					t.Errorf("the error took %v", time.Since(start))
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Fetch(%s) = %.40q, %v; want %.40q", tt.url, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckRedirect(t *testing.T) {
+	req := func(raw string) *http.Request {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Request{URL: u}
+	}
+	tests := []struct {
+		from, to string
+		ok       bool
+	}{
+		{"https://reg.example.com/a", "https://reg.example.com/b", true},
+		{"http://reg.example.com/a", "https://reg.example.com/b", true},
+		{"https://reg.example.com/a", "http://reg.example.com/b", false},
+		{"https://reg.example.com/a", "https://evil.example.com/b", false},
+		{"https://reg.example.com/a", "https://reg.example.com:8443/b", false},
+	}
+	for _, tt := range tests {
+		err := checkRedirect(req(tt.to), []*http.Request{req(tt.from)})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s -> %s: %v, want ok=%v", tt.from, tt.to, err, tt.ok)
+		}
+	}
+}
