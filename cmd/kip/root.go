@@ -66,9 +66,12 @@ func (f *manifestFlags) load(in io.Reader, errOut io.Writer) (*config.Config, []
 	if err != nil {
 		return nil, nil, err
 	}
-	cm, err := manifest.ConfigMap(data, f.name)
+	cm, manifestWarnings, err := manifest.ConfigMap(data, f.name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", f.file, err)
+	}
+	for _, w := range manifestWarnings {
+		fmt.Fprintf(errOut, "warning: %s: %s\n", f.file, w)
 	}
 	cfg, warnings, err := config.Parse(cm.Data)
 	for _, w := range warnings {

@@ -1,6 +1,9 @@
 package config
 
-import "k8s.io/apimachinery/pkg/api/resource"
+import (
+	"gopkg.in/inf.v0"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
 
 // Cost is what the cache claims, by the documented rule: every cached image
 // gets the CACHING_* requests and limits on every node.
@@ -16,7 +19,7 @@ func (c *Config) PerNode() Cost { return c.Cost(1) }
 // Cost returns the cluster-wide cost on nodes nodes: (per-image amount) x
 // (number of images) x (number of nodes).
 func (c *Config) Cost(nodes int) Cost {
-	n := int64(len(c.Images) * nodes)
+	n := int64(len(c.Images)) * int64(nodes)
 	return Cost{
 		Images:        len(c.Images),
 		Nodes:         nodes,
@@ -27,6 +30,8 @@ func (c *Config) Cost(nodes int) Cost {
 	}
 }
 
+// times multiplies exactly, in decimal: int64 milli-units overflow at 500
+// images x 1,000 nodes x 20Gi.
 func times(q resource.Quantity, n int64) resource.Quantity {
-	return *resource.NewMilliQuantity(q.MilliValue()*n, q.Format)
+	return *resource.NewDecimalQuantity(*new(inf.Dec).Mul(q.AsDec(), inf.NewDec(n, 0)), q.Format)
 }

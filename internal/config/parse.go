@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
+	"gopkg.in/inf.v0"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	kjson "sigs.k8s.io/json"
@@ -60,10 +61,10 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	cfg := &Config{}
 	cfg.Images = parseImages(data[KeyImages], &errs, &warns)
 	cfg.CachingIntervalHours = parseInterval(get(KeyCachingIntervalHours), &errs)
-	cfg.MemoryRequest = parseQuantity(KeyMemoryRequest, get(KeyMemoryRequest), &errs)
-	cfg.MemoryLimit = parseQuantity(KeyMemoryLimit, get(KeyMemoryLimit), &errs)
-	cfg.CPURequest = parseQuantity(KeyCPURequest, get(KeyCPURequest), &errs)
-	cfg.CPULimit = parseQuantity(KeyCPULimit, get(KeyCPULimit), &errs)
+	cfg.MemoryRequest = parseQuantity(KeyMemoryRequest, get(KeyMemoryRequest), memory, &errs)
+	cfg.MemoryLimit = parseQuantity(KeyMemoryLimit, get(KeyMemoryLimit), memory, &errs)
+	cfg.CPURequest = parseQuantity(KeyCPURequest, get(KeyCPURequest), cpu, &errs)
+	cfg.CPULimit = parseQuantity(KeyCPULimit, get(KeyCPULimit), cpu, &errs)
 	checkRequestWithinLimit(KeyMemoryRequest, KeyMemoryLimit, cfg.MemoryRequest, cfg.MemoryLimit, &errs)
 	checkRequestWithinLimit(KeyCPURequest, KeyCPULimit, cfg.CPURequest, cfg.CPULimit, &errs)
 
@@ -182,15 +183,40 @@ func parseInterval(value string, errs *problems) int {
 	return hours
 }
 
-func parseQuantity(key, value string, errs *problems) resource.Quantity {
+// quantityKind is what a quantity measures, and so its smallest unit and
+// the most one cached image may claim on one node. The sleeping container
+// needs about 1Mi and no CPU to speak of: a claim above the maximum is a
+// typo (20Gi for 20Mi, 200 for 200m), and one that would be rounded is
+// something the API server would silently change.
+type quantityKind struct {
+	unit, max resource.Quantity
+	unitName  string
+}
+
+var (
+	memory = quantityKind{unit: resource.MustParse("1"), max: resource.MustParse("64Gi"), unitName: "whole bytes"}
+	cpu    = quantityKind{unit: resource.MustParse("1m"), max: resource.MustParse("64"), unitName: "whole millicores"}
+)
+
+func parseQuantity(key, value string, kind quantityKind, errs *problems) resource.Quantity {
 	q, err := resource.ParseQuantity(value)
 	switch {
 	case err != nil:
 		errs.add(key, value, "a Kubernetes quantity such as 20Mi, 0.2 or 200m: %v", err)
 	case q.Sign() <= 0:
 		errs.add(key, value, "a quantity greater than zero")
+	case q.Cmp(kind.max) > 0:
+		errs.add(key, value, "at most %s per image per node", kind.max.String())
+	case !wholeUnits(q, kind.unit):
+		errs.add(key, value, "%s (at least %s)", kind.unitName, kind.unit.String())
 	}
 	return q
+}
+
+// wholeUnits tells whether q is a whole multiple of unit.
+func wholeUnits(q, unit resource.Quantity) bool {
+	ratio := new(inf.Dec).QuoRound(q.AsDec(), unit.AsDec(), 0, inf.RoundDown)
+	return new(inf.Dec).Mul(ratio, unit.AsDec()).Cmp(q.AsDec()) == 0
 }
 
 // checkRequestWithinLimit adds a problem when the request exceeds a valid

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -299,10 +300,16 @@ func TestCost(t *testing.T) {
 		{"documented example", "a=a:1;b=b:1;c=c:1;d=d:1;e=e:1", 20, "2000Mi", "1000Mi", "20", "5"},
 		{"reported quota case", "a=a:1;b=b:1;c=c:1;d=d:1;e=e:1", 75, "7500Mi", "3750Mi", "75", "18750m"},
 		{"one image one node", "a=a:1", 1, "20Mi", "10Mi", "200m", "50m"},
+		// int64 milli-units overflow here: 20Gi x 500,000 in millibytes is 1.07e22.
+		{"500 images of 20Gi on 1,000 nodes", manyImages(500), 1000, "10000000Gi", "10000000Gi", "100k", "25k"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, _, err := Parse(map[string]string{KeyImages: tc.images})
+			data := map[string]string{KeyImages: tc.images}
+			if tc.nodes == 1000 {
+				data[KeyMemoryLimit], data[KeyMemoryRequest] = "20Gi", "20Gi"
+			}
+			cfg, _, err := Parse(data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,4 +321,12 @@ func TestCost(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyImages(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "i%d=reg.example.com/i:%d;", i, i)
+	}
+	return b.String()
 }

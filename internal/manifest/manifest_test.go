@@ -34,11 +34,18 @@ func TestConfigMap(t *testing.T) {
 		{"none", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n", "", "", "no ConfigMap"},
 		{"wrong name", puller, "missing", "", `no ConfigMap named "missing"`},
 		{"not yaml", "data: [unclosed", "", "", "document 1"},
-		{"data not strings", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {IMAGES: [1, 2]}\n", "", "", "ConfigMap \"x\""},
+		{"data not strings", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {IMAGES: [1, 2]}\n", "", "", "ConfigMap \"x\": data.IMAGES: value [1 2] is a list"},
+		{"a number", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {IMAGES: a=a:1, CACHING_INTERVAL_HOURS: 5}\n", "", "", "data.CACHING_INTERVAL_HOURS: value 5 is a number: expected a string"},
+		{"a boolean", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {IMAGES: a=a:1, X: yes, Y: true}\n", "", "", "data.X: value true is a boolean"},
+		{"a duplicate data key", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  IMAGES: a=a:1\n  IMAGES: b=b:1\n", "", "", `"IMAGES" already set`},
+		{"a duplicate top-level key", puller + "data: {}\n", "", "", `"data" already set`},
+		{"a duplicate key in JSON", `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "j"}, "data": {"IMAGES": "a=a:1", "IMAGES": "b=b:1"}}`, "", "", "already set"},
+		{"a ConfigMap of another apiVersion", strings.Replace(puller, "apiVersion: v1", "apiVersion: v2", 1), "", "", `apiVersion "v2": expected v1`},
+		{"no kind", "apiVersion: v1\nmetadata: {name: x}\ndata: {IMAGES: a=a:1}\n", "", "", "without a kind"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cm, err := ConfigMap([]byte(tc.doc), tc.pick)
+			cm, _, err := ConfigMap([]byte(tc.doc), tc.pick)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -84,7 +91,7 @@ func TestTyped(t *testing.T) {
 
 func TestConfigMapsNamesTheBadDocument(t *testing.T) {
 	data := puller + "---\n" + puller + "---\n: not yaml: [\n"
-	_, err := ConfigMaps([]byte(data))
+	_, _, err := ConfigMaps([]byte(data))
 	if err == nil || !strings.HasPrefix(err.Error(), "document 3: ") {
 		t.Errorf("err %v, want one naming document 3", err)
 	}
@@ -104,7 +111,7 @@ func TestConfigMapPicksOne(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cm, err := ConfigMap([]byte(tc.data), tc.pick)
+			cm, _, err := ConfigMap([]byte(tc.data), tc.pick)
 			switch {
 			case tc.err != "":
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -114,5 +121,18 @@ func TestConfigMapPicksOne(t *testing.T) {
 				t.Errorf("ConfigMap = %v, %v; want %s", cm, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestBinaryDataIsAWarning(t *testing.T) {
+	cm, warnings, err := ConfigMap([]byte(puller+"binaryData: {KEY: AAEC}\n"), "")
+	if err != nil || cm == nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "binaryData (KEY) is ignored") {
+		t.Errorf("warnings %q, want one naming binaryData and its key", warnings)
+	}
+	if _, warnings, _ := ConfigMap([]byte(puller), ""); len(warnings) != 0 {
+		t.Errorf("warnings %q for a plain ConfigMap", warnings)
 	}
 }
