@@ -49,16 +49,24 @@ type refresher struct {
 	trigger  chan event.GenericEvent
 	log      logr.Logger
 
+	// firstRetry is the wait after a refresh that failed in part; it doubles
+	// with each failed refresh in a row, up to the interval.
+	firstRetry time.Duration
+
 	mu      sync.Mutex
 	target  refreshTarget
 	outcome refreshOutcome
 	nudge   chan struct{}
 }
 
-func newRefresher(reader client.Reader, resolver registry.Resolver, log logr.Logger) *refresher {
+// DefaultRefreshRetry is the first wait after a failed refresh.
+const DefaultRefreshRetry = 30 * time.Second
+
+func newRefresher(reader client.Reader, resolver registry.Resolver, firstRetry time.Duration, log logr.Logger) *refresher {
 	return &refresher{
-		reader:   reader,
-		resolver: resolver,
+		reader:     reader,
+		resolver:   resolver,
+		firstRetry: firstRetry,
 		trigger:  make(chan event.GenericEvent, 1),
 		log:      log,
 		nudge:    make(chan struct{}, 1),
@@ -97,6 +105,7 @@ func (r *refresher) latest() refreshOutcome {
 // Start runs until ctx ends; it runs on the leader only.
 func (r *refresher) Start(ctx context.Context) error {
 	var last time.Time
+	failedInARow := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -104,7 +113,7 @@ func (r *refresher) Start(ctx context.Context) error {
 		target := r.target
 		r.mu.Unlock()
 		if target.interval > 0 && !last.IsZero() {
-			timer.Reset(time.Until(last.Add(target.interval)))
+			timer.Reset(time.Until(last.Add(refreshWait(target.interval, r.firstRetry, failedInARow))))
 		} else {
 			timer.Reset(time.Hour)
 		}
@@ -122,6 +131,11 @@ func (r *refresher) Start(ctx context.Context) error {
 		}
 		last = time.Now()
 		outcome := r.refresh(ctx, target)
+		if len(outcome.failures) > 0 {
+			failedInARow++
+		} else {
+			failedInARow = 0
+		}
 		r.mu.Lock()
 		changed := !maps.Equal(outcome.digests, r.outcome.digests) || !maps.Equal(outcome.failures, r.outcome.failures)
 		r.outcome = outcome
@@ -133,6 +147,21 @@ func (r *refresher) Start(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// refreshWait is the time from one refresh to the next: the interval, or
+// after failedInARow failed refreshes, firstRetry doubled for each one
+// after the first, capped at the interval. A registry that was down for a
+// minute is then not left unresolved for CACHING_INTERVAL_HOURS.
+func refreshWait(interval, firstRetry time.Duration, failedInARow int) time.Duration {
+	if failedInARow == 0 || firstRetry <= 0 {
+		return interval
+	}
+	wait := firstRetry
+	for i := 1; i < failedInARow && wait < interval; i++ {
+		wait *= 2
+	}
+	return min(wait, interval)
 }
 
 func (r *refresher) refresh(ctx context.Context, t refreshTarget) refreshOutcome {

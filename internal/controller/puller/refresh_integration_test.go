@@ -114,3 +114,21 @@ func waitForRecorded(t *testing.T, ns string, want map[string]string) daemonset.
 	})
 	return state
 }
+
+// TestFailedRefreshIsRetriedBeforeTheInterval: a tag that cannot be resolved
+// is tried again after a short, growing wait, not after the full
+// CACHING_INTERVAL_HOURS: once the registry serves it, its digest is
+// recorded within seconds.
+func TestFailedRefreshIsRetriedBeforeTheInterval(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := registrytest.Serve(t, "", "")
+	ref := reg + "/ws/late:1" // not pushed yet: MANIFEST_UNKNOWN
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "late=" + ref, config.KeyCachingIntervalHours: "24"})); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns, withOptions(func(o *Options) { o.RefreshRetry = 200 * time.Millisecond }))
+	waitForEvent(t, ns, ReasonResolveFailed, "DaemonSet", ref)
+	digest := registrytest.Push(t, ref, authn.Anonymous)
+	waitForRecorded(t, ns, map[string]string{ref: digest})
+}

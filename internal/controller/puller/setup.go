@@ -56,6 +56,9 @@ type Options struct {
 	OpenShift bool
 	// Resolver looks up tag digests on refresh.
 	Resolver registry.Resolver
+	// RefreshRetry is the first wait after a refresh that failed in part
+	// (DefaultRefreshRetry when zero); it doubles up to the interval.
+	RefreshRetry time.Duration
 	// FieldOwner is the server-side apply field manager.
 	FieldOwner string
 }
@@ -113,7 +116,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return []reconcile.Request{{NamespacedName: key}}
 	})
 	log := mgr.GetLogger().WithName("puller")
-	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, log.WithName("refresh"))
+	if o.RefreshRetry == 0 {
+		o.RefreshRetry = DefaultRefreshRetry
+	}
+	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, o.RefreshRetry, log.WithName("refresh"))
 	r := &reconciler{
 		client:    mgr.GetClient(),
 		apiReader: mgr.GetAPIReader(),
