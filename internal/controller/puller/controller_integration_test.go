@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/internal/config"
@@ -437,4 +439,51 @@ func TestDeletedConfigMapKeepsTheLastDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForImages(t, ns, dsName, "b=reg.example.com/b:1")
+}
+
+// TestDaemonSetOfAnotherControllerIsNotTakenOver: a second install that
+// names the same DaemonSet reports Conflict and never writes it.
+func TestDaemonSetOfAnotherControllerIsNotTakenOver(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	own := pullerDeployment(t, ns)
+	other := own.DeepCopy()
+	other.ObjectMeta = metav1.ObjectMeta{Name: "other-puller", Namespace: ns}
+	if err := k8s.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "other"}
+	theirs := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: dsName, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "kip"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: other.Name, UID: other.UID, Controller: ptr.To(true)}}},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "theirs", Image: "reg.example.com/theirs:1"}}},
+			},
+		},
+	}
+	if err := k8s.Create(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})); err != nil {
+		t.Fatal(err)
+	}
+	run := startController(t, ns, withOptions(func(o *Options) { o.DeploymentName = own.Name }))
+	waitForEvent(t, ns, ReasonConflict, "DaemonSet", "Deployment "+other.Name)
+	time.Sleep(2 * time.Second)
+	if n := run.writes.Matching("/daemonsets/"); n != 0 {
+		t.Errorf("the DaemonSet of another controller was written %d times", n)
+	}
+	ds, err := getDaemonSet(ns, dsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := containerImages(ds); got != "theirs=reg.example.com/theirs:1" || ds.Generation != 1 {
+		t.Errorf("the other controller's DaemonSet now runs %s (generation %d)", got, ds.Generation)
+	}
+	if n := len(events(t, ns, ReasonConflict)); n != 1 {
+		t.Errorf("%d Conflict Events for one lasting conflict, want 1", n)
+	}
 }

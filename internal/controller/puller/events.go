@@ -51,7 +51,26 @@ const (
 	ReasonConfigurationWarning = "ConfigurationWarning"
 	ReasonConfigMapMissing     = "ConfigMapMissing"
 	ReasonConfigMapFound       = "ConfigMapFound"
+	ReasonConflict             = "Conflict"
 )
+
+// reportConflict tells, once per owner, that the DaemonSet belongs to
+// another controller, and returns whether it does.
+func (r *reconciler) reportConflict(ds *appsv1.DaemonSet, own *appsv1.Deployment) bool {
+	ref := foreignController(ds, own)
+	key := ""
+	if ref != nil {
+		key = string(ref.UID)
+	}
+	if ref != nil && key != r.lastConflict {
+		msg := fmt.Sprintf("DaemonSet %s is controlled by %s %s, not by this puller (Deployment %s); it is left alone: give this puller another DAEMONSET_NAME, or remove the other install",
+			ds.Name, ref.Kind, ref.Name, r.opts.DeploymentName)
+		r.log.Error(nil, msg, "daemonset", ds.Name, "controller", ref.Kind+"/"+ref.Name)
+		r.events.emit(ds, corev1.EventTypeWarning, ReasonConflict, "%s", msg)
+	}
+	r.lastConflict = key
+	return ref != nil
+}
 
 // reportMissingConfigMap tells, once, that the watched ConfigMap is gone and
 // that the last applied DaemonSet stays; and, once, that it is back. It

@@ -45,6 +45,7 @@ type reconciler struct {
 	uninstalling  bool
 
 	configMapMissing bool
+	lastConflict     string
 }
 
 // configSource is where the configuration came from, for Events.
@@ -90,6 +91,10 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		live = &found
 	case !apierrors.IsNotFound(err):
 		return reconcile.Result{}, err
+	}
+
+	if r.reportConflict(live, deployment) {
+		return reconcile.Result{}, nil // never take over another controller's DaemonSet; its deletion or a rename resolves it
 	}
 
 	outcome := r.refresher.latest()
@@ -215,6 +220,19 @@ func (r *reconciler) kipImage(d *appsv1.Deployment) string {
 		return d.Spec.Template.Spec.Containers[0].Image
 	}
 	return r.opts.DefaultKIPImage
+}
+
+// foreignController returns the controller of ds when it is not this
+// controller's Deployment: another install that names the same DaemonSet.
+func foreignController(ds *appsv1.DaemonSet, own *appsv1.Deployment) *metav1.OwnerReference {
+	if ds == nil {
+		return nil
+	}
+	ref := metav1.GetControllerOf(ds)
+	if ref == nil || (own != nil && ref.UID == own.UID) {
+		return nil
+	}
+	return ref
 }
 
 func ownerReference(d *appsv1.Deployment, namespace string) *metav1.OwnerReference {
