@@ -14,3 +14,12 @@ var ServiceAccountTemplate []byte
 //
 //go:embed openshift/app.yaml
 var AppTemplate []byte
+
+// PullerClusterRole is the ClusterRole the operator binds, in each
+// KubernetesImagePuller's namespace, to that puller's ServiceAccount
+// (operator/rbac/puller_role.yaml).
+const PullerClusterRole = "kip-image-puller"
+
+// PullSecretDir is where the operator mounts the pull secrets a resource
+// names into the puller's pod, one directory per Secret.
+const PullSecretDir = "/var/run/secrets/kip/pull-secrets"

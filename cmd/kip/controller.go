@@ -19,6 +19,7 @@ type controllerFlags struct {
 	namespace        string
 	configMap        string
 	deploymentName   string
+	pullSecretDir    string
 	kipImage         string
 	openShift        string
 	leaderElectionID string
@@ -61,6 +62,7 @@ process environment.`,
 	fl.StringVarP(&f.namespace, "namespace", "n", envOr(config.Defaults[config.KeyNamespace], "POD_NAMESPACE", config.KeyNamespace), "namespace of the ConfigMap, the puller Deployment and the DaemonSet")
 	fl.StringVar(&f.configMap, "configmap", envOr(config.DefaultConfigMapName, "CONFIGMAP_NAME"), "ConfigMap to watch; empty: use the environment only")
 	fl.StringVar(&f.deploymentName, "deployment-name", envOr(config.Defaults[config.KeyDeploymentName], config.KeyDeploymentName), "the controller's own Deployment, which owns the DaemonSet")
+	fl.StringVar(&f.pullSecretDir, "pull-secret-dir", "", "read the IMAGE_PULL_SECRETS from DIR/NAME (mounted Secrets) instead of the API; the operator sets it")
 	fl.StringVar(&f.kipImage, "kip-image", version.Image(), "init container image when KIP_IMAGE is not set and the puller's Deployment is not found")
 	fl.StringVar(&f.openShift, "openshift", "auto", "auto (detect the route.openshift.io API group), true or false")
 	fl.StringVar(&f.leaderElectionID, "leader-election-id", "", "name of the leader election Lease (default kip-<configmap>)")
@@ -103,6 +105,7 @@ func runController(cmd *cobra.Command, f controllerFlags) error {
 		Namespace:       f.namespace,
 		ConfigMapName:   f.configMap,
 		DeploymentName:  f.deploymentName,
+		PullSecretDir:   f.pullSecretDir,
 		Env:             config.FromEnviron(os.Environ()),
 		DefaultKIPImage: f.kipImage,
 		OpenShift:       openShift,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manifest"
 	"github.com/kip-image-puller/kip/internal/template"
@@ -21,16 +22,17 @@ import (
 // Objects are the namespaced objects that run one puller, in apply order.
 type Objects struct {
 	ServiceAccount *corev1.ServiceAccount
-	Role           *rbacv1.Role
-	RoleBinding    *rbacv1.RoleBinding
-	ConfigMap      *corev1.ConfigMap
-	Deployment     *appsv1.Deployment
+	// RoleBinding grants the ServiceAccount the deploy.PullerClusterRole
+	// in the resource's namespace.
+	RoleBinding *rbacv1.RoleBinding
+	ConfigMap   *corev1.ConfigMap
+	Deployment  *appsv1.Deployment
 }
 
 // List is the objects in apply order: permissions, then configuration, then
 // the Deployment that uses both.
 func (o Objects) List() []runtime.Object {
-	return []runtime.Object{o.ServiceAccount, o.Role, o.RoleBinding, o.ConfigMap, o.Deployment}
+	return []runtime.Object{o.ServiceAccount, o.RoleBinding, o.ConfigMap, o.Deployment}
 }
 
 // Build returns the objects for a resource whose spec is valid. They come
@@ -64,17 +66,24 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		switch o := obj.(type) {
 		case *corev1.ServiceAccount:
 			objs.ServiceAccount = o
-		case *rbacv1.Role:
-			objs.Role = o
 		case *rbacv1.RoleBinding:
 			objs.RoleBinding = o
 		case *appsv1.Deployment:
 			objs.Deployment = o
 		} // the cluster-scoped objects are the installer's
 	}
-	if objs.ServiceAccount == nil || objs.Role == nil || objs.RoleBinding == nil || objs.Deployment == nil {
-		return objs, fmt.Errorf("the embedded templates lack a ServiceAccount, Role, RoleBinding or Deployment")
+	if objs.ServiceAccount == nil || objs.RoleBinding == nil || objs.Deployment == nil {
+		return objs, fmt.Errorf("the embedded templates lack a ServiceAccount, RoleBinding or Deployment")
 	}
+	// The template's Role is left out: the operator binds the ClusterRole it
+	// installs instead, and mounts the pull secrets, so that it holds
+	// neither Secret read nor any other permission it grants.
+	objs.RoleBinding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: deploy.PullerClusterRole}
+	cfg, _, err := config.Parse(ConfigData(spec, kip.Namespace))
+	if err != nil {
+		return objs, err
+	}
+	mountPullSecrets(objs.Deployment, cfg.ImagePullSecrets)
 	objs.ConfigMap = &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(spec)},
@@ -98,6 +107,26 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		meta.SetLabels(l)
 	}
 	return objs, nil
+}
+
+// mountPullSecrets mounts each named Secret into the puller's pod under
+// deploy.PullSecretDir/NAME and tells the controller to read them there.
+// Optional: a missing Secret is reported by the puller, by name, and does
+// not keep it from starting.
+func mountPullSecrets(d *appsv1.Deployment, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	pod := &d.Spec.Template.Spec
+	c := &pod.Containers[0]
+	c.Args = append(c.Args, "--pull-secret-dir="+deploy.PullSecretDir)
+	for i, name := range names {
+		volume := fmt.Sprintf("pull-secret-%d", i)
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: name, Optional: ptr.To(true)},
+		}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: volume, ReadOnly: true, MountPath: deploy.PullSecretDir + "/" + name})
+	}
 }
 
 func process(data []byte, values map[string]string) ([]unstructured.Unstructured, error) {

@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,9 +31,12 @@ func TestBuild(t *testing.T) {
 			t.Errorf("%T %s: namespace %q, controller %+v, labels %v", obj, m.GetName(), m.GetNamespace(), ref, m.GetLabels())
 		}
 	}
-	if objs.ServiceAccount.Name != "kip" || objs.Role.Name != "kip" || objs.RoleBinding.Subjects[0].Name != "kip" || objs.Deployment.Name != "kip" {
-		t.Errorf("names follow deploymentName: sa %s, role %s, binding subject %s, deployment %s",
-			objs.ServiceAccount.Name, objs.Role.Name, objs.RoleBinding.Subjects[0].Name, objs.Deployment.Name)
+	if objs.ServiceAccount.Name != "kip" || objs.RoleBinding.Name != "kip" || objs.RoleBinding.Subjects[0].Name != "kip" || objs.Deployment.Name != "kip" {
+		t.Errorf("names follow deploymentName: sa %s, binding %s, binding subject %s, deployment %s",
+			objs.ServiceAccount.Name, objs.RoleBinding.Name, objs.RoleBinding.Subjects[0].Name, objs.Deployment.Name)
+	}
+	if ref := objs.RoleBinding.RoleRef; ref.Kind != "ClusterRole" || ref.Name != deploy.PullerClusterRole {
+		t.Errorf("the RoleBinding grants %s %s, want the ClusterRole %s the operator may bind", ref.Kind, ref.Name, deploy.PullerClusterRole)
 	}
 	c := objs.Deployment.Spec.Template.Spec.Containers[0]
 	if err := deploy.CheckControllerContainer(c); err != nil {
@@ -66,5 +71,44 @@ func TestBuild(t *testing.T) {
 		if !r.Allowed {
 			t.Errorf("restricted policy: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
 		}
+	}
+}
+
+// TestBuildMountsThePullSecrets: the puller reads the pull secrets a
+// resource names from mounts, so it needs no Secret permission.
+func TestBuildMountsThePullSecrets(t *testing.T) {
+	kip := &v1alpha1.KubernetesImagePuller{
+		ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: "tools"},
+		Spec:       v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", ImagePullSecrets: "one; two"},
+	}
+	objs, err := Build(kip, "reg/kip:default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := objs.Deployment.Spec.Template.Spec
+	c := pod.Containers[0]
+	if !slices.Contains(c.Args, "--pull-secret-dir="+deploy.PullSecretDir) {
+		t.Errorf("args %v: the controller is not told where the secrets are", c.Args)
+	}
+	mounted := map[string]string{}
+	for _, v := range pod.Volumes {
+		if v.Secret == nil || v.Secret.Optional == nil || !*v.Secret.Optional {
+			t.Errorf("volume %s: %+v, want an optional Secret volume", v.Name, v.VolumeSource)
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == v.Name && m.ReadOnly {
+				mounted[v.Secret.SecretName] = m.MountPath
+			}
+		}
+	}
+	want := map[string]string{"one": deploy.PullSecretDir + "/one", "two": deploy.PullSecretDir + "/two"}
+	if !maps.Equal(mounted, want) {
+		t.Errorf("mounted %v, want %v", mounted, want)
+	}
+
+	kip.Spec.ImagePullSecrets = ""
+	if objs, err = Build(kip, "reg/kip:default"); err != nil || len(objs.Deployment.Spec.Template.Spec.Volumes) != 0 {
+		t.Errorf("without pull secrets: volumes %v, %v", objs.Deployment.Spec.Template.Spec.Volumes, err)
 	}
 }

@@ -33,7 +33,6 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 		func() error {
 			return apply(ctx, r.client, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
 		},
-		func() error { return apply(ctx, r.client, objs.Role, rbacv1ac.ExtractRole) },
 		func() error { return apply(ctx, r.client, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
 		func() error { return apply(ctx, r.client, objs.ConfigMap, corev1ac.ExtractConfigMap) },
 		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) },
@@ -47,8 +46,8 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 }
 
 // prune deletes what the resource made under names it no longer uses, after
-// a change of deploymentName or configMapName: otherwise two pullers would
-// keep running.
+// a change of deploymentName or configMapName (otherwise two pullers would
+// keep running), and the Role earlier versions made.
 func (r *reconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, objs operator.Objects) error {
 	kinds := []struct {
 		kind string
@@ -56,7 +55,7 @@ func (r *reconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePul
 		keep string
 	}{
 		{"ServiceAccount", &corev1.ServiceAccountList{}, objs.ServiceAccount.Name},
-		{"Role", &rbacv1.RoleList{}, objs.Role.Name},
+		{"Role", &rbacv1.RoleList{}, ""}, // earlier versions made one; a RoleBinding to the puller ClusterRole replaces it
 		{"RoleBinding", &rbacv1.RoleBindingList{}, objs.RoleBinding.Name},
 		{"ConfigMap", &corev1.ConfigMapList{}, objs.ConfigMap.Name},
 		{"Deployment", &appsv1.DeploymentList{}, objs.Deployment.Name},

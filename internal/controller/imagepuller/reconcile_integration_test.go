@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
@@ -95,12 +96,10 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 	env.Create(t, kip)
 	// Everything the puller needs, owned by the resource, with defaults.
 	var sa corev1.ServiceAccount
-	var role rbacv1.Role
 	var binding rbacv1.RoleBinding
 	var cm corev1.ConfigMap
 	var dep appsv1.Deployment
 	owned(t, kip, "kubernetes-image-puller", &sa)
-	owned(t, kip, "kubernetes-image-puller", &role)
 	owned(t, kip, "kubernetes-image-puller", &binding)
 	owned(t, kip, config.DefaultConfigMapName, &cm)
 	owned(t, kip, "kubernetes-image-puller", &dep)
@@ -121,8 +120,8 @@ func TestLifecycleStatusAndSpecChange(t *testing.T) {
 		t.Errorf("Deployment runs %s as %s from ConfigMap %s; want %s as %s from %s",
 			c.Image, dep.Spec.Template.Spec.ServiceAccountName, configMapEnv, testenv.OperatorPullerImage, sa.Name, cm.Name)
 	}
-	if binding.RoleRef.Name != role.Name || binding.Subjects[0].Name != sa.Name {
-		t.Errorf("RoleBinding %+v does not bind Role %s to %s", binding, role.Name, sa.Name)
+	if binding.RoleRef.Kind != "ClusterRole" || binding.RoleRef.Name != deploy.PullerClusterRole || binding.Subjects[0].Name != sa.Name {
+		t.Errorf("RoleBinding %+v does not bind ClusterRole %s to %s", binding, deploy.PullerClusterRole, sa.Name)
 	}
 	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeReady, metav1.ConditionFalse, operator.ReasonDeploying)
 
@@ -332,7 +331,7 @@ func TestRenamedObjectsReplaceTheOldOnes(t *testing.T) {
 		s.ConfigMapName = "puller-config"
 	})
 	owned(t, kip, "puller", &appsv1.Deployment{})
-	owned(t, kip, "puller", &rbacv1.Role{})
+	owned(t, kip, "puller", &rbacv1.RoleBinding{})
 	owned(t, kip, "puller-config", &corev1.ConfigMap{})
 	testenv.Eventually(t, 20*time.Second, "the old Deployment, ServiceAccount, Role, RoleBinding and ConfigMap deleted", func() (bool, string) {
 		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {

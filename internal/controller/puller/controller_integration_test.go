@@ -487,3 +487,45 @@ func TestDaemonSetOfAnotherControllerIsNotTakenOver(t *testing.T) {
 		t.Errorf("%d Conflict Events for one lasting conflict, want 1", n)
 	}
 }
+
+// TestRenamedDaemonSetRetiresTheOldOneWhenWarm: after DAEMONSET_NAME
+// changes, the old DaemonSet stays until the new one holds every image on
+// its nodes (envtest runs no DaemonSet controller: the test writes the
+// status a warm DaemonSet has), then it is removed.
+func TestRenamedDaemonSetRetiresTheOldOneWhenWarm(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	own := pullerDeployment(t, ns)
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1", config.KeyDaemonSetName: "old-name"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns, withOptions(func(o *Options) { o.DeploymentName = own.Name }))
+	old := waitForImages(t, ns, "old-name", "a=reg.example.com/a:1")
+
+	cm.Data[config.KeyDaemonSetName] = "new-name"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	renamed := waitForImages(t, ns, "new-name", "a=reg.example.com/a:1")
+	time.Sleep(2 * retireCheck) // long enough for a premature removal to show
+	if _, err := getDaemonSet(ns, "old-name"); err != nil {
+		t.Fatalf("the old DaemonSet went before the new one was warm: %v", err)
+	}
+
+	renamed.Status = appsv1.DaemonSetStatus{ObservedGeneration: renamed.Generation, DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, UpdatedNumberScheduled: 3, NumberReady: 3, NumberAvailable: 3}
+	if err := k8s.Status().Update(ctx, renamed); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 4*retireCheck, "the old DaemonSet removed", func() (bool, string) {
+		ds, err := getDaemonSet(ns, "old-name")
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, ""
+		case err != nil:
+			return false, err.Error()
+		}
+		return ds.DeletionTimestamp != nil && ds.UID == old.UID, "still there"
+	})
+	waitForEvent(t, ns, ReasonRetired, "DaemonSet", "removed old-name")
+}

@@ -52,6 +52,7 @@ const (
 	ReasonConfigMapMissing     = "ConfigMapMissing"
 	ReasonConfigMapFound       = "ConfigMapFound"
 	ReasonConflict             = "Conflict"
+	ReasonRetired              = "Retired"
 )
 
 // reportConflict tells, once per owner, that the DaemonSet belongs to

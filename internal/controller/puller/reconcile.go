@@ -113,13 +113,24 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	r.reportResolveFailures(about, outcome.failures)
 
 	stale, err := r.needsApply(ctx, live, desired)
-	if err != nil || !stale {
+	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if stale {
+		if err := r.applyDesired(ctx, desired, about, len(cfg.Images), changed); err != nil {
+			return reconcile.Result{}, err
+		}
+		live = nil // just written: not rolled out yet
+	}
+	return r.retireLeftBehind(ctx, desired.Name, live, deployment)
+}
+
+// applyDesired applies the DaemonSet and reports what the write was for.
+func (r *reconciler) applyDesired(ctx context.Context, desired, about *appsv1.DaemonSet, images int, changed []string) error {
 	uid, err := r.apply(ctx, desired)
 	if err != nil {
 		r.events.emit(about, corev1.EventTypeWarning, ReasonApplyFailed, "applying DaemonSet %s failed: %v", desired.Name, err)
-		return reconcile.Result{}, err
+		return err
 	}
 	about.UID = uid
 	hash := desiredHash(desired)
@@ -133,12 +144,12 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			"DaemonSet %s was changed or deleted outside the puller; restored", desired.Name)
 	default:
 		r.events.emit(about, corev1.EventTypeNormal, ReasonApplied,
-			"DaemonSet %s applied with %d images", desired.Name, len(cfg.Images))
+			"DaemonSet %s applied with %d images", desired.Name, images)
 	}
 	r.lastApplied = hash
 	r.log.Info("applied DaemonSet", "daemonset", desired.Name, "namespace", desired.Namespace,
-		"images", len(cfg.Images), "changedDigests", changed)
-	return reconcile.Result{}, nil
+		"images", images, "changedDigests", changed)
+	return nil
 }
 
 func (r *reconciler) loadSource(ctx context.Context) (configSource, error) {

@@ -2,13 +2,19 @@ package puller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -49,6 +55,8 @@ type refresher struct {
 	trigger  chan event.GenericEvent
 	log      logr.Logger
 
+	// secretDir holds the mounted pull secrets; empty: read them from the API.
+	secretDir string
 	// firstRetry is the wait after a refresh that failed in part; it doubles
 	// with each failed refresh in a row, up to the interval.
 	firstRetry time.Duration
@@ -67,9 +75,9 @@ func newRefresher(reader client.Reader, resolver registry.Resolver, firstRetry t
 		reader:     reader,
 		resolver:   resolver,
 		firstRetry: firstRetry,
-		trigger:  make(chan event.GenericEvent, 1),
-		log:      log,
-		nudge:    make(chan struct{}, 1),
+		trigger:    make(chan event.GenericEvent, 1),
+		log:        log,
+		nudge:      make(chan struct{}, 1),
 	}
 }
 
@@ -149,6 +157,41 @@ func (r *refresher) Start(ctx context.Context) error {
 	}
 }
 
+// secret reads one pull secret: from its mount under secretDir when the
+// operator mounted them (the puller then holds no Secret permission), else
+// from the API server.
+func (r *refresher) secret(ctx context.Context, namespace, name string) (corev1.Secret, error) {
+	if r.secretDir != "" {
+		return readMountedSecret(r.secretDir, name)
+	}
+	var s corev1.Secret
+	err := r.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
+	return s, err
+}
+
+// readMountedSecret reads the pull secret mounted at dir/name, as a Secret
+// of the type its key tells.
+func readMountedSecret(dir, name string) (corev1.Secret, error) {
+	s := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, kind := range []struct {
+		key string
+		typ corev1.SecretType
+	}{{corev1.DockerConfigJsonKey, corev1.SecretTypeDockerConfigJson}, {corev1.DockerConfigKey, corev1.SecretTypeDockercfg}} {
+		data, err := os.ReadFile(filepath.Join(dir, name, kind.key))
+		switch {
+		case err == nil:
+			s.Type, s.Data = kind.typ, map[string][]byte{kind.key: data}
+			return s, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return s, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+		return s, fmt.Errorf("not mounted in %s: name it in imagePullSecrets", dir)
+	}
+	return s, fmt.Errorf("no %s or %s key: the Secret does not exist, or is not a pull secret", corev1.DockerConfigJsonKey, corev1.DockerConfigKey)
+}
+
 // refreshWait is the time from one refresh to the next: the interval, or
 // after failedInARow failed refreshes, firstRetry doubled for each one
 // after the first, capped at the interval. A registry that was down for a
@@ -171,8 +214,8 @@ func (r *refresher) refresh(ctx context.Context, t refreshTarget) refreshOutcome
 	}
 	var secrets []corev1.Secret
 	for _, name := range t.secrets {
-		var s corev1.Secret
-		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.namespace, Name: name}, &s); err != nil {
+		s, err := r.secret(ctx, t.namespace, name)
+		if err != nil {
 			out.failures["secret/"+name] = err.Error()
 			continue
 		}

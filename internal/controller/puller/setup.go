@@ -56,6 +56,9 @@ type Options struct {
 	OpenShift bool
 	// Resolver looks up tag digests on refresh.
 	Resolver registry.Resolver
+	// PullSecretDir holds the pull secrets mounted by the operator, one
+	// directory per Secret; empty: the refresher reads them from the API.
+	PullSecretDir string
 	// RefreshRetry is the first wait after a refresh that failed in part
 	// (DefaultRefreshRetry when zero); it doubles up to the interval.
 	RefreshRetry time.Duration
@@ -120,6 +123,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		o.RefreshRetry = DefaultRefreshRetry
 	}
 	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, o.RefreshRetry, log.WithName("refresh"))
+	ref.secretDir = o.PullSecretDir
 	r := &reconciler{
 		client:    mgr.GetClient(),
 		apiReader: mgr.GetAPIReader(),

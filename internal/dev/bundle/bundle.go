@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/manifest"
 	"github.com/kip-image-puller/kip/internal/ssa"
 )
@@ -64,6 +65,7 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	var (
 		dep         *appsv1.Deployment
 		clusterRole *rbacv1.ClusterRole
+		pullerRole  *unstructured.Unstructured
 		role        *rbacv1.Role
 		sa          *corev1.ServiceAccount
 		crd         *unstructured.Unstructured
@@ -82,6 +84,10 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 		case *appsv1.Deployment:
 			dep = o
 		case *rbacv1.ClusterRole:
+			if o.Name == deploy.PullerClusterRole {
+				pullerRole = u // shipped as it is: OLM installs a ClusterRole from the bundle
+				continue
+			}
 			clusterRole = o
 		case *rbacv1.Role:
 			role = o
@@ -89,8 +95,8 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 			sa = o
 		} // the namespace and bindings: OLM makes its own
 	}
-	if dep == nil || clusterRole == nil || role == nil || sa == nil || crd == nil {
-		return nil, fmt.Errorf("the manifests lack the operator Deployment, its ClusterRole, Role, ServiceAccount or the CRD")
+	if dep == nil || clusterRole == nil || pullerRole == nil || role == nil || sa == nil || crd == nil {
+		return nil, fmt.Errorf("the manifests lack the operator Deployment, its ClusterRole, the puller's ClusterRole, Role, ServiceAccount or the CRD")
 	}
 	// Under OLM, the namespaces to watch come from the OperatorGroup.
 	for i := range dep.Spec.Template.Spec.Containers[0].Env {
@@ -169,6 +175,10 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	if err != nil {
 		return nil, err
 	}
+	pullerRoleYAML, err := marshal(pullerRole.Object)
+	if err != nil {
+		return nil, err
+	}
 	annotations, err := marshal(map[string]any{"annotations": map[string]string{
 		"operators.operatorframework.io.bundle.mediatype.v1":       "registry+v1",
 		"operators.operatorframework.io.bundle.manifests.v1":       "manifests/",
@@ -183,6 +193,7 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	return Files{
 		"manifests/" + PackageName + ".clusterserviceversion.yaml": csvYAML,
 		"manifests/" + crd.GetName() + ".yaml":                     crdYAML,
+		"manifests/" + pullerRole.GetName() + ".clusterrole.yaml":  pullerRoleYAML,
 		"metadata/annotations.yaml":                                annotations,
 	}, nil
 }

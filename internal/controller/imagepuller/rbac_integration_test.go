@@ -1,0 +1,71 @@
+//go:build integration
+
+package imagepuller_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/dev/testenv"
+	"github.com/kip-image-puller/kip/internal/manager"
+)
+
+// TestOperatorRBACIsEnough runs the operator as a ServiceAccount that holds
+// exactly the ClusterRole of deploy/operator, so the API server's RBAC
+// authorizer and its escalation check decide: the operator must install a
+// puller, RoleBinding included, without holding what it grants.
+func TestOperatorRBACIsEnough(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	// The operator's ClusterRole under a name of this test's own; the
+	// puller ClusterRole under its fixed name, which the operator binds.
+	for file, name := range map[string]string{"role.yaml": ns + "-kip-operator", "puller_role.yaml": deploy.PullerClusterRole} {
+		data, err := os.ReadFile(testenv.RepoFile(filepath.Join("deploy", "operator", "rbac", file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.UnmarshalStrict(data, &role); err != nil {
+			t.Fatal(err)
+		}
+		role.Name = name
+		if err := env.Client.Create(ctx, &role); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "kip-operator", Namespace: ns}}
+	env.Create(t, sa)
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-kip-operator"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: ns + "-kip-operator"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: ns}},
+	}
+	env.Create(t, binding)
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
+
+	asOperator := rest.CopyConfig(env.Config)
+	asOperator.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":kip-operator"}
+	testenv.StartOperator(t, asOperator, manager.Options{Namespaces: []string{ns}}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", ImagePullSecrets: "regcred"})
+	env.Create(t, kip)
+
+	var rb rbacv1.RoleBinding
+	owned(t, kip, "kubernetes-image-puller", &rb)
+	if rb.RoleRef.Name != deploy.PullerClusterRole {
+		t.Errorf("RoleBinding to %s %s", rb.RoleRef.Kind, rb.RoleRef.Name)
+	}
+	owned(t, kip, "kubernetes-image-puller", &corev1.ServiceAccount{})
+	owned(t, kip, "kubernetes-image-puller", &appsv1.Deployment{})
+}
