@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -16,9 +17,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 )
@@ -117,8 +123,23 @@ func TestControllerBinary(t *testing.T) {
 	for _, path := range []string{"/healthz", "/readyz"} {
 		waitFor(path+" answers 200", func() bool { code, _ := httpGet("http://" + probeAddr + path); return code == 200 })
 	}
-	waitFor("metrics served", func() bool {
-		code, body := httpGet("http://" + metricsAddr + "/metrics")
+	// Metrics: HTTPS, and only to a caller the API server lets get /metrics.
+	url := "https://" + metricsAddr + "/metrics"
+	waitFor("metrics served over HTTPS", func() bool { code, _ := scrape(url, ""); return code != 0 })
+	if code, body := scrape(url, ""); code != http.StatusUnauthorized {
+		t.Errorf("metrics without a token: %d %.200s, want 401", code, body)
+	}
+	if code, _ := scrape("http://"+metricsAddr+"/metrics", ""); code == http.StatusOK {
+		t.Error("metrics answered over plain HTTP")
+	}
+	nobody := serviceAccountToken(t, ns, "nobody")
+	if code, body := scrape(url, nobody); code != http.StatusForbidden {
+		t.Errorf("metrics for a ServiceAccount without the reader role: %d %.200s, want 403", code, body)
+	}
+	reader := serviceAccountToken(t, ns, "prometheus")
+	grantMetricsReader(t, ns, "prometheus")
+	waitFor("metrics for the reader", func() bool {
+		code, body := scrape(url, reader)
 		return code == 200 && strings.Contains(body, `controller_runtime_reconcile_total{controller="puller"`)
 	})
 
@@ -142,4 +163,70 @@ func TestControllerBinary(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"stopped; the DaemonSet stays in place"`) {
 		t.Errorf("no structured shutdown log line in:\n%s", logs.String())
 	}
+}
+
+// scrape GETs url with a bearer token, trusting the self-signed certificate.
+func scrape(url, token string) (int, string) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the endpoint's certificate is self-signed
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// serviceAccountToken creates a ServiceAccount and returns a token for it.
+func serviceAccountToken(t *testing.T, ns, name string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// grantMetricsReader binds the shipped metrics reader ClusterRole to a
+// ServiceAccount, as an admin does for Prometheus.
+func grantMetricsReader(t *testing.T, ns, sa string) {
+	t.Helper()
+	var role rbacv1.ClusterRole
+	data, err := os.ReadFile(testenv.RepoFile(filepath.Join("deploy", "operator", "rbac", "metrics_reader_role.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &role); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}},
+	}
+	if err := env.Client.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
 }

@@ -59,12 +59,16 @@ func render(t *testing.T, values map[string]any) map[string][]byte {
 	sort.Strings(names)
 	for _, n := range names {
 		for _, doc := range strings.Split(files[n], "\n---\n") {
-			var meta struct{ Kind string }
+			var meta struct {
+				Kind     string
+				Metadata struct{ Name string }
+			}
 			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
 				t.Fatalf("%s: %v", n, err)
 			}
 			if meta.Kind != "" {
 				byKind[meta.Kind] = []byte(doc)
+				byKind[meta.Kind+"/"+meta.Metadata.Name] = []byte(doc)
 			}
 		}
 	}
@@ -191,28 +195,42 @@ func TestRolesMatchTheOpenShiftTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{"Role", "ClusterRole"} {
-		var chartRole rbacv1.ClusterRole // Role and ClusterRole share the rules field
-		if err := yaml.Unmarshal(rendered[kind], &chartRole); err != nil {
+	// Cluster-wide names carry the service account and namespace; compare
+	// each role by kind and what its name ends with.
+	suffix := func(name string) string {
+		for _, p := range []string{"-nodes", "-metrics-auth", "-metrics-reader"} {
+			if strings.HasSuffix(name, p) {
+				return p
+			}
+		}
+		return ""
+	}
+	chartRoles := map[string][]byte{}
+	for key, doc := range rendered {
+		if kind, name, ok := strings.Cut(key, "/"); ok && (kind == "Role" || kind == "ClusterRole") {
+			chartRoles[kind+suffix(name)] = doc
+		}
+	}
+	compared := 0
+	for _, o := range objs {
+		if o.GetKind() != "Role" && o.GetKind() != "ClusterRole" {
+			continue
+		}
+		key := o.GetKind() + suffix(o.GetName())
+		var chartRole, templateRole rbacv1.ClusterRole // Role and ClusterRole share the rules field
+		if err := yaml.Unmarshal(chartRoles[key], &chartRole); err != nil {
 			t.Fatal(err)
 		}
-		found := false
-		for _, o := range objs {
-			if o.GetKind() != kind {
-				continue
-			}
-			found = true
-			raw, _ := o.MarshalJSON()
-			var templateRole rbacv1.ClusterRole
-			if err := yaml.Unmarshal(raw, &templateRole); err != nil {
-				t.Fatal(err)
-			}
-			if len(chartRole.Rules) == 0 || !reflect.DeepEqual(chartRole.Rules, templateRole.Rules) {
-				t.Errorf("%s: chart rules %v differ from the template's %v", kind, chartRole.Rules, templateRole.Rules)
-			}
+		raw, _ := o.MarshalJSON()
+		if err := yaml.Unmarshal(raw, &templateRole); err != nil {
+			t.Fatal(err)
 		}
-		if !found {
-			t.Errorf("the template has no %s", kind)
+		if len(chartRole.Rules) == 0 || !reflect.DeepEqual(chartRole.Rules, templateRole.Rules) {
+			t.Errorf("%s %s: chart rules %v differ from the template's %v", o.GetKind(), o.GetName(), chartRole.Rules, templateRole.Rules)
 		}
+		compared++
+	}
+	if compared != len(chartRoles) || compared < 4 {
+		t.Errorf("compared %d roles of the template; the chart has %d", compared, len(chartRoles))
 	}
 }

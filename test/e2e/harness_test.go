@@ -8,11 +8,16 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +33,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
+	"github.com/kip-image-puller/kip/internal/dev/netns"
 	"github.com/kip-image-puller/kip/internal/dev/poll"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/template"
@@ -285,3 +291,62 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	t.Helper()
 	poll.Until(t, timeout, 500*time.Millisecond, what, cond)
 }
+
+// scrapeMetrics GETs https://POD:8443/metrics from inside the cluster's
+// network namespace, with the token of a ServiceAccount bound to the
+// install's metrics reader ClusterRole; and checks first that a request
+// without a token is refused.
+func scrapeMetrics(t *testing.T, ns, pod string) (string, error) {
+	t.Helper()
+	scraperTokens.Lock()
+	defer scraperTokens.Unlock()
+	token, ok := scraperTokens.byNamespace[ns]
+	if !ok {
+		kubectl(t, "", "create", "serviceaccount", "-n", ns, "scraper")
+		binding := "kip-e2e-scraper-" + ns
+		kubectl(t, "", "create", "clusterrolebinding", binding, "--serviceaccount="+ns+":scraper",
+			"--clusterrole=kubernetes-image-puller-"+ns+"-metrics-reader")
+		t.Cleanup(func() { _, _ = cluster.RunKubectl("", "delete", "clusterrolebinding", binding) })
+		token = strings.TrimSpace(kubectl(t, "", "create", "token", "-n", ns, "scraper"))
+		scraperTokens.byNamespace[ns] = token
+	}
+	ip := strings.TrimSpace(kubectl(t, "", "get", "pod", "-n", ns, pod, "-o", "jsonpath={.status.podIP}"))
+	dialer, err := netns.NewDialer(cluster.NetnsPath)
+	if err != nil {
+		return "", err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext:     func(ctx context.Context, _, addr string) (net.Conn, error) { return dialer.DialContext(ctx, addr) },
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the endpoint's certificate is self-signed
+	}}
+	get := func(token string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodGet, "https://"+net.JoinHostPort(ip, "8443")+"/metrics", nil)
+		if err != nil {
+			return 0, "", err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	if code, _, err := get(""); err != nil || code != http.StatusUnauthorized {
+		return "", fmt.Errorf("without a token: HTTP %d, %v; want 401", code, err)
+	}
+	code, body, err := get(token)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("HTTP %d: %.200s", code, body)
+	}
+	return body, err
+}
+
+// scraperTokens holds the scraper's token per namespace.
+var scraperTokens = struct {
+	sync.Mutex
+	byNamespace map[string]string
+}{byNamespace: map[string]string{}}

@@ -204,8 +204,9 @@ func TestTagMovesToANewDigest(t *testing.T) {
 	}
 }
 
-// TestMetricsScraped reads the controller's Prometheus endpoint through the
-// API server: what is wanted, cached per node, and failing.
+// TestMetricsScraped reads the controller's Prometheus endpoint as
+// Prometheus does: HTTPS with the token of a ServiceAccount bound to the
+// metrics reader role. What is wanted, cached per node, and failing.
 func TestMetricsScraped(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "metric", 2, false)
@@ -220,7 +221,7 @@ func TestMetricsScraped(t *testing.T) {
 		if len(pods) != 1 {
 			return false, fmt.Sprintf("%d controller pods", len(pods))
 		}
-		out, err := cluster.RunKubectl("", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/metrics", ns, pods[0].Name))
+		out, err := scrapeMetrics(t, ns, pods[0].Name)
 		if err != nil {
 			return false, err.Error()
 		}

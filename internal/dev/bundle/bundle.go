@@ -8,6 +8,7 @@ package bundle
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/blang/semver/v4"
 	opversion "github.com/operator-framework/api/pkg/lib/version"
@@ -17,6 +18,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -64,9 +66,9 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	}
 	var (
 		dep         *appsv1.Deployment
-		clusterRole *rbacv1.ClusterRole
-		pullerRole  *unstructured.Unstructured
-		role        *rbacv1.Role
+		clusterRoles = map[string]*unstructured.Unstructured{}
+		bindings     []*rbacv1.ClusterRoleBinding
+		role         *rbacv1.Role
 		sa          *corev1.ServiceAccount
 		crd         *unstructured.Unstructured
 	)
@@ -84,19 +86,23 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 		case *appsv1.Deployment:
 			dep = o
 		case *rbacv1.ClusterRole:
-			if o.Name == deploy.PullerClusterRole {
-				pullerRole = u // shipped as it is: OLM installs a ClusterRole from the bundle
-				continue
-			}
-			clusterRole = o
+			clusterRoles[o.Name] = u
+		case *rbacv1.ClusterRoleBinding:
+			bindings = append(bindings, o)
 		case *rbacv1.Role:
 			role = o
 		case *corev1.ServiceAccount:
 			sa = o
-		} // the namespace and bindings: OLM makes its own
+		} // the namespace and the namespaced binding: OLM makes its own
 	}
-	if dep == nil || clusterRole == nil || pullerRole == nil || role == nil || sa == nil || crd == nil {
-		return nil, fmt.Errorf("the manifests lack the operator Deployment, its ClusterRole, the puller's ClusterRole, Role, ServiceAccount or the CRD")
+	if dep == nil || role == nil || sa == nil || crd == nil || clusterRoles[deploy.PullerClusterRole] == nil {
+		return nil, fmt.Errorf("the manifests lack the operator Deployment, its Role, ServiceAccount, the CRD or the puller's ClusterRole")
+	}
+	// The ClusterRoles bound to the operator become the CSV's
+	// clusterPermissions (OLM binds them); the others ship as they are.
+	clusterRules, bound, err := boundRules(clusterRoles, bindings, sa.Name)
+	if err != nil {
+		return nil, err
 	}
 	// Under OLM, the namespaces to watch come from the OperatorGroup.
 	for i := range dep.Spec.Template.Spec.Containers[0].Env {
@@ -161,7 +167,7 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 				StrategyName: olm.InstallStrategyNameDeployment,
 				StrategySpec: olm.StrategyDetailsDeployment{
 					DeploymentSpecs:    []olm.StrategyDeploymentSpec{{Name: dep.Name, Label: dep.Labels, Spec: dep.Spec}},
-					ClusterPermissions: []olm.StrategyDeploymentPermissions{{ServiceAccountName: sa.Name, Rules: clusterRole.Rules}},
+					ClusterPermissions: []olm.StrategyDeploymentPermissions{{ServiceAccountName: sa.Name, Rules: clusterRules}},
 					Permissions:        []olm.StrategyDeploymentPermissions{{ServiceAccountName: sa.Name, Rules: role.Rules}},
 				},
 			},
@@ -175,10 +181,7 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	if err != nil {
 		return nil, err
 	}
-	pullerRoleYAML, err := marshal(pullerRole.Object)
-	if err != nil {
-		return nil, err
-	}
+
 	annotations, err := marshal(map[string]any{"annotations": map[string]string{
 		"operators.operatorframework.io.bundle.mediatype.v1":       "registry+v1",
 		"operators.operatorframework.io.bundle.manifests.v1":       "manifests/",
@@ -190,12 +193,48 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Files{
+	files := Files{
 		"manifests/" + PackageName + ".clusterserviceversion.yaml": csvYAML,
 		"manifests/" + crd.GetName() + ".yaml":                     crdYAML,
-		"manifests/" + pullerRole.GetName() + ".clusterrole.yaml":  pullerRoleYAML,
 		"metadata/annotations.yaml":                                annotations,
-	}, nil
+	}
+	for name, u := range clusterRoles {
+		if bound[name] {
+			continue
+		}
+		out, err := marshal(u.Object)
+		if err != nil {
+			return nil, err
+		}
+		files["manifests/"+name+".clusterrole.yaml"] = out
+	}
+	return files, nil
+}
+
+// boundRules returns the rules of the ClusterRoles that bindings grant to
+// the ServiceAccount sa, in binding order, and the names of those roles.
+func boundRules(roles map[string]*unstructured.Unstructured, bindings []*rbacv1.ClusterRoleBinding, sa string) ([]rbacv1.PolicyRule, map[string]bool, error) {
+	var rules []rbacv1.PolicyRule
+	bound := map[string]bool{}
+	for _, b := range bindings {
+		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Kind == "ServiceAccount" && s.Name == sa }) {
+			continue
+		}
+		u, ok := roles[b.RoleRef.Name]
+		if !ok {
+			return nil, nil, fmt.Errorf("ClusterRoleBinding %s: no ClusterRole %s in the manifests", b.Name, b.RoleRef.Name)
+		}
+		var cr rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &cr); err != nil {
+			return nil, nil, err
+		}
+		rules = append(rules, cr.Rules...)
+		bound[cr.Name] = true
+	}
+	if len(rules) == 0 {
+		return nil, nil, fmt.Errorf("no ClusterRole is bound to the operator's ServiceAccount %s", sa)
+	}
+	return rules, bound, nil
 }
 
 const header = "# Generated by `make bundle` from deploy/operator; do not edit.\n"

@@ -30,6 +30,9 @@ type Env struct {
 	AuthRegistry, AuthRegistryPush string
 	AuthUser, AuthPassword         string
 	Nodes                          []string
+	// NetnsPath is the network namespace the cluster lives in; pod
+	// addresses are reachable only from inside it.
+	NetnsPath string
 }
 
 // Load reads DIR/env.
@@ -50,7 +53,7 @@ func Load(dir string) (*Env, error) {
 		Dir: dir, Kubeconfig: kv["KUBECONFIG"], Kubectl: filepath.Join(kv["KIP_KUBE_BIN"], "kubectl"),
 		Registry: kv["KIP_REGISTRY"], RegistryPush: kv["KIP_REGISTRY_PUSH"],
 		AuthRegistry: kv["KIP_AUTH_REGISTRY"], AuthRegistryPush: kv["KIP_AUTH_REGISTRY_PUSH"],
-		AuthUser: kv["KIP_AUTH_REGISTRY_USER"],
+		AuthUser: kv["KIP_AUTH_REGISTRY_USER"], NetnsPath: kv["KIP_NETNS_PATH"],
 	}
 	if pw, err := os.ReadFile(kv["KIP_AUTH_REGISTRY_PASSWORD_FILE"]); err == nil {
 		e.AuthPassword = strings.TrimSpace(string(pw))
