@@ -41,6 +41,11 @@ is valid, and 1 listing every problem (key, value, what is expected) when not.`,
 			if err != nil {
 				return printConfigError(cmd, err)
 			}
+			if len(cfg.Skipped) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "invalid: %d IMAGES entries would be left out (the controller caches the other %d images)\n",
+					len(cfg.Skipped), len(cfg.Images))
+				return exitError{code: 1}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "valid: %d images, DaemonSet %s/%s, refresh every %dh, %d warning(s)\n",
 				len(cfg.Images), cfg.Namespace, cfg.DaemonSetName, cfg.CachingIntervalHours, len(warnings))
 			return nil

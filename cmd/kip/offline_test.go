@@ -70,6 +70,15 @@ func TestValidate(t *testing.T) {
 		}
 	}
 
+	// One bad entry among good ones: the controller would cache the good
+	// ones, but validate still fails and names the entry.
+	partial := writeConfigMap(t, `  IMAGES: "ok=y:1;Bad=x:1;also=z:1"
+`)
+	out, errOut, code = run(t, "validate", "-f", partial)
+	if code != 1 || out != "" || !strings.Contains(errOut, `IMAGES: value "Bad=x:1"`) || !strings.Contains(errOut, "the other 2 images") {
+		t.Errorf("one bad entry: code %d, stdout %q, stderr %q; want 1, nothing, the entry named", code, out, errOut)
+	}
+
 	_, errOut, code = run(t, "validate", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
 	if code == 0 || !strings.Contains(errOut, "missing.yaml") {
 		t.Errorf("missing file: code %d, stderr %q", code, errOut)

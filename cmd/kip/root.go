@@ -77,5 +77,10 @@ func (f *manifestFlags) load(in io.Reader, errOut io.Writer) (*config.Config, []
 	for _, w := range warnings {
 		fmt.Fprintln(errOut, "warning:", w)
 	}
+	if cfg != nil {
+		for _, p := range cfg.Skipped {
+			fmt.Fprintln(errOut, "invalid entry, left out:", p)
+		}
+	}
 	return cfg, warnings, err
 }

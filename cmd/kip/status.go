@@ -153,6 +153,11 @@ func readStatus(ctx context.Context, c client.Client, namespace, configMap strin
 	if err == nil && !found {
 		err = fmt.Errorf("DaemonSet %s/%s: not found (is the puller installed in namespace %s?)", namespace, dsName, namespace)
 	}
+	if cfg, _, parseErr := config.Parse(cm.Data); parseErr == nil {
+		for _, p := range cfg.Skipped {
+			r.InvalidEntries = append(r.InvalidEntries, p.String())
+		}
+	}
 	return r, err
 }
 
@@ -168,6 +173,9 @@ func renderStatus(r status.Report, output string) (string, error) {
 	var b strings.Builder
 	writeTable(&b, r)
 	fmt.Fprintln(&b, r.Line())
+	for _, e := range r.InvalidEntries {
+		fmt.Fprintln(&b, "invalid entry, left out:", e)
+	}
 	if ws := r.Summary.WarmSince; ws != nil {
 		fmt.Fprintf(&b, "every selected node holds every image since %s\n", ws.Format(time.RFC3339))
 	}

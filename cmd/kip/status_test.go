@@ -50,6 +50,22 @@ func TestRenderStatusTable(t *testing.T) {
 	}
 }
 
+func TestRenderStatusNamesInvalidEntries(t *testing.T) {
+	r := report(2)
+	r.InvalidEntries = []string{`IMAGES: value "Bad=x:1": entry 3: name "Bad" becomes a container name`}
+	out, err := renderStatus(r, "table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if last := lines[len(lines)-1]; last != "invalid entry, left out: "+r.InvalidEntries[0] {
+		t.Errorf("last line %q, want the invalid entry named", last)
+	}
+	if js, _ := renderStatus(r, "json"); !strings.Contains(js, `"invalidEntries"`) {
+		t.Errorf("JSON lacks invalidEntries:\n%s", js)
+	}
+}
+
 func TestRenderStatusTransposesManyImages(t *testing.T) {
 	out, _ := renderStatus(report(transposeAbove+1), "table")
 	lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -6,12 +6,17 @@ import (
 	"testing"
 )
 
-// problemsOf parses data and returns its problems as text, one per line.
+// problemsOf parses data and returns its problems as text, one per line:
+// the errors, or the IMAGES entries skipped.
 func problemsOf(t *testing.T, data map[string]string) string {
 	t.Helper()
-	_, _, err := Parse(data)
+	cfg, _, err := Parse(data)
 	if err == nil {
-		return ""
+		var lines []string
+		for _, p := range cfg.Skipped {
+			lines = append(lines, p.String())
+		}
+		return strings.Join(lines, "\n")
 	}
 	var cfgErr *Error
 	if !errors.As(err, &cfgErr) {

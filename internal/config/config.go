@@ -86,4 +86,7 @@ type Config struct {
 	// the puller's own image.
 	KIPImage             string
 	DaemonSetAnnotations map[string]string
+	// Skipped holds a problem for each IMAGES entry left out because it is
+	// invalid; the valid entries are cached all the same.
+	Skipped []Problem
 }

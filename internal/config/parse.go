@@ -59,7 +59,7 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	get := func(key string) string { return Value(data, key) }
 
 	cfg := &Config{}
-	cfg.Images = parseImages(data[KeyImages], &errs, &warns)
+	cfg.Images, cfg.Skipped = parseImages(data[KeyImages], &errs, &warns)
 	cfg.CachingIntervalHours = parseInterval(get(KeyCachingIntervalHours), &errs)
 	cfg.MemoryRequest = parseQuantity(KeyMemoryRequest, get(KeyMemoryRequest), memory, &errs)
 	cfg.MemoryLimit = parseQuantity(KeyMemoryLimit, get(KeyMemoryLimit), memory, &errs)
@@ -94,27 +94,36 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 
 	warnUnknownKeys(data, &warns)
 	if len(errs) > 0 {
-		return nil, warns, &Error{Problems: errs}
+		return nil, warns, &Error{Problems: append(cfg.Skipped, errs...)}
 	}
 	return cfg, warns, nil
 }
 
-// ParseImages parses an IMAGES value on its own; see Parse.
+// ParseImages parses an IMAGES value on its own, strictly: an invalid
+// entry is an error here. See Parse.
 func ParseImages(value string) ([]Image, error) {
 	var errs, warns problems
-	images := parseImages(value, &errs, &warns)
+	images, skipped := parseImages(value, &errs, &warns)
+	errs = append(errs, skipped...)
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}
 	}
 	return images, nil
 }
 
-func parseImages(value string, errs, warns *problems) []Image {
+// parseImages returns the valid entries of IMAGES, and a problem for each
+// entry it leaves out. An invalid entry does not keep the others from being
+// cached, as with the existing puller (which skips it with a log line); it
+// is reported instead. What makes the DaemonSet impossible to build is an
+// error of the whole configuration: no valid entry at all, and names that
+// collide (two containers of one name, or the init container's name).
+func parseImages(value string, errs, warns *problems) ([]Image, []Problem) {
 	const format = "entries name=image separated by ';', for example java=quay.io/example/java:17;node=node:22"
 	if strings.TrimSpace(value) == "" {
 		errs.add(KeyImages, value, "at least one image: %s", format)
-		return nil
+		return nil, nil
 	}
+	var skipped problems
 	entries := strings.Split(value, ";")
 	if strings.TrimSpace(entries[len(entries)-1]) == "" {
 		entries = entries[:len(entries)-1] // one trailing ';' is allowed
@@ -126,41 +135,41 @@ func parseImages(value string, errs, warns *problems) []Image {
 		entry := strings.TrimSpace(raw)
 		pos := i + 1
 		if entry == "" {
-			errs.add(KeyImages, value, "entry %d is empty: %s", pos, format)
+			skipped.add(KeyImages, value, "entry %d is empty: %s", pos, format)
 			continue
 		}
 		n, ref, ok := strings.Cut(entry, "=")
 		n, ref = strings.TrimSpace(n), strings.TrimSpace(ref)
 		switch {
 		case !ok:
-			errs.add(KeyImages, entry, "entry %d has no '=': %s", pos, format)
+			skipped.add(KeyImages, entry, "entry %d has no '=': %s", pos, format)
 			continue
 		case n == "":
-			errs.add(KeyImages, entry, "entry %d has no name before '=': %s", pos, format)
+			skipped.add(KeyImages, entry, "entry %d has no name before '=': %s", pos, format)
 			continue
 		case ref == "":
-			errs.add(KeyImages, entry, "entry %d has no image after '=': %s", pos, format)
+			skipped.add(KeyImages, entry, "entry %d has no image after '=': %s", pos, format)
 			continue
 		}
 		bad := false
 		for _, msg := range validation.IsDNS1123Label(n) {
-			errs.add(KeyImages, entry, "entry %d: name %q becomes a container name and must be a DNS-1123 label: %s", pos, n, msg)
-			bad = true
-		}
-		if n == ReservedContainerName {
-			errs.add(KeyImages, entry, "entry %d: name %q is reserved for the puller's init container; choose another", pos, n)
-			bad = true
-		}
-		if first, dup := names[n]; dup {
-			errs.add(KeyImages, entry, "entry %d: name %q is already used by entry %d; names must be unique", pos, n, first)
+			skipped.add(KeyImages, entry, "entry %d: name %q becomes a container name and must be a DNS-1123 label: %s", pos, n, msg)
 			bad = true
 		}
 		parsed, err := name.ParseReference(ref)
 		if err != nil {
-			errs.add(KeyImages, entry, "entry %d: %q is not an image reference: %v", pos, ref, err)
+			skipped.add(KeyImages, entry, "entry %d: %q is not an image reference: %v", pos, ref, err)
 			bad = true
 		}
 		if bad {
+			continue
+		}
+		if n == ReservedContainerName {
+			errs.add(KeyImages, entry, "entry %d: name %q is reserved for the puller's init container; choose another", pos, n)
+			continue
+		}
+		if first, dup := names[n]; dup {
+			errs.add(KeyImages, entry, "entry %d: name %q is already used by entry %d; names must be unique", pos, n, first)
 			continue
 		}
 		names[n] = pos
@@ -171,7 +180,14 @@ func parseImages(value string, errs, warns *problems) []Image {
 		_, digest := parsed.(name.Digest)
 		images = append(images, Image{Name: n, Ref: ref, Digest: digest})
 	}
-	return images
+	if len(images) == 0 && len(names) == 0 {
+		// Nothing valid to cache: the whole configuration is refused, with
+		// the reason of every entry.
+		errs.add(KeyImages, value, "at least one valid entry: %s", format)
+		*errs = append(*errs, skipped...)
+		return nil, nil
+	}
+	return images, skipped
 }
 
 func parseInterval(value string, errs *problems) int {

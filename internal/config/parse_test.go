@@ -123,8 +123,6 @@ func TestParseRejects(t *testing.T) {
 		{"images no equals", with(KeyImages, "java"), KeyImages, "java"},
 		{"images empty name", with(KeyImages, "=node:22"), KeyImages, "=node:22"},
 		{"images empty image", with(KeyImages, "node="), KeyImages, "node="},
-		{"images empty middle entry", with(KeyImages, "a=a:1;;b=b:1"), KeyImages, "a=a:1;;b=b:1"},
-		{"images two trailing separators", with(KeyImages, "a=a:1;;"), KeyImages, "a=a:1;;"},
 		{"images uppercase name", with(KeyImages, "Java=java:17"), KeyImages, "Java=java:17"},
 		{"images underscore name", with(KeyImages, "my_java=java:17"), KeyImages, "my_java"},
 		{"images name too long", with(KeyImages, strings.Repeat("a", 64)+"=java:17"), KeyImages, "aaaa"},
@@ -228,6 +226,61 @@ func TestParseReportsEveryProblemAtOnce(t *testing.T) {
 	}
 	if n := len(cfgErr.Problems); n != 6 {
 		t.Errorf("%d problems, want 6 (two IMAGES entries): %v", n, err)
+	}
+}
+
+// TestInvalidEntriesAreSkipped: an invalid IMAGES entry is left out and
+// named; the valid ones are cached. Only what makes the DaemonSet
+// impossible to build refuses the whole configuration.
+func TestInvalidEntriesAreSkipped(t *testing.T) {
+	tests := []struct {
+		name, images string
+		kept         string // names of the entries kept, in order
+		skipped      []string
+		refused      string // non-empty: the whole configuration is refused, with a problem saying this
+	}{
+		{"one bad entry among good ones", "a=a:1;Bad=b:1;c=c:1;d=d:1", "a,c,d", []string{`entry 2: name "Bad"`}, ""},
+		{"a bad reference", "a=a:1;b=UPPER/Case:1", "a", []string{`entry 2: "UPPER/Case:1" is not an image reference`}, ""},
+		{"an entry without '='", "java;a=a:1", "a", []string{"entry 1 has no '='"}, ""},
+		{"an empty middle entry", "a=a:1;;b=b:1", "a,b", []string{"entry 2 is empty"}, ""},
+		{"two trailing separators", "a=a:1;;", "a", []string{"entry 2 is empty"}, ""},
+		{"every entry bad", "Bad=b:1;java", "", nil, "at least one valid entry"},
+		{"names that collide", "a=a:1;a=b:1;c=c:1", "", nil, `name "a" is already used by entry 1`},
+		{"the init container's name", ReservedContainerName + "=a:1;b=b:1", "", nil, "reserved"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := Parse(with(KeyImages, tt.images))
+			if tt.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.refused) {
+					t.Fatalf("err %v, want the configuration refused saying %q", err, tt.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []string
+			for _, img := range cfg.Images {
+				kept = append(kept, img.Name)
+			}
+			if got := strings.Join(kept, ","); got != tt.kept {
+				t.Errorf("kept %s, want %s", got, tt.kept)
+			}
+			if len(cfg.Skipped) != len(tt.skipped) {
+				t.Fatalf("skipped %v, want %d", cfg.Skipped, len(tt.skipped))
+			}
+			for i, want := range tt.skipped {
+				if p := cfg.Skipped[i]; p.Key != KeyImages || !strings.Contains(p.String(), want) {
+					t.Errorf("skipped[%d] = %s, want one saying %q", i, p, want)
+				}
+			}
+		})
+	}
+	// Other errors refuse the configuration; the skipped entries are named too.
+	_, _, err := Parse(with(KeyImages, "a=a:1;Bad=b:1", KeyCachingIntervalHours, "0"))
+	if err == nil || !strings.Contains(err.Error(), `"Bad"`) || !strings.Contains(err.Error(), KeyCachingIntervalHours) {
+		t.Errorf("err %v, want both the interval and the bad entry named", err)
 	}
 }
 

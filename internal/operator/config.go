@@ -89,6 +89,9 @@ func Validate(spec v1alpha1.KubernetesImagePullerSpec, namespace string) (*confi
 		}
 	}
 	if len(problems) == 0 {
+		for i := range cfg.Skipped {
+			cfg.Skipped[i].Key = fieldLabel(cfg.Skipped[i].Key)
+		}
 		return cfg, nil
 	}
 	for i := range problems {

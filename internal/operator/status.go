@@ -34,6 +34,9 @@ const (
 	ReasonApplyFailed     = "ApplyFailed"
 	ReasonConflict        = "Conflict"
 	ReasonAsExpected      = "AsExpected"
+	// ReasonInvalidImageEntries: some images entries are invalid and left
+	// out; the others are cached.
+	ReasonInvalidImageEntries = "InvalidImageEntries"
 )
 
 // maxFailing bounds the failures kept in the status and named in a message.
@@ -108,10 +111,19 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		return st
 	}
 
-	// Images failing on nodes are news whatever else is going on.
-	if o.Report != nil && len(o.Report.Summary.Failing) > 0 {
+	// Invalid entries and images failing on nodes are news whatever else
+	// is going on.
+	failing := o.Report != nil && len(o.Report.Summary.Failing) > 0
+	switch {
+	case o.Want != nil && len(o.Want.Skipped) > 0:
+		msg := skippedMessage(o.Want.Skipped, len(o.Want.Images))
+		if failing {
+			msg += "; " + failingMessage(st.Failing, len(o.Report.Summary.Failing))
+		}
+		set(TypeDegraded, metav1.ConditionTrue, ReasonInvalidImageEntries, "%s", msg)
+	case failing:
 		set(TypeDegraded, metav1.ConditionTrue, ReasonImagesFailing, "%s", failingMessage(st.Failing, len(o.Report.Summary.Failing)))
-	} else {
+	default:
 		set(TypeDegraded, metav1.ConditionFalse, ReasonAsExpected, "no image is failing")
 	}
 	switch {
@@ -145,6 +157,15 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		set(TypeProgressing, metav1.ConditionTrue, ReasonPulling, "%s", counts)
 	}
 	return st
+}
+
+// skippedMessage names the invalid entries left out.
+func skippedMessage(skipped []config.Problem, cached int) string {
+	parts := make([]string, len(skipped))
+	for i, p := range skipped {
+		parts[i] = p.String()
+	}
+	return fmt.Sprintf("%d images entries are invalid and left out, the other %d are cached: %s", len(skipped), cached, strings.Join(parts, "; "))
 }
 
 // available tells whether the puller Deployment runs its current spec.

@@ -87,6 +87,12 @@ func TestStatus(t *testing.T) {
 			ready: "False/NoNodesSelected", progressing: "False/NoNodesSelected", degraded: "False/AsExpected", cached: "0/0", nodes: "0/0",
 		},
 		{
+			name: "an invalid entry left out, the others all cached",
+			obs: Observation{Want: &config.Config{Images: want.Images, Skipped: []config.Problem{{Key: "spec.images (IMAGES)", Value: "Bad=x", Expected: "entry 3: a DNS-1123 label"}}},
+				Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 2, ImagesWanted: 4, ImagesCached: 4})},
+			ready: "True/AllImagesCached", progressing: "False/AsExpected", degraded: "True/InvalidImageEntries", cached: "4/4", nodes: "2/2",
+		},
+		{
 			name:  "all cached",
 			obs:   Observation{Want: want, Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 2, ImagesWanted: 4, ImagesCached: 4})},
 			ready: "True/AllImagesCached", progressing: "False/AsExpected", degraded: "False/AsExpected", cached: "4/4", nodes: "2/2",

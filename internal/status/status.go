@@ -110,6 +110,9 @@ type Report struct {
 	Images    []Image `json:"images"`
 	Nodes     []Node  `json:"nodes"`
 	Summary   Summary `json:"summary"`
+	// InvalidEntries are the configured IMAGES entries left out because
+	// they are invalid, each with what is wrong; the others are cached.
+	InvalidEntries []string `json:"invalidEntries,omitempty"`
 }
 
 // Waiting reasons of the kubelet that mean the image will not come by

@@ -529,3 +529,25 @@ func TestRenamedDaemonSetRetiresTheOldOneWhenWarm(t *testing.T) {
 	})
 	waitForEvent(t, ns, ReasonRetired, "DaemonSet", "removed old-name")
 }
+
+// TestInvalidEntryDoesNotBlockTheOthers: an edit that adds good entries
+// and one bad one applies the good ones and names the bad one.
+func TestInvalidEntryDoesNotBlockTheOthers(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1"})
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, ns)
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:1")
+	cm.Data[config.KeyImages] = "a=reg.example.com/a:1;b=reg.example.com/b:1;Bad=reg.example.com/x:1;c=reg.example.com/c:1;d=reg.example.com/d:1"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b:1;c=reg.example.com/c:1;d=reg.example.com/d:1")
+	e := waitForEvent(t, ns, ReasonInvalidImageEntries, "ConfigMap", `"Bad=reg.example.com/x:1"`)
+	if !strings.Contains(e.Note, "entry 3") || !strings.Contains(e.Note, "the other 4 images are cached") {
+		t.Errorf("Event %q does not name the entry's position and what is cached", e.Note)
+	}
+}

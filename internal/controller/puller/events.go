@@ -53,6 +53,7 @@ const (
 	ReasonConfigMapFound       = "ConfigMapFound"
 	ReasonConflict             = "Conflict"
 	ReasonRetired              = "Retired"
+	ReasonInvalidImageEntries  = "InvalidImageEntries"
 )
 
 // reportConflict tells, once per owner, that the DaemonSet belongs to
@@ -121,6 +122,19 @@ func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Pro
 		r.events.emit(regarding, corev1.EventTypeWarning, ReasonConfigurationWarning, "%s", text)
 	}
 	r.lastWarnings = text
+}
+
+// reportSkipped tells, once per distinct set, which IMAGES entries are left
+// out because they are invalid, while the others are cached.
+func (r *reconciler) reportSkipped(regarding runtime.Object, skipped []config.Problem, cached int) {
+	imagesInvalid.Set(float64(len(skipped)))
+	text := strings.Join(problemStrings(skipped), "; ")
+	if text != "" && text != r.lastSkipped {
+		r.log.Error(nil, "invalid IMAGES entries left out; the other images are cached", "problems", problemStrings(skipped), "cached", cached)
+		r.events.emit(regarding, corev1.EventTypeWarning, ReasonInvalidImageEntries,
+			"%d IMAGES entries left out, the other %d images are cached: %s", len(skipped), cached, text)
+	}
+	r.lastSkipped = text
 }
 
 // reportResolveFailures tells, once per distinct failure, which tags or pull

@@ -48,11 +48,15 @@ var (
 		Name: "kip_configuration_errors_total",
 		Help: "Invalid configurations seen (each distinct one counted once).",
 	})
+	imagesInvalid = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kip_images_invalid",
+		Help: "IMAGES entries left out of the DaemonSet because they are invalid; the others are cached.",
+	})
 )
 
 func init() {
 	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
-		warmSeconds, refreshes, digestChanges, configErrors)
+		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid)
 }
 
 // recordReport sets the gauges from a status report.

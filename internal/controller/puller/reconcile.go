@@ -36,6 +36,7 @@ type reconciler struct {
 	// Dedupe state, so a problem that persists is reported once.
 	lastInvalid  string
 	lastWarnings string
+	lastSkipped  string
 	lastFailures map[string]string
 	lastApplied  string // hash of the last desired DaemonSet this process applied
 
@@ -82,6 +83,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, nil // the last applied DaemonSet stays; wait for the next change
 	}
 	r.reportValid(regarding, warnings)
+	r.reportSkipped(regarding, cfg.Skipped, len(cfg.Images))
 	r.refresher.track(cfg)
 
 	var live *appsv1.DaemonSet

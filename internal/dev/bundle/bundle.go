@@ -65,12 +65,12 @@ func Make(objs []unstructured.Unstructured, version string) (Files, error) {
 		return nil, fmt.Errorf("bundle version %q: %w", version, err)
 	}
 	var (
-		dep         *appsv1.Deployment
+		dep          *appsv1.Deployment
 		clusterRoles = map[string]*unstructured.Unstructured{}
 		bindings     []*rbacv1.ClusterRoleBinding
 		role         *rbacv1.Role
-		sa          *corev1.ServiceAccount
-		crd         *unstructured.Unstructured
+		sa           *corev1.ServiceAccount
+		crd          *unstructured.Unstructured
 	)
 	for i := range objs {
 		u := &objs[i]
