@@ -46,6 +46,10 @@ is valid, and 1 listing every problem (key, value, what is expected) when not.`,
 					len(cfg.Skipped), len(cfg.Images))
 				return exitError{code: 1}
 			}
+			if err := daemonset.CheckSize(daemonset.Build(cfg, daemonset.Options{KIPImage: version.Image()})); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "invalid:", err)
+				return exitError{code: 1}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "valid: %d images, DaemonSet %s/%s, refresh every %dh, %d warning(s)\n",
 				len(cfg.Images), cfg.Namespace, cfg.DaemonSetName, cfg.CachingIntervalHours, len(warnings))
 			return nil

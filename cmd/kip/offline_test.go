@@ -79,6 +79,13 @@ func TestValidate(t *testing.T) {
 		t.Errorf("one bad entry: code %d, stdout %q, stderr %q; want 1, nothing, the entry named", code, out, errOut)
 	}
 
+	// Annotations the API server would refuse.
+	huge := writeConfigMap(t, fiveImages+`  DAEMONSET_ANNOTATIONS: '{"note": "`+strings.Repeat("x", 256<<10)+`"}'
+`)
+	if _, errOut, code = run(t, "validate", "-f", huge); code != 1 || !strings.Contains(errOut, "annotations") {
+		t.Errorf("oversized annotations: code %d, stderr %.300q", code, errOut)
+	}
+
 	_, errOut, code = run(t, "validate", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
 	if code == 0 || !strings.Contains(errOut, "missing.yaml") {
 		t.Errorf("missing file: code %d, stderr %q", code, errOut)

@@ -58,6 +58,8 @@ func TestBoundsAreInclusive(t *testing.T) {
 		{"an absurd memory amount", with(KeyMemoryLimit, "8E"), "at most 64Gi"},
 		{"cpu at the maximum", with(KeyCPULimit, "64"), ""},
 		{"cpu above the maximum", with(KeyCPULimit, "64001m"), "at most 64"},
+		{"the most images", with(KeyImages, manyImages(MaxImages)), ""},
+		{"one image too many", with(KeyImages, manyImages(MaxImages+1)), "at most 200 images"},
 		{"DaemonSet name of 63 characters", with(KeyDaemonSetName, name63), ""},
 		{"DaemonSet name of 64 characters", with(KeyDaemonSetName, name64), "no more than 63 characters"},
 	}

@@ -18,6 +18,12 @@ import (
 // sleeper; an IMAGES entry may not use it.
 const ReservedContainerName = "kip-install-sleep"
 
+// MaxImages bounds IMAGES. Each image is a container on every node; 200
+// is several times what a workspace platform ships (Che: about 30), keeps
+// the DaemonSet far below the API server's object and annotation limits,
+// and bounds what the status tracks per node.
+const MaxImages = 200
+
 // MaxCachingIntervalHours bounds CACHING_INTERVAL_HOURS to one year.
 const MaxCachingIntervalHours = 8760 // 24 hours x 365 days
 
@@ -179,6 +185,9 @@ func parseImages(value string, errs, warns *problems) ([]Image, []Problem) {
 		refs[ref] = n
 		_, digest := parsed.(name.Digest)
 		images = append(images, Image{Name: n, Ref: ref, Digest: digest})
+	}
+	if len(images) > MaxImages {
+		errs.add(KeyImages, fmt.Sprintf("%d entries", len(images)), "at most %d images: cache fewer, or split them over several pullers", MaxImages)
 	}
 	if len(images) == 0 && len(names) == 0 {
 		// Nothing valid to cache: the whole configuration is refused, with

@@ -69,7 +69,7 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 	}
 	set := func(typ string, s metav1.ConditionStatus, reason, format string, args ...any) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: typ, Status: s, Reason: reason, Message: fmt.Sprintf(format, args...), ObservedGeneration: o.Generation,
+			Type: typ, Status: s, Reason: reason, Message: BoundMessage(fmt.Sprintf(format, args...)), ObservedGeneration: o.Generation,
 		})
 	}
 	if o.Conflict != "" {
@@ -157,6 +157,25 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		set(TypeProgressing, metav1.ConditionTrue, ReasonPulling, "%s", counts)
 	}
 	return st
+}
+
+// MaxConditionMessage is the maxLength of a condition's message in the
+// API (metav1.Condition): a longer one makes the API server refuse the
+// whole status update, and a stale Ready=True would stay.
+const MaxConditionMessage = 32768
+
+// BoundMessage cuts msg to MaxConditionMessage bytes. A list of problems
+// ("a; b; c") is cut between two items and ends with "and N more".
+func BoundMessage(msg string) string {
+	if len(msg) <= MaxConditionMessage {
+		return msg
+	}
+	const room = 32 // for "; and N more"
+	cut := strings.LastIndex(msg[:MaxConditionMessage-room], "; ")
+	if cut <= 0 {
+		return msg[:MaxConditionMessage-3] + "..."
+	}
+	return fmt.Sprintf("%s; and %d more", msg[:cut], strings.Count(msg[cut:], "; "))
 }
 
 // skippedMessage names the invalid entries left out.

@@ -228,3 +228,31 @@ func TestSameImagesComparesReferences(t *testing.T) {
 		}
 	}
 }
+
+func TestBoundMessage(t *testing.T) {
+	var parts []string
+	for i := range 300 { // 300 invalid entries gave a 110 KB message the API server refused
+		parts = append(parts, fmt.Sprintf("spec.images (IMAGES): value \"Bad%d=x\": entry %d: name becomes a container name and must be a DNS-1123 label %s", i, i+1, strings.Repeat("x", 300)))
+	}
+	long := strings.Join(parts, "; ")
+	got := BoundMessage(long)
+	if len(got) > MaxConditionMessage {
+		t.Fatalf("%d bytes, want at most %d", len(got), MaxConditionMessage)
+	}
+	kept := strings.Count(got, "spec.images")
+	if !strings.HasSuffix(got, fmt.Sprintf("; and %d more", 300-kept)) || kept == 0 || kept >= 300 {
+		t.Errorf("kept %d problems and ends %q", kept, got[len(got)-40:])
+	}
+	if short := "one problem"; BoundMessage(short) != short {
+		t.Errorf("a short message changed")
+	}
+	if got := BoundMessage(strings.Repeat("y", MaxConditionMessage+1)); len(got) != MaxConditionMessage || !strings.HasSuffix(got, "...") {
+		t.Errorf("a long message without items: %d bytes", len(got))
+	}
+
+	// Through Status: the Degraded message of an invalid spec stays within bounds.
+	st := Status(v1alpha1.KubernetesImagePullerStatus{}, Observation{SpecErr: errors.New(long)})
+	if c := meta.FindStatusCondition(st.Conditions, TypeDegraded); c == nil || len(c.Message) > MaxConditionMessage {
+		t.Errorf("Degraded condition message not bounded")
+	}
+}

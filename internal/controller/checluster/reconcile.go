@@ -117,6 +117,7 @@ func pullerUpToDate(existing, desired *v1alpha1.KubernetesImagePuller) bool {
 // setCondition records cond on the resource's status, leaving the
 // conditions the puller controller keeps alone.
 func (r *reconciler) setCondition(ctx context.Context, key client.ObjectKey, cond metav1.Condition) error {
+	cond.Message = operator.BoundMessage(cond.Message)
 	var kip v1alpha1.KubernetesImagePuller
 	if err := r.client.Get(ctx, key, &kip); err != nil {
 		return err

@@ -107,6 +107,10 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		Owner:     ownerReference(deployment, cfg.Namespace),
 		Refresh:   refresh,
 	})
+	if err := daemonset.CheckSize(desired); err != nil {
+		r.reportInvalid(regarding, err)
+		return reconcile.Result{}, nil // the last applied DaemonSet stays
+	}
 	// Events name the DaemonSet by UID too, so that `kubectl describe` shows them.
 	about := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
 	if live != nil {
