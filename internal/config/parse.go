@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"gopkg.in/inf.v0"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	kjson "sigs.k8s.io/json"
 )
@@ -92,7 +94,7 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	cfg.Tolerations = parseTolerations(get(KeyTolerations), &errs)
 
 	if v := strings.TrimSpace(data[KeyKIPImage]); v != "" {
-		if _, err := name.ParseReference(v); err != nil {
+		if _, err := parseReference(v); err != nil {
 			errs.add(KeyKIPImage, v, "an image reference such as registry.example.com/kip:v1: %v", err)
 		}
 		cfg.KIPImage = v
@@ -162,7 +164,7 @@ func parseImages(value string, errs, warns *problems) ([]Image, []Problem) {
 			skipped.add(KeyImages, entry, "entry %d: name %q becomes a container name and must be a DNS-1123 label: %s", pos, n, msg)
 			bad = true
 		}
-		parsed, err := name.ParseReference(ref)
+		parsed, err := parseReference(ref)
 		if err != nil {
 			skipped.add(KeyImages, entry, "entry %d: %q is not an image reference: %v", pos, ref, err)
 			bad = true
@@ -197,6 +199,16 @@ func parseImages(value string, errs, warns *problems) ([]Image, []Problem) {
 		return nil, nil
 	}
 	return images, skipped
+}
+
+// parseReference checks ref by the grammar the container runtimes use
+// (distribution/reference: containerd and CRI-O resolve images with it),
+// then parses it with go-containerregistry, which the refresh uses.
+func parseReference(ref string) (name.Reference, error) {
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return nil, err
+	}
+	return name.ParseReference(ref)
 }
 
 func parseInterval(value string, errs *problems) int {
@@ -306,6 +318,9 @@ func parseAnnotations(value string, errs *problems) map[string]string {
 			errs.add(KeyDaemonSetAnnotations, value, "annotation key %q: %s", k, msg)
 		}
 	}
+	if err := apivalidation.ValidateAnnotationsSize(m); err != nil {
+		errs.add(KeyDaemonSetAnnotations, fmt.Sprintf("%d bytes", len(value)), "annotations of at most %d bytes in all, as the API server allows: %v", apivalidation.TotalAnnotationSizeLimitB, err)
+	}
 	return m
 }
 
@@ -337,6 +352,9 @@ func parseAffinity(value string, errs *problems) *corev1.Affinity {
 	}
 	if a.NodeAffinity == nil && a.PodAffinity == nil && a.PodAntiAffinity == nil {
 		return nil
+	}
+	for _, p := range affinityProblems(&a) {
+		errs.add(KeyAffinity, value, "an Affinity the API server accepts: %s", p)
 	}
 	return &a
 }
@@ -370,6 +388,11 @@ func parseTolerations(value string, errs *problems) []corev1.Toleration {
 		if t.Key != "" {
 			for _, msg := range validation.IsQualifiedName(t.Key) {
 				bad("key %q: %s", t.Key, msg)
+			}
+		}
+		if t.Operator != corev1.TolerationOpExists {
+			for _, msg := range validation.IsValidLabelValue(t.Value) {
+				bad("value %q: %s", t.Value, msg)
 			}
 		}
 		if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
