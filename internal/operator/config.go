@@ -11,6 +11,7 @@ import (
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -86,6 +87,13 @@ func Validate(spec v1alpha1.KubernetesImagePullerSpec, namespace string) (*confi
 	if v := strings.TrimSpace(spec.ConfigMapName); v != "" {
 		if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
 			problems = append(problems, config.Problem{Key: "configMapName", Value: v, Expected: "a ConfigMap name: " + strings.Join(errs, "; ")})
+		}
+	}
+	if cfg != nil {
+		// What the API server would refuse for its size is an invalid spec
+		// here too, not an apply that fails later.
+		if err := daemonset.CheckSize(daemonset.Build(cfg, daemonset.Options{KIPImage: spec.ImagePullerImage})); err != nil {
+			problems = append(problems, config.Problem{Key: "images", Value: fmt.Sprintf("%d images", len(cfg.Images)), Expected: err.Error()})
 		}
 	}
 	if len(problems) == 0 {

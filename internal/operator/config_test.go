@@ -38,6 +38,11 @@ func TestConfigData(t *testing.T) {
 			},
 		},
 		{
+			name:    "affinity the API server would refuse is an invalid spec",
+			spec:    v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", Affinity: `{"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {}}]}}`},
+			errKeys: []string{"spec.affinity (AFFINITY)"},
+		},
+		{
 			name:    "invalid fields surface as the contract's errors, named by spec field",
 			spec:    v1alpha1.KubernetesImagePullerSpec{Images: "Bad=x", CachingMemoryLimit: "lots", ConfigMapName: "Not_A_Name"},
 			errKeys: []string{"spec.images (IMAGES)", "spec.cachingMemoryLimit (CACHING_MEMORY_LIMIT)", "spec.configMapName"},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +14,7 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/ssa"
 )
@@ -32,13 +35,19 @@ func upToDate(live, desired *appsv1.DaemonSet, fieldOwner string) (bool, error) 
 	return ssa.UpToDate(owned, desired)
 }
 
-// apply server-side applies ds and returns the UID the API server answers with.
-func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet) (types.UID, error) {
+// apply server-side applies ds and returns the UID the API server answers
+// with. With dryRun the API server validates and admits it (admission
+// webhooks and policies included) and stores nothing.
+func (r *reconciler) apply(ctx context.Context, ds *appsv1.DaemonSet, dryRun bool) (types.UID, error) {
 	ac, err := applyConfiguration(ds)
 	if err != nil {
 		return "", err
 	}
-	if err := r.client.Apply(ctx, ac, ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership); err != nil {
+	opts := []ctrl.ApplyOption{ctrl.FieldOwner(r.opts.FieldOwner), ctrl.ForceOwnership}
+	if dryRun {
+		opts = append(opts, ctrl.DryRunAll)
+	}
+	if err := r.client.Apply(ctx, ac, opts...); err != nil {
 		return "", err
 	}
 	if ac.UID == nil {
@@ -77,4 +86,42 @@ func (r *reconciler) needsApply(ctx context.Context, cached, desired *appsv1.Dae
 	}
 	same, err := upToDate(&live, desired, r.opts.FieldOwner)
 	return !same, err
+}
+
+// rejection turns the API server's refusal of the DaemonSet as invalid
+// into the configuration problems behind it, each named by the key that
+// sets the field; nil when err is no such refusal.
+func rejection(err error, ds *appsv1.DaemonSet) *config.Error {
+	if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+		return nil
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return nil
+	}
+	st := status.Status()
+	var problems []config.Problem
+	if st.Details != nil {
+		for _, c := range st.Details.Causes {
+			key, value := daemonset.KeyOfField(c.Field), c.Field
+			if key == "" {
+				key = "DaemonSet " + ds.Name
+			}
+			if value == "" {
+				value = ds.Name
+			}
+			problems = append(problems, config.Problem{Key: key, Value: value, Expected: "what the API server accepts: " + c.Message})
+		}
+	}
+	if len(problems) == 0 {
+		problems = []config.Problem{{Key: "DaemonSet " + ds.Name, Value: ds.Name, Expected: "what the API server accepts: " + st.Message}}
+	}
+	return &config.Error{Problems: problems}
+}
+
+// configurationKey identifies a configuration, to dry-run each new one once.
+func configurationKey(data map[string]string) string {
+	raw, _ := json.Marshal(data) // map keys come out sorted
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }

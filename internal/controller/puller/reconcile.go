@@ -39,6 +39,12 @@ type reconciler struct {
 	lastSkipped  string
 	lastFailures map[string]string
 	lastApplied  string // hash of the last desired DaemonSet this process applied
+	// lastConfiguration identifies the configuration last applied; a new
+	// one is dry-run first.
+	lastConfiguration string
+	// rejectedConfiguration identifies a configuration the API server
+	// refused; it is not tried again until the configuration changes.
+	rejectedConfiguration string
 
 	// sawDeployment records that the puller's own Deployment existed: once
 	// it is gone, the puller is being uninstalled.
@@ -82,6 +88,9 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		r.reportInvalid(regarding, err)
 		return reconcile.Result{}, nil // the last applied DaemonSet stays; wait for the next change
 	}
+	if configurationKey(src.data) == r.rejectedConfiguration {
+		return reconcile.Result{}, nil // the API server refused it (reported); wait for the next change
+	}
 	r.reportValid(regarding, warnings)
 	r.reportSkipped(regarding, cfg.Skipped, len(cfg.Images))
 	r.refresher.track(cfg)
@@ -123,9 +132,33 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, err
 	}
 	if stale {
+		// A new configuration is first applied as a dry run, so that what
+		// the API server or an admission policy refuses is reported as an
+		// invalid configuration, naming the key, and the last DaemonSet stays.
+		key := configurationKey(src.data)
+		refused := func(err error) bool {
+			invalid := rejection(err, desired)
+			if invalid != nil {
+				r.rejectedConfiguration = key
+				r.reportInvalid(regarding, invalid)
+			}
+			return invalid != nil
+		}
+		if key != r.lastConfiguration {
+			if _, err := r.apply(ctx, desired, true); err != nil {
+				if refused(err) {
+					return reconcile.Result{}, nil
+				}
+				return reconcile.Result{}, err
+			}
+		}
 		if err := r.applyDesired(ctx, desired, about, len(cfg.Images), changed); err != nil {
+			if refused(err) {
+				return reconcile.Result{}, nil
+			}
 			return reconcile.Result{}, err
 		}
+		r.lastConfiguration = key
 		live = nil // just written: not rolled out yet
 	}
 	return r.retireLeftBehind(ctx, desired.Name, live, deployment)
@@ -133,7 +166,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 
 // applyDesired applies the DaemonSet and reports what the write was for.
 func (r *reconciler) applyDesired(ctx context.Context, desired, about *appsv1.DaemonSet, images int, changed []string) error {
-	uid, err := r.apply(ctx, desired)
+	uid, err := r.apply(ctx, desired, false)
 	if err != nil {
 		r.events.emit(about, corev1.EventTypeWarning, ReasonApplyFailed, "applying DaemonSet %s failed: %v", desired.Name, err)
 		return err

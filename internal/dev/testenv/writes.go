@@ -16,11 +16,12 @@ type Writes struct {
 	writes []string
 }
 
-// Wrap records every request but reads.
+// Wrap records every request but reads and dry runs.
 func (w *Writes) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		switch req.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		switch {
+		case req.Method == http.MethodGet, req.Method == http.MethodHead, req.Method == http.MethodOptions:
+		case req.URL.Query().Has("dryRun"): // validated and admitted, stored nowhere
 		default:
 			w.mu.Lock()
 			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
