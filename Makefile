@@ -53,7 +53,8 @@ endif
 
 BENCH_IMAGES ?= 10
 BENCH_SIZE_MB ?= 60
-bench: kube-binaries ## Benchmarks: the controller on envtest, then the puller against CRI pulls on the local cluster
+bench: kube-binaries ## Benchmarks: the controller's cache, the controller on envtest, then the puller against CRI pulls on the local cluster
+	$(GO) test -run '^$$' -bench CacheContent -benchtime 1x ./internal/observe/
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
 		$(GO) test -tags integration -run '^$$' -bench . -benchtime 20x ./internal/controller/puller/...
 	hack/cluster.sh up $(NODES)

@@ -15,6 +15,7 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	setMemoryLimit()
 	cmd := newRootCommand()
 	if err := cmd.Execute(); err != nil {
 		var ee exitError

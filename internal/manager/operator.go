@@ -13,6 +13,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/controller/checluster"
 	"github.com/kip-image-puller/kip/internal/controller/imagepuller"
 	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/operator"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -93,7 +94,9 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 		&corev1.ConfigMap{}:      {Label: ours},
 		&appsv1.Deployment{}:     {Label: ours},
 		&appsv1.DaemonSet{}:      {Label: pullers},
-		&corev1.Pod{}:            {Label: pullers},
+		// Pods and nodes trimmed to what the status reads (observe.TrimPod).
+		&corev1.Pod{}:  {Label: pullers, Transform: observe.TrimPod},
+		&corev1.Node{}: {Transform: observe.TrimNode},
 	}
 	mgr, err := ctrl.NewManager(rc, mo)
 	if err != nil {

@@ -47,7 +47,8 @@ func (s Source) Read(ctx context.Context, namespace, name string) (r status.Repo
 // Report reads the pods of ds and the nodes, and computes the report.
 func (s Source) Report(ctx context.Context, ds *appsv1.DaemonSet) (status.Report, error) {
 	var pods corev1.PodList
-	if err := s.Reader.List(ctx, &pods, client.InNamespace(ds.Namespace), client.MatchingLabels(daemonset.SelectorLabels(ds.Name))); err != nil {
+	// Compute only reads: a cache need not copy each object for it.
+	if err := s.Reader.List(ctx, &pods, client.InNamespace(ds.Namespace), client.MatchingLabels(daemonset.SelectorLabels(ds.Name)), client.UnsafeDisableDeepCopy); err != nil {
 		return status.Report{}, fmt.Errorf("list the pods of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
 	}
 	var nodes []corev1.Node
@@ -55,7 +56,7 @@ func (s Source) Report(ctx context.Context, ds *appsv1.DaemonSet) (status.Report
 		nodes = nodesOf(pods.Items)
 	} else {
 		var list corev1.NodeList
-		if err := s.Reader.List(ctx, &list); err != nil {
+		if err := s.Reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 			return status.Report{}, fmt.Errorf("list nodes: %w", err)
 		}
 		nodes = list.Items

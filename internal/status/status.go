@@ -155,9 +155,11 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 			Images:   map[string]Cell{},
 		}
 		pod := podOn[node.Name]
+		var facts podFacts
 		if pod != nil {
 			n.Pod = pod.Name
 			n.Selected = true // a pod runs there: the DaemonSet controller chose it
+			facts = factsOf(pod)
 		}
 		for _, img := range r.Images {
 			switch {
@@ -166,7 +168,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 			case pod == nil:
 				n.Images[img.Name] = Cell{State: Pending, Reason: "NoPod"}
 			default:
-				n.Images[img.Name] = cellOf(pod, img)
+				n.Images[img.Name] = cellOf(facts, img)
 			}
 		}
 		if n.Selected {
@@ -245,40 +247,35 @@ func NodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// cellOf reads one image's state from its pod.
-func cellOf(pod *corev1.Pod, img Image) Cell {
+// cellOf reads one image's state from its pod's facts.
+func cellOf(f podFacts, img Image) Cell {
 	// A pod of an older template that runs another image under this name
 	// is about to be replaced: the wanted image is not there yet.
-	for _, c := range pod.Spec.Containers {
-		if c.Name == img.Name && c.Image != img.Ref {
-			return Cell{State: Pending, Reason: "Rollout"}
-		}
+	if image, ok := f.images[img.Name]; ok && image != img.Ref {
+		return Cell{State: Pending, Reason: "Rollout"}
 	}
 	// The images are pulled only after the init container has installed the sleeper.
-	for _, cs := range pod.Status.InitContainerStatuses {
-		if w := cs.State.Waiting; w != nil && failureReasons[w.Reason] {
-			return Cell{State: Failed, Reason: "Init:" + w.Reason, Message: w.Message}
+	for _, c := range f.init {
+		if c.state == 'W' && failureReasons[c.reason] {
+			return Cell{State: Failed, Reason: "Init:" + c.reason, Message: c.message}
 		}
-		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
-			return Cell{State: Failed, Reason: "Init:" + orDefault(t.Reason, "Error"), Message: t.Message}
+		if c.state == 'T' && c.exitCode != 0 {
+			return Cell{State: Failed, Reason: "Init:" + orDefault(c.reason, "Error"), Message: c.message}
 		}
 	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name != img.Name {
-			continue
-		}
+	if c, ok := f.containers[img.Name]; ok {
 		switch {
-		case cs.State.Running != nil:
-			since := cs.State.Running.StartedAt.Time
-			return Cell{State: Cached, Digest: cs.ImageID, Since: &since}
-		case cs.State.Waiting != nil && failureReasons[cs.State.Waiting.Reason]:
-			return Cell{State: Failed, Reason: cs.State.Waiting.Reason, Message: cs.State.Waiting.Message}
-		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0:
-			return Cell{State: Failed, Reason: orDefault(cs.State.Terminated.Reason, "Error"), Message: cs.State.Terminated.Message}
+		case c.state == 'R':
+			since := c.started
+			return Cell{State: Cached, Digest: c.imageID, Since: &since}
+		case c.state == 'W' && failureReasons[c.reason]:
+			return Cell{State: Failed, Reason: c.reason, Message: c.message}
+		case c.state == 'T' && c.exitCode != 0:
+			return Cell{State: Failed, Reason: orDefault(c.reason, "Error"), Message: c.message}
 		}
 		return Cell{State: Pulling}
 	}
-	if pod.Status.Phase == corev1.PodPending {
+	if f.pending {
 		return Cell{State: Pulling}
 	}
 	return Cell{State: Pending, Reason: "NoStatus"}

@@ -81,9 +81,13 @@ func NewManager(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, erro
 	}
 	mo.Cache.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
 	managed := k8slabels.SelectorFromSet(k8slabels.Set{labels.ManagedBy: labels.ManagedByPuller})
+	// Pods and nodes are cached trimmed to what the status reads: a pod
+	// of 100 images drops from about 280 KB to 12 KB (see
+	// observe.BenchmarkCacheContent).
 	byObject := map[client.Object]cache.ByObject{
 		&appsv1.DaemonSet{}: {Label: managed},
-		&corev1.Pod{}:       {Label: managed},
+		&corev1.Pod{}:       {Label: managed, Transform: observe.TrimPod},
+		&corev1.Node{}:      {Transform: observe.TrimNode},
 	}
 	if o.ConfigMapName != "" {
 		byObject[&corev1.ConfigMap{}] = cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", o.ConfigMapName)}
