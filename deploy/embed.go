@@ -22,4 +22,4 @@ const PullerClusterRole = "kip-image-puller"
 
 // PullSecretDir is where the operator mounts the pull secrets a resource
 // names into the puller's pod, one directory per Secret.
-const PullSecretDir = "/var/run/secrets/kip/pull-secrets"
+const PullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential

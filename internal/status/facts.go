@@ -105,7 +105,7 @@ func factsOf(p *corev1.Pod) podFacts {
 				sec, _ := strconv.ParseInt(fields[3], 10, 64)
 				c.started = time.Unix(sec, 0).UTC()
 			case 'T':
-				code, _ := strconv.Atoi(fields[3])
+				code, _ := strconv.ParseInt(fields[3], 10, 32)
 				c.exitCode = int32(code)
 			}
 			f.add(fields[0] == "i", c)

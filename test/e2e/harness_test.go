@@ -317,7 +317,7 @@ func scrapeMetrics(t *testing.T, ns, pod string) (string, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext:     func(ctx context.Context, _, addr string) (net.Conn, error) { return dialer.DialContext(ctx, addr) },
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the endpoint's certificate is self-signed
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the endpoint's certificate is self-signed
 	}}
 	get := func(token string) (int, string, error) {
 		req, err := http.NewRequest(http.MethodGet, "https://"+net.JoinHostPort(ip, "8443")+"/metrics", nil)
@@ -336,7 +336,7 @@ func scrapeMetrics(t *testing.T, ns, pod string) (string, error) {
 		return resp.StatusCode, string(body), err
 	}
 	if code, _, err := get(""); err != nil || code != http.StatusUnauthorized {
-		return "", fmt.Errorf("without a token: HTTP %d, %v; want 401", code, err)
+		return "", fmt.Errorf("without a token: HTTP %d, %w; want 401", code, err)
 	}
 	code, body, err := get(token)
 	if err == nil && code != http.StatusOK {
