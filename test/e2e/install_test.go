@@ -170,9 +170,19 @@ func TestNodeSelectorAndTolerations(t *testing.T) {
 func TestPullSecret(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "private", 1, true)
+	createPullSecret(t, ns, "regcred")
+	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "IMAGE_PULL_SECRETS": "regcred"})
+	waitRolledOut(t, ns, len(cluster.Nodes))
+	waitCached(t, entries, cluster.Nodes, nil)
+}
+
+// createPullSecret creates a pull secret for the registry that requires
+// credentials.
+func createPullSecret(t *testing.T, ns, name string) {
+	t.Helper()
 	auth := base64.StdEncoding.EncodeToString([]byte(cluster.AuthUser + ":" + cluster.AuthPassword))
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Type:       corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(
 			fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, cluster.AuthRegistry, auth))},
@@ -180,9 +190,6 @@ func TestPullSecret(t *testing.T) {
 	if err := cluster.c.Create(context.Background(), secret); err != nil {
 		t.Fatal(err)
 	}
-	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "IMAGE_PULL_SECRETS": "regcred"})
-	waitRolledOut(t, ns, len(cluster.Nodes))
-	waitCached(t, entries, cluster.Nodes, nil)
 }
 
 // TestFailingImageIsIsolated configures one image that cannot be pulled:

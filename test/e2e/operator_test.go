@@ -28,6 +28,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/operator"
 )
 
@@ -176,6 +177,39 @@ spec:
 	// Deleting the resource removes what it owns, the DaemonSet with them.
 	kubectl(t, "", "delete", "kubernetesimagepuller", "image-puller", "-n", ns)
 	waitGone(t, c, ns)
+}
+
+// TestOperatorPullSecretIsMounted: an operator-run puller holds no Secret
+// permission; the pull secret the resource names is mounted into its pod,
+// and its refresh resolves the private tag with it (the digest is recorded
+// on the DaemonSet) while the kubelet pulls the image with the same secret.
+func TestOperatorPullSecretIsMounted(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "opsecret", 1, true)
+	createPullSecret(t, ns, "regcred")
+	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
+kind: KubernetesImagePuller
+metadata:
+  name: image-puller
+spec:
+  images: %q
+  imagePullSecrets: regcred
+`, strings.Join(entries, ";"))
+	applyUntilReady(t, c, kip, client.ObjectKey{Namespace: ns, Name: "image-puller"}, entries)
+	// can-i exits 1 when it answers no: the answer is what counts.
+	if out, _ := cluster.RunKubectl("", "auth", "can-i", "get", "secrets", "-n", ns, "--as", "system:serviceaccount:"+ns+":kubernetes-image-puller"); strings.TrimSpace(out) != "no" {
+		t.Errorf("the operator-run puller may read Secrets: %q", out)
+	}
+	ref := refsOf(entries)[0]
+	eventually(t, 2*time.Minute, "the private tag's digest recorded", func() (bool, string) {
+		var ds appsv1.DaemonSet
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "kubernetes-image-puller"}, &ds); err != nil {
+			return false, err.Error()
+		}
+		recorded := ds.Annotations[daemonset.AnnotationDigests]
+		return strings.Contains(recorded, ref), recorded
+	})
 }
 
 // waitGone waits until the puller's Deployment and DaemonSet are gone from ns.
