@@ -115,9 +115,8 @@ func podAffinityTerms(p *field.Path, required []corev1.PodAffinityTerm, preferre
 func podAffinityTerm(term corev1.PodAffinityTerm, p *field.Path, add addFunc) {
 	if term.TopologyKey == "" {
 		add(p.Child("topologyKey"), "required, for example kubernetes.io/hostname")
-	}
-	for _, msg := range validation.IsQualifiedName(term.TopologyKey) {
-		if term.TopologyKey != "" {
+	} else {
+		for _, msg := range validation.IsQualifiedName(term.TopologyKey) {
 			add(p.Child("topologyKey"), "%q: %s", term.TopologyKey, msg)
 		}
 	}

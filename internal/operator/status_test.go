@@ -243,6 +243,12 @@ func TestBoundMessage(t *testing.T) {
 	if !strings.HasSuffix(got, fmt.Sprintf("; and %d more", 300-kept)) || kept == 0 || kept >= 300 {
 		t.Errorf("kept %d problems and ends %q", kept, got[len(got)-40:])
 	}
+	if exact := strings.Repeat("z", MaxConditionMessage); BoundMessage(exact) != exact {
+		t.Errorf("a message of exactly the maximum was cut")
+	}
+	if got := BoundMessage("; " + strings.Repeat("y", MaxConditionMessage)); len(got) != MaxConditionMessage || !strings.HasSuffix(got, "...") {
+		t.Errorf("a separator only at the start: %d bytes, %q", len(got), got[len(got)-10:])
+	}
 	if short := "one problem"; BoundMessage(short) != short {
 		t.Errorf("a short message changed")
 	}

@@ -56,12 +56,11 @@ var (
 func writeStates(b *strings.Builder, kind string, statuses []corev1.ContainerStatus) {
 	for _, cs := range statuses {
 		state, detail, reason, message := "-", "", "", ""
-		switch s := cs.State; {
-		case s.Running != nil:
+		if s := cs.State; s.Running != nil {
 			state, detail = "R", strconv.FormatInt(s.Running.StartedAt.Unix(), 10)
-		case s.Waiting != nil:
+		} else if s.Waiting != nil {
 			state, reason, message = "W", s.Waiting.Reason, s.Waiting.Message
-		case s.Terminated != nil:
+		} else if s.Terminated != nil {
 			state, detail, reason, message = "T", strconv.Itoa(int(s.Terminated.ExitCode)), s.Terminated.Reason, s.Terminated.Message
 		}
 		b.WriteString(strings.Join([]string{kind, cs.Name, state, detail, escape.Replace(reason), escape.Replace(message)}, "\t") + "\n")
@@ -118,12 +117,11 @@ func factsOf(p *corev1.Pod) podFacts {
 	for i, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
 		for _, cs := range list {
 			c := containerFact{name: cs.Name, state: '-', imageID: cs.ImageID}
-			switch s := cs.State; {
-			case s.Running != nil:
+			if s := cs.State; s.Running != nil {
 				c.state, c.started = 'R', s.Running.StartedAt.UTC()
-			case s.Waiting != nil:
+			} else if s.Waiting != nil {
 				c.state, c.reason, c.message = 'W', s.Waiting.Reason, s.Waiting.Message
-			case s.Terminated != nil:
+			} else if s.Terminated != nil {
 				c.state, c.exitCode, c.reason, c.message = 'T', s.Terminated.ExitCode, s.Terminated.Reason, s.Terminated.Message
 			}
 			f.add(i == 0, c)

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,53 @@ func TestCompute(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, r)
 			}
+			// The compact pods a controller caches give the same report,
+			// but for the digests they leave out.
+			compact := make([]corev1.Pod, len(tc.pods))
+			for i := range tc.pods {
+				compact[i] = *CompactPod(&tc.pods[i])
+			}
+			if rc, want := Compute(tc.ds, compact, tc.nodes), withoutDigests(r); !reflect.DeepEqual(rc, want) {
+				t.Errorf("from compact pods:\n%+v\nwant\n%+v", rc.Nodes, want.Nodes)
+			}
 		})
+	}
+}
+
+func withoutDigests(r Report) Report {
+	out := r
+	out.Nodes = nil
+	for _, n := range r.Nodes {
+		images := map[string]Cell{}
+		for name, c := range n.Images {
+			c.Digest = ""
+			images[name] = c
+		}
+		n.Images = images
+		out.Nodes = append(out.Nodes, n)
+	}
+	return out
+}
+
+// TestCompactPodKeepsEveryState: each kind of container state survives the
+// compact form, reasons and messages with tabs, newlines and backslashes
+// included.
+func TestCompactPodKeepsEveryState(t *testing.T) {
+	ds := daemonSet("a=reg/a:1", "b=reg/b:1", "c=reg/c:1", "d=reg/d:1")
+	odd := "line one\nline\ttwo \\t \\\\ end"
+	p := pod(ds, "n1", specImages(ds), initStatus(corev1.ContainerStatus{Name: "kip-install-sleep", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}}),
+		statuses(running("a", t0), waiting("b", "ErrImagePull", odd),
+			corev1.ContainerStatus{Name: "c", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOM\tKilled", Message: odd}}},
+			corev1.ContainerStatus{Name: "d"}))
+	full, compact := factsOf(&p), factsOf(CompactPod(&p))
+	for name, c := range full.containers {
+		c.imageID = ""
+		if got := compact.containers[name]; got != c {
+			t.Errorf("%s: compact %+v, want %+v", name, got, c)
+		}
+	}
+	if len(compact.init) != 1 || compact.init[0] != full.init[0] || !reflect.DeepEqual(compact.images, full.images) || compact.pending != full.pending {
+		t.Errorf("compact %+v, want %+v", compact, full)
 	}
 }
