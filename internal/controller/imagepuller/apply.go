@@ -33,6 +33,7 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 		func() error {
 			return apply(ctx, r.client, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
 		},
+		func() error { return r.replaceRoleRef(ctx, objs.RoleBinding) },
 		func() error { return apply(ctx, r.client, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
 		func() error { return apply(ctx, r.client, objs.ConfigMap, corev1ac.ExtractConfigMap) },
 		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) },
@@ -43,6 +44,28 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 		}
 	}
 	return r.prune(ctx, kip, objs)
+}
+
+// replaceRoleRef deletes the RoleBinding when it grants another role than
+// desired: a roleRef cannot change, and earlier versions bound a Role of
+// their own where the puller ClusterRole is bound now. The apply that
+// follows creates it again.
+func (r *reconciler) replaceRoleRef(ctx context.Context, desired *rbacv1.RoleBinding) error {
+	var live rbacv1.RoleBinding
+	switch err := r.client.Get(ctx, client.ObjectKeyFromObject(desired), &live); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	if live.RoleRef == desired.RoleRef {
+		return nil
+	}
+	if err := r.client.Delete(ctx, &live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("replace RoleBinding %s, which grants %s %s: %w", live.Name, live.RoleRef.Kind, live.RoleRef.Name, err)
+	}
+	r.log.Info("replaced a RoleBinding to another role", "rolebinding", live.Name, "was", live.RoleRef.Kind+"/"+live.RoleRef.Name, "now", desired.RoleRef.Kind+"/"+desired.RoleRef.Name)
+	return nil
 }
 
 // prune deletes what the resource made under names it no longer uses, after

@@ -4,9 +4,11 @@ package imagepuller_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,11 +16,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
+	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manager"
 )
 
@@ -68,4 +73,37 @@ func TestOperatorRBACIsEnough(t *testing.T) {
 	}
 	owned(t, kip, "kubernetes-image-puller", &corev1.ServiceAccount{})
 	owned(t, kip, "kubernetes-image-puller", &appsv1.Deployment{})
+}
+
+// TestUpgradeReplacesTheRoleOfEarlierVersions: earlier versions made a Role
+// and bound it; a roleRef cannot change, so the operator replaces that
+// RoleBinding with one to the puller ClusterRole and removes the Role.
+func TestUpgradeReplacesTheRoleOfEarlierVersions(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1"})
+	env.Create(t, kip)
+	ours := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels: map[string]string{labels.ManagedBy: labels.ManagedByOperator, labels.Instance: kip.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "KubernetesImagePuller",
+				Name: kip.Name, UID: kip.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}}
+	}
+	oldRole := &rbacv1.Role{ObjectMeta: ours("kubernetes-image-puller"),
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}}
+	env.Create(t, oldRole)
+	env.Create(t, &rbacv1.RoleBinding{ObjectMeta: ours("kubernetes-image-puller"),
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: oldRole.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kubernetes-image-puller", Namespace: ns}}})
+
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
+	testenv.Eventually(t, 20*time.Second, "the RoleBinding to the puller ClusterRole, the old Role gone", func() (bool, string) {
+		var rb rbacv1.RoleBinding
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(oldRole), &rb); err != nil {
+			return false, err.Error()
+		}
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(oldRole), &rbacv1.Role{})
+		return rb.RoleRef.Kind == "ClusterRole" && rb.RoleRef.Name == deploy.PullerClusterRole && apierrors.IsNotFound(err),
+			fmt.Sprintf("RoleBinding to %s %s; Role: %v", rb.RoleRef.Kind, rb.RoleRef.Name, err)
+	})
 }
