@@ -14,10 +14,14 @@ import (
 // must not be able to change the process.
 var ControllerEnv = []string{"CONFIGMAP_NAME", "DEPLOYMENT_NAME", "POD_NAMESPACE"}
 
-// CheckControllerContainer tells what is wrong with the environment of an
-// installed controller container: envFrom of any kind, or a variable that is
-// not in ControllerEnv.
-func CheckControllerContainer(c corev1.Container) error {
+// CheckControllerContainer returns the values of the explicit environment
+// of an installed controller container, and tells what is wrong with it:
+// envFrom of any kind, or a variable that is not in ControllerEnv.
+func CheckControllerContainer(c corev1.Container) (map[string]string, error) {
+	values := map[string]string{}
+	for _, e := range c.Env {
+		values[e.Name] = e.Value
+	}
 	var problems []string
 	for _, from := range c.EnvFrom {
 		switch {
@@ -35,7 +39,7 @@ func CheckControllerContainer(c corev1.Container) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("container %s: %s: expected only explicit env %s", c.Name, strings.Join(problems, ", "), strings.Join(ControllerEnv, ", "))
+		return values, fmt.Errorf("container %s: %s: expected only explicit env %s", c.Name, strings.Join(problems, ", "), strings.Join(ControllerEnv, ", "))
 	}
-	return nil
+	return values, nil
 }

@@ -20,9 +20,12 @@ func TestCheckControllerContainer(t *testing.T) {
 		{"envFrom prefix only", corev1.Container{EnvFrom: []corev1.EnvFromSource{{Prefix: "X"}}}, false},
 		{"another variable", corev1.Container{Env: append(explicit, corev1.EnvVar{Name: "HTTPS_PROXY"})}, false},
 	}
+	if values, _ := CheckControllerContainer(corev1.Container{Env: explicit}); values["CONFIGMAP_NAME"] != "c" || values["DEPLOYMENT_NAME"] != "p" {
+		t.Errorf("values %v", values)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := CheckControllerContainer(tt.c); (err == nil) != tt.ok {
+			if _, err := CheckControllerContainer(tt.c); (err == nil) != tt.ok {
 				t.Errorf("CheckControllerContainer: %v, want ok=%v", err, tt.ok)
 			}
 		})

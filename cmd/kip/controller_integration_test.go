@@ -46,16 +46,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func httpGet(url string) (int, string) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // TestControllerBinary runs the real kip binary as a cluster admin would,
 // with a kubeconfig: it applies the DaemonSet, serves probes and metrics,
 // and on SIGTERM exits 0 leaving the DaemonSet in place.
@@ -121,7 +111,7 @@ func TestControllerBinary(t *testing.T) {
 		t.Errorf("init image %q, want --kip-image", got)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
-		waitFor(path+" answers 200", func() bool { code, _ := httpGet("http://" + probeAddr + path); return code == 200 })
+		waitFor(path+" answers 200", func() bool { code, _ := scrape("http://"+probeAddr+path, ""); return code == 200 })
 	}
 	// Metrics: HTTPS, and only to a caller the API server lets get /metrics.
 	url := "https://" + metricsAddr + "/metrics"
@@ -165,7 +155,8 @@ func TestControllerBinary(t *testing.T) {
 	}
 }
 
-// scrape GETs url with a bearer token, trusting the self-signed certificate.
+// scrape GETs url, with a bearer token when one is given, trusting the
+// metrics endpoint's self-signed certificate.
 func scrape(url, token string) (int, string) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {

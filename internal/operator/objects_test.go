@@ -39,12 +39,9 @@ func TestBuild(t *testing.T) {
 		t.Errorf("the RoleBinding grants %s %s, want the ClusterRole %s the operator may bind", ref.Kind, ref.Name, deploy.PullerClusterRole)
 	}
 	c := objs.Deployment.Spec.Template.Spec.Containers[0]
-	if err := deploy.CheckControllerContainer(c); err != nil {
+	env, err := deploy.CheckControllerContainer(c)
+	if err != nil {
 		t.Error(err)
-	}
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
 	}
 	if c.Image != "reg/kip:default" || env["CONFIGMAP_NAME"] != "kip-config" || env["DEPLOYMENT_NAME"] != "kip" || objs.ConfigMap.Name != "kip-config" {
 		t.Errorf("container %s, env %v; ConfigMap %s", c.Image, env, objs.ConfigMap.Name)

@@ -159,12 +159,9 @@ func TestAppTemplateEnvironmentIsExplicit(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	if err := deploy.CheckControllerContainer(c); err != nil {
+	env, err := deploy.CheckControllerContainer(c)
+	if err != nil {
 		t.Error(err)
-	}
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
 	}
 	if env["CONFIGMAP_NAME"] != config.DefaultConfigMapName || env["DEPLOYMENT_NAME"] != d.Name {
 		t.Errorf("env %v: the controller must be told its ConfigMap and its own Deployment %s", env, d.Name)

@@ -167,12 +167,9 @@ func TestRenderValuesInEitherForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	if err := deploy.CheckControllerContainer(c); err != nil {
+	env, err := deploy.CheckControllerContainer(c)
+	if err != nil {
 		t.Error(err)
-	}
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
 	}
 	if d.Name != "puller" || c.Image != "reg.example.com/kip:v1" || env["CONFIGMAP_NAME"] != "my-config" || env["DEPLOYMENT_NAME"] != "puller" {
 		t.Errorf("Deployment %s: image %s, env %v", d.Name, c.Image, env)
