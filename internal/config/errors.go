@@ -1,9 +1,29 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 )
+
+// ReasonInvalidConfiguration is the reason of the Event the puller records
+// on its ConfigMap when it refuses the configuration, offline or because the
+// API server refused the DaemonSet. The operator reads it back.
+const ReasonInvalidConfiguration = "InvalidConfiguration"
+
+// AnnotationFingerprint on that Event is the Fingerprint of the refused
+// configuration, so that a reader can tell whether the refusal is about the
+// configuration in force.
+const AnnotationFingerprint = "kip.dev/configuration-fingerprint"
+
+// Fingerprint identifies configuration data: equal data, equal fingerprint.
+func Fingerprint(data map[string]string) string {
+	raw, _ := json.Marshal(data) // map keys come out sorted
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
+}
 
 // maxShownValue bounds how much of an offending value an error repeats, so a
 // long JSON document does not flood a log line or an Event.

@@ -383,3 +383,12 @@ func manyImages(n int) string {
 	}
 	return b.String()
 }
+
+func TestFingerprint(t *testing.T) {
+	a := map[string]string{KeyImages: "a=a:1", KeyNamespace: "ns"}
+	same := map[string]string{KeyNamespace: "ns", KeyImages: "a=a:1"}
+	other := map[string]string{KeyImages: "a=a:2", KeyNamespace: "ns"}
+	if Fingerprint(a) != Fingerprint(same) || Fingerprint(a) == Fingerprint(other) || Fingerprint(a) == Fingerprint(nil) || len(Fingerprint(a)) != 16 {
+		t.Errorf("fingerprints %s %s %s %s", Fingerprint(a), Fingerprint(same), Fingerprint(other), Fingerprint(nil))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/controller/checluster"
 	"github.com/kip-image-puller/kip/internal/controller/imagepuller"
 	"github.com/kip-image-puller/kip/internal/labels"
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -97,6 +99,8 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 		// Pods and nodes trimmed to what the status reads (observe.TrimPod).
 		&corev1.Pod{}:  {Label: pullers, Transform: observe.TrimPod},
 		&corev1.Node{}: {Transform: observe.TrimNode},
+		// Only the puller's refusals of a configuration (operator.Refusal).
+		&corev1.Event{}: {Field: fields.OneTermEqualSelector("reason", config.ReasonInvalidConfiguration)},
 	}
 	mgr, err := ctrl.NewManager(rc, mo)
 	if err != nil {

@@ -53,6 +53,10 @@ type Observation struct {
 	// SpecErr is the spec's validation error; Want is the valid configuration.
 	SpecErr error
 	Want    *config.Config
+	// Refused is the puller's message when it refused the configuration
+	// the spec gives (the API server or an admission policy did): see
+	// Refusal.
+	Refused string
 	// ApplyErr is the error applying the objects, if any.
 	ApplyErr    error
 	PullerImage string
@@ -103,6 +107,11 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		set(TypeReady, metav1.ConditionFalse, ReasonInvalidSpec, "the spec is invalid; the last applied configuration stays in place")
 		set(TypeProgressing, metav1.ConditionFalse, ReasonInvalidSpec, "waiting for a valid spec")
 		set(TypeDegraded, metav1.ConditionTrue, ReasonInvalidSpec, "%v", o.SpecErr)
+		return st
+	case o.Refused != "":
+		set(TypeReady, metav1.ConditionFalse, ReasonInvalidSpec, "the API server refused the configuration the spec gives; the last applied DaemonSet stays in place")
+		set(TypeProgressing, metav1.ConditionFalse, ReasonInvalidSpec, "waiting for a spec the API server accepts")
+		set(TypeDegraded, metav1.ConditionTrue, ReasonInvalidSpec, "the puller reports: %s", o.Refused)
 		return st
 	case o.ApplyErr != nil:
 		set(TypeReady, metav1.ConditionFalse, ReasonApplyFailed, "the puller's objects could not be applied")

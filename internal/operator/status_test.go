@@ -39,6 +39,11 @@ func TestStatus(t *testing.T) {
 			ready: "False/InvalidSpec", progressing: "False/InvalidSpec", degraded: "True/InvalidSpec", cached: "4/4", nodes: "2/2",
 		},
 		{
+			name:  "the puller refused what the spec gives",
+			obs:   Observation{Want: want, Refused: "NODE_SELECTOR: refused by a policy", Deployment: available, Report: report(status.Summary{NodesSelected: 2, NodesWarm: 2, ImagesWanted: 4, ImagesCached: 4})},
+			ready: "False/InvalidSpec", progressing: "False/InvalidSpec", degraded: "True/InvalidSpec", cached: "4/4", nodes: "2/2",
+		},
+		{
 			name:  "apply failed",
 			obs:   Observation{Want: want, ApplyErr: errors.New("forbidden")},
 			ready: "False/ApplyFailed", progressing: "False/ApplyFailed", degraded: "True/ApplyFailed",

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -64,6 +65,19 @@ func (r *reconciler) read(ctx context.Context, kip *v1alpha1.KubernetesImagePull
 		obs.Deployment = &dep
 	case !apierrors.IsNotFound(err):
 		return err
+	}
+	if obs.SpecErr == nil {
+		var cm corev1.ConfigMap
+		switch err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: operator.ConfigMapName(kip.Spec)}, &cm); {
+		case err == nil:
+			var events corev1.EventList
+			if err := r.client.List(ctx, &events, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			obs.Refused = operator.Refusal(events.Items, &cm)
+		case !apierrors.IsNotFound(err):
+			return err
+		}
 	}
 	dsName := config.Value(operator.ConfigData(kip.Spec, ns), config.KeyDaemonSetName)
 	report, found, err := observe.Source{Reader: r.client}.Read(ctx, ns, dsName)

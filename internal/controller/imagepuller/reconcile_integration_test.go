@@ -346,3 +346,31 @@ func TestRenamedObjectsReplaceTheOldOnes(t *testing.T) {
 		t.Errorf("an unrelated ConfigMap: %v", err)
 	}
 }
+
+// TestPullerRefusalIsAnInvalidSpec: when the puller reports that the API
+// server refused the configuration the operator applied (an Event carrying
+// its fingerprint, as the puller records it), the resource says
+// InvalidSpec; a new spec clears it.
+func TestPullerRefusalIsAnInvalidSpec(t *testing.T) {
+	ns := env.Namespace(t)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", NodeSelector: `{"forbidden": "yes"}`})
+	env.Create(t, kip)
+	var cm corev1.ConfigMap
+	owned(t, kip, config.DefaultConfigMapName, &cm)
+	refused := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: ns,
+			Annotations: map[string]string{config.AnnotationFingerprint: config.Fingerprint(cm.Data)}},
+		InvolvedObject: corev1.ObjectReference{Kind: "ConfigMap", Name: cm.Name, Namespace: ns, UID: cm.UID},
+		Reason:         config.ReasonInvalidConfiguration, Type: corev1.EventTypeWarning,
+		Message:       "NODE_SELECTOR: refused by a policy; the last applied DaemonSet stays in place",
+		LastTimestamp: metav1.Now(),
+	}
+	env.Create(t, refused)
+	got := env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonInvalidSpec)
+	if msg := findCondition(got, operator.TypeDegraded).Message; !strings.Contains(msg, "refused by a policy") {
+		t.Errorf("Degraded message %q does not carry the puller's report", msg)
+	}
+	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) { s.NodeSelector = "" })
+	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionFalse, operator.ReasonAsExpected)
+}

@@ -68,6 +68,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		})).
 		Watches(&appsv1.DaemonSet{}, inNamespace).
 		Watches(&corev1.Pod{}, inNamespace).
+		Watches(&corev1.Event{}, inNamespace). // the puller refusing a configuration; the cache holds only those
+
 		Watches(&corev1.Node{}, everywhere, builder.WithPredicates(observe.NodeChanged)).
 		Complete(r)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -117,11 +116,4 @@ func rejection(err error, ds *appsv1.DaemonSet) *config.Error {
 		problems = []config.Problem{{Key: "DaemonSet " + ds.Name, Value: ds.Name, Expected: "what the API server accepts: " + st.Message}}
 	}
 	return &config.Error{Problems: problems}
-}
-
-// configurationKey identifies a configuration, to dry-run each new one once.
-func configurationKey(data map[string]string) string {
-	raw, _ := json.Marshal(data) // map keys come out sorted
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
 }

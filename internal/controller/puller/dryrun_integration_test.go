@@ -102,6 +102,10 @@ func TestAPIServerRefusalIsAnInvalidConfiguration(t *testing.T) {
 	if !strings.Contains(e.Note, "DaemonSet "+dsName) || !strings.Contains(e.Note, "last applied DaemonSet stays") {
 		t.Errorf("Event %q does not name the DaemonSet and what stays", e.Note)
 	}
+	// The operator tells the refused configuration by this fingerprint.
+	if got, want := e.Annotations[config.AnnotationFingerprint], config.Fingerprint(cm.Data); got != want {
+		t.Errorf("the Event's fingerprint %q, want %q (the refused data's)", got, want)
+	}
 	time.Sleep(time.Second)
 	ds, err := getDaemonSet(ns, dsName)
 	if err != nil {

@@ -29,6 +29,11 @@ type eventSink struct {
 // emit records an Event about obj; without an object or a recorder the
 // caller's log line is the only report.
 func (s eventSink) emit(obj runtime.Object, eventType, reason, format string, args ...any) {
+	s.emitAnnotated(obj, nil, eventType, reason, format, args...)
+}
+
+// emitAnnotated records an Event that carries annotations.
+func (s eventSink) emitAnnotated(obj runtime.Object, annotations map[string]string, eventType, reason, format string, args ...any) {
 	if obj == nil || s.rec == nil {
 		return
 	}
@@ -36,12 +41,12 @@ func (s eventSink) emit(obj runtime.Object, eventType, reason, format string, ar
 	if len(note) > maxEventNote {
 		note = note[:maxEventNote-3] + "..."
 	}
-	s.rec.Event(obj, eventType, reason, note)
+	s.rec.AnnotatedEventf(obj, annotations, eventType, reason, "%s", note)
 }
 
 // Event reasons, one per kind of news.
 const (
-	ReasonInvalidConfiguration = "InvalidConfiguration"
+	ReasonInvalidConfiguration = config.ReasonInvalidConfiguration
 	ReasonConfigurationValid   = "ConfigurationValid"
 	ReasonApplied              = "Applied"
 	ReasonRestored             = "Restored"
@@ -95,12 +100,15 @@ func (r *reconciler) reportMissingConfigMap(src configSource, d *appsv1.Deployme
 	return src.missing
 }
 
-func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
+// reportInvalid tells, once per distinct error, that the configuration
+// whose Fingerprint is fingerprint is refused; the Event carries it.
+func (r *reconciler) reportInvalid(regarding runtime.Object, err error, fingerprint string) {
 	msg := err.Error()
-	if msg == r.lastInvalid {
+	key := fingerprint + " " + msg
+	if key == r.lastInvalid {
 		return
 	}
-	r.lastInvalid = msg
+	r.lastInvalid = key
 	configErrors.Inc()
 	var cfgErr *config.Error
 	if errors.As(err, &cfgErr) {
@@ -108,7 +116,8 @@ func (r *reconciler) reportInvalid(regarding runtime.Object, err error) {
 	} else {
 		r.log.Error(err, "invalid configuration; the last applied DaemonSet stays in place")
 	}
-	r.events.emit(regarding, corev1.EventTypeWarning, ReasonInvalidConfiguration, "%s; the last applied DaemonSet stays in place", msg)
+	r.events.emitAnnotated(regarding, map[string]string{config.AnnotationFingerprint: fingerprint},
+		corev1.EventTypeWarning, ReasonInvalidConfiguration, "%s; the last applied DaemonSet stays in place (configuration %s)", msg, fingerprint)
 }
 
 func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Problem) {

@@ -85,10 +85,10 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		err = r.checkNamespace(cfg)
 	}
 	if err != nil {
-		r.reportInvalid(regarding, err)
+		r.reportInvalid(regarding, err, config.Fingerprint(src.data))
 		return reconcile.Result{}, nil // the last applied DaemonSet stays; wait for the next change
 	}
-	if configurationKey(src.data) == r.rejectedConfiguration {
+	if config.Fingerprint(src.data) == r.rejectedConfiguration {
 		return reconcile.Result{}, nil // the API server refused it (reported); wait for the next change
 	}
 	r.reportValid(regarding, warnings)
@@ -117,7 +117,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		Refresh:   refresh,
 	})
 	if err := daemonset.CheckSize(desired); err != nil {
-		r.reportInvalid(regarding, err)
+		r.reportInvalid(regarding, err, config.Fingerprint(src.data))
 		return reconcile.Result{}, nil // the last applied DaemonSet stays
 	}
 	// Events name the DaemonSet by UID too, so that `kubectl describe` shows them.
@@ -135,12 +135,12 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		// A new configuration is first applied as a dry run, so that what
 		// the API server or an admission policy refuses is reported as an
 		// invalid configuration, naming the key, and the last DaemonSet stays.
-		key := configurationKey(src.data)
+		key := config.Fingerprint(src.data)
 		refused := func(err error) bool {
 			invalid := rejection(err, desired)
 			if invalid != nil {
 				r.rejectedConfiguration = key
-				r.reportInvalid(regarding, invalid)
+				r.reportInvalid(regarding, invalid, key)
 			}
 			return invalid != nil
 		}
