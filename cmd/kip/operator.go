@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/operator"
 	"github.com/kip-image-puller/kip/internal/version"
 )
 
@@ -25,6 +26,7 @@ type operatorFlags struct {
 	fetchTimeout      time.Duration
 	retryAfter        time.Duration
 	leaderElectionNS  string
+	bridge            string
 }
 
 func newOperatorCommand() *cobra.Command {
@@ -39,7 +41,11 @@ what the nodes hold: Ready only when every image is cached on every selected
 node. One resource per namespace runs; the others get Ready=False, reason
 Conflict. When CheClusters (org.eclipse.che/v2) exist, one with
 spec.components.imagePuller.enable: true gets a <name>-image-puller resource,
-filled with the platform's default images when spec.images is empty.
+filled with the platform's default images when spec.images is empty, unless
+che-operator reconciles that CheCluster and writes the resource itself
+(--checluster-bridge). A resource another manager keeps (its managed-by
+label, its controller, or another field manager writing it) is reconciled
+and never rewritten.
 
 WATCH_NAMESPACE (or --namespaces) limits it to a comma-separated list of
 namespaces; empty means all.`,
@@ -56,6 +62,7 @@ namespaces; empty means all.`,
 	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "external_images.txt URL to use instead of those in a CheCluster's status; repeatable")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
+	fl.StringVar(&f.bridge, "checluster-bridge", operator.BridgeAuto, "write a KubernetesImagePuller for a CheCluster that enables the image puller: auto (unless che-operator reconciles that CheCluster; it writes the resource itself), on, or off. Either way a resource another manager keeps is never rewritten")
 	fl.StringVar(&f.leaderElectionNS, "leader-election-namespace", envOr("", "POD_NAMESPACE"), "namespace of the leader election Lease (default: the pod's own)")
 	return cmd
 }
@@ -83,6 +90,11 @@ func runOperator(f operatorFlags) error {
 			return err
 		}
 	}
+	switch f.bridge {
+	case operator.BridgeAuto, operator.BridgeOn, operator.BridgeOff:
+	default:
+		return fmt.Errorf("--checluster-bridge: value %q: expected auto, on or off", f.bridge)
+	}
 	namespaces := splitNamespaces(f.namespaces)
 	mgr, err := manager.NewOperator(rc, f.options("kip-operator", f.leaderElectionNS), manager.Options{
 		Namespaces:        namespaces,
@@ -90,6 +102,7 @@ func runOperator(f operatorFlags) error {
 		DefaultImageLists: f.defaultImageLists,
 		FetchTimeout:      f.fetchTimeout,
 		RetryAfter:        f.retryAfter,
+		CheClusterBridge:  f.bridge,
 	})
 	if err != nil {
 		return err

@@ -47,6 +47,8 @@ type Options struct {
 	// RetryAfter is how long to wait before reading an unreachable registry
 	// again, or looking again for a missing API.
 	RetryAfter time.Duration
+	// CheClusterBridge is operator.BridgeAuto (empty), BridgeOn or BridgeOff.
+	CheClusterBridge string
 }
 
 // Scheme knows the built-in types and KubernetesImagePuller.
@@ -126,12 +128,18 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 	default:
 		log.Error(nil, "the KubernetesImagePuller API (kubernetesimagepullers.che.eclipse.org/v1alpha1) is not installed; apply deploy/operator/crd, then restart the operator")
 	}
-	if cheAPI {
-		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter}
+	if o.CheClusterBridge == "" {
+		o.CheClusterBridge = operator.BridgeAuto
+	}
+	switch {
+	case o.CheClusterBridge == operator.BridgeOff:
+		log.Info("the CheCluster bridge is off (--checluster-bridge=off)")
+	case cheAPI:
+		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter, Bridge: o.CheClusterBridge}
 		if err := checluster.Setup(mgr, co, pullerAPIServed); err != nil {
 			return nil, err
 		}
-	} else {
+	default:
 		log.Info("no CheCluster API (checlusters.org.eclipse.che/v2) in this cluster; the CheCluster switch is off")
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

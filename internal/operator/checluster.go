@@ -100,7 +100,7 @@ func PullerFor(cc *unstructured.Unstructured, spec v1alpha1.KubernetesImagePulle
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      PullerName(cc.GetName()),
 			Namespace: cc.GetNamespace(),
-			Labels:    map[string]string{labels.Component: ComponentValue, labels.PartOf: PartOfValue},
+			Labels:    map[string]string{labels.Component: ComponentValue, labels.PartOf: PartOfValue, labels.ManagedBy: labels.ManagedByOperator},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: CheClusterKind.GroupVersion().String(), Kind: CheClusterKind.Kind,
 				Name: cc.GetName(), UID: cc.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),

@@ -24,6 +24,9 @@ import (
 const (
 	ReasonPullerAPIMissing  = "KubernetesImagePullerAPIMissing"
 	ReasonInvalidCheCluster = "InvalidImagePullerSpec"
+	// ReasonManagedElsewhere: another manager (che-operator) keeps the
+	// CheCluster's KubernetesImagePuller; the bridge leaves it alone.
+	ReasonManagedElsewhere = "ImagePullerManagedElsewhere"
 )
 
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -66,6 +69,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		found = false
 	} else if err != nil {
 		return reconcile.Result{}, err
+	}
+	if why := r.standBack(cc, key, &existing, found); why != "" {
+		return reconcile.Result{}, nil
 	}
 
 	spec := want.Spec
@@ -137,8 +143,8 @@ func (r *reconciler) remove(ctx context.Context, cc *unstructured.Unstructured) 
 	if err := r.client.Get(ctx, key, &kip); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if owner := metav1.GetControllerOf(&kip); owner == nil || owner.UID != cc.GetUID() {
-		r.log.Info("leaving a KubernetesImagePuller the CheCluster does not own", "name", key)
+	if owner := metav1.GetControllerOf(&kip); owner == nil || owner.UID != cc.GetUID() || operator.ManagedElsewhere(&kip) != "" {
+		r.log.Info("leaving a KubernetesImagePuller the bridge does not manage alone", "name", key)
 		return nil
 	}
 	if err := r.client.Delete(ctx, &kip); err != nil {
@@ -146,4 +152,34 @@ func (r *reconciler) remove(ctx context.Context, cc *unstructured.Unstructured) 
 	}
 	r.log.Info("image puller disabled; removed its KubernetesImagePuller", "name", key)
 	return nil
+}
+
+// standBack tells why the bridge leaves the CheCluster's resource alone,
+// and says so once on the CheCluster: che-operator reconciles the
+// CheCluster (mode auto), or another manager keeps the resource. It
+// returns "" when the bridge may write it.
+func (r *reconciler) standBack(cc *unstructured.Unstructured, key client.ObjectKey, existing *v1alpha1.KubernetesImagePuller, found bool) string {
+	why := ""
+	switch who := operator.CheOperatorReconciles(cc); {
+	case r.opts.Bridge == operator.BridgeAuto && who != "":
+		why = fmt.Sprintf("che-operator reconciles this CheCluster (%s) and writes KubernetesImagePuller %s itself; the bridge stands back (--checluster-bridge=auto)", who, key.Name)
+	case found:
+		if other := operator.ManagedElsewhere(existing); other != "" {
+			why = fmt.Sprintf("KubernetesImagePuller %s is managed by another manager (%s); the bridge leaves its spec, labels and owner as they are and only reconciles it", key.Name, other)
+		}
+	}
+	uid := string(cc.GetUID())
+	r.mu.Lock()
+	told := r.stoodBack[uid] == why
+	if why == "" {
+		delete(r.stoodBack, uid)
+	} else {
+		r.stoodBack[uid] = why
+	}
+	r.mu.Unlock()
+	if why != "" && !told {
+		r.log.Info("standing back", "checluster", client.ObjectKeyFromObject(cc), "why", why)
+		r.events.Eventf(cc, nil, corev1.EventTypeNormal, ReasonManagedElsewhere, "Reconcile", "%s", why)
+	}
+	return why
 }

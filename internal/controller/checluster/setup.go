@@ -7,6 +7,7 @@
 package checluster
 
 import (
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -31,6 +32,9 @@ type Options struct {
 	// RetryAfter is how long to wait before reading an unreachable registry
 	// again, or looking again for a missing API.
 	RetryAfter time.Duration
+	// Bridge is operator.BridgeAuto or operator.BridgeOn (BridgeOff does
+	// not set the switch up).
+	Bridge string
 }
 
 // reconciler makes a CheCluster's KubernetesImagePuller exist
@@ -41,6 +45,9 @@ type reconciler struct {
 	opts      Options
 	log       logr.Logger
 	pullerAPI func() (bool, error)
+
+	mu        sync.Mutex
+	stoodBack map[string]string // CheCluster UID -> why the bridge stands back, told once
 }
 
 // Setup registers the switch with mgr. pullerAPI tells whether the
@@ -53,6 +60,10 @@ func Setup(mgr ctrl.Manager, o Options, pullerAPI func() (bool, error)) error {
 		opts:      o,
 		log:       mgr.GetLogger().WithName("checluster"),
 		pullerAPI: pullerAPI,
+		stoodBack: map[string]string{},
+	}
+	if r.opts.Bridge == "" {
+		r.opts.Bridge = operator.BridgeAuto
 	}
 	served, err := pullerAPI()
 	if err != nil {
