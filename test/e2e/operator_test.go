@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -253,6 +256,17 @@ spec:
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 	waitGone(t, c, ns)
+
+	// Enabled again, then the CheCluster deleted: the bridged resource and
+	// the puller's objects go through the garbage collector.
+	kubectl(t, "", "patch", "checluster", "devspaces", "-n", ns, "--type", "merge", "-p", `{"spec": {"components": {"imagePuller": {"enable": true}}}}`)
+	waitReady(t, c, key)
+	kubectl(t, "", "delete", "checluster", "devspaces", "-n", ns)
+	eventually(t, 2*time.Minute, key.String()+" removed with its CheCluster", func() (bool, string) {
+		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	waitGone(t, c, ns)
 }
 
 // condition reads the resource's condition typ.
@@ -340,5 +354,95 @@ func TestOperatorOnALiveCluster(t *testing.T) {
 		return ready != nil && ready.Reason == operator.ReasonConflict && strings.Contains(ready.Message, "image-puller"), fmt.Sprintf("%+v", ready)
 	})
 	kubectl(t, "", "delete", "kubernetesimagepuller", "--all", "-n", ns)
+	waitGone(t, c, ns)
+}
+
+// TestCheOperatorStandInIsNeverFought: a stand-in for che-operator writes
+// the CheCluster's KubernetesImagePuller with its labels, a controller
+// reference to the CheCluster and its own images, and does a full Update
+// back to them every second. Over 60 s, with the CheCluster edited every 5 s
+// to provoke the bridge, the operator never writes the resource's metadata
+// or spec (no field of it is managed by kip-operator), the puller caches
+// che-operator's images, and the CheCluster's Event says why the bridge
+// stands back. Deleting the CheCluster then removes it all.
+func TestCheOperatorStandInIsNeverFought(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "chestand", 2, false)
+	cc := operator.NewCheCluster()
+	cc.SetNamespace(ns)
+	cc.SetName("eclipse-che")
+	if err := unstructured.SetNestedMap(cc.Object, map[string]any{"enable": false, "spec": map[string]any{"images": "ours=" + cluster.Registry + "/e2e/ours:v1"}}, "spec", "components", "imagePuller"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(context.Background(), cc); err != nil {
+		t.Fatal(err)
+	}
+	che := client.WithFieldOwner(c, "che-operator")
+	want := func(kip *v1alpha1.KubernetesImagePuller) {
+		kip.Labels = map[string]string{"app.kubernetes.io/managed-by": "che.eclipse.org", "app.kubernetes.io/part-of": "che.eclipse.org", "app.kubernetes.io/component": "kubernetes-image-puller"}
+		kip.OwnerReferences = []metav1.OwnerReference{{APIVersion: "org.eclipse.che/v2", Kind: "CheCluster", Name: cc.GetName(), UID: cc.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+		kip.Spec = v1alpha1.KubernetesImagePullerSpec{Images: strings.Join(entries, ";")}
+	}
+	key := client.ObjectKey{Namespace: ns, Name: operator.PullerName(cc.GetName())}
+	kip := &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: ns}}
+	want(kip)
+	if err := che.Create(context.Background(), kip); err != nil {
+		t.Fatal(err)
+	}
+	var standInWrites atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			time.Sleep(time.Second)
+			var live v1alpha1.KubernetesImagePuller
+			if err := che.Get(ctx, key, &live); err != nil {
+				continue
+			}
+			want(&live)
+			if err := che.Update(ctx, &live); err == nil {
+				standInWrites.Add(1)
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	kubectl(t, "", "patch", "checluster", cc.GetName(), "-n", ns, "--type", "merge", "-p", `{"spec": {"components": {"imagePuller": {"enable": true}}}}`)
+	waitCached(t, entries, cluster.Nodes, nil)
+	waitReady(t, c, key)
+	start, before := time.Now(), standInWrites.Load()
+	for i := 0; time.Since(start) < 60*time.Second; i++ {
+		kubectl(t, "", "patch", "checluster", cc.GetName(), "-n", ns, "--type", "merge",
+			"-p", fmt.Sprintf(`{"spec": {"components": {"imagePuller": {"spec": {"images": "ours=%s/e2e/ours:v%d"}}}}}`, cluster.Registry, i))
+		time.Sleep(5 * time.Second)
+	}
+	var got v1alpha1.KubernetesImagePuller
+	if err := c.Get(context.Background(), key, &got); err != nil {
+		t.Fatal(err)
+	}
+	ours := 0
+	for _, m := range got.ManagedFields {
+		if m.Subresource == "" && m.Manager != "che-operator" {
+			ours++
+			t.Errorf("manager %s (%s) holds fields of che-operator's resource: %s", m.Manager, m.Operation, m.FieldsV1.GetRawString())
+		}
+	}
+	t.Logf("in %v: the stand-in wrote %d times; fields of the resource's metadata or spec written by others: %d", time.Since(start).Round(time.Second), standInWrites.Load()-before, ours)
+	if got.Spec.Images != strings.Join(entries, ";") || got.Labels["app.kubernetes.io/managed-by"] != "che.eclipse.org" {
+		t.Errorf("the resource is no longer che-operator's: spec %+v, labels %v", got.Spec, got.Labels)
+	}
+	t.Logf("kubectl get kubernetesimagepullers -A\n%s", kubectl(t, "", "get", "kubernetesimagepullers", "-A"))
+	t.Logf("the CheCluster's Events:\n%s", kubectl(t, "", "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=CheCluster", "-o", "custom-columns=REASON:.reason,MESSAGE:.message"))
+
+	// Deleting the CheCluster: its resource and the puller go through the garbage collector.
+	cancel()
+	<-done
+	kubectl(t, "", "delete", "checluster", cc.GetName(), "-n", ns)
+	eventually(t, 2*time.Minute, key.String()+" removed", func() (bool, string) {
+		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
 	waitGone(t, c, ns)
 }
