@@ -14,11 +14,13 @@ func newImagesCommand() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "images --from URL|FILE [--from ...]",
-		Short: "Merge image lists (such as external_images.txt) into an IMAGES value",
-		Long: `Fetch and merge image lists, one reference per line (a workspace
-platform's plugin-registry/v3/external_images.txt and
-devfile-registry/devfiles/external_images.txt, or any plain list), drop
-repeats, and print an IMAGES value ready for the ConfigMap, the
+		Short: "Merge image lists (a dashboard's, external_images.txt) into an IMAGES value",
+		Long: `Fetch and merge image lists: a workspace platform's dashboard API (a URL
+ending in /dashboard/api: the images of its editors and of its airgap
+samples' devfiles, as current che-operator reads them), a registry's
+plugin-registry/v3/external_images.txt or devfile-registry/devfiles/
+external_images.txt, or any plain list, one reference per line. Sort them,
+drop repeats, and print an IMAGES value ready for the ConfigMap, the
 KubernetesImagePuller resource or oc patch. Entries are named
 <name>-<index>: the last path segment of the repository, lower-cased, '_'
 turned into '-', cut to a DNS-1123 label, and the position from 0.
@@ -30,11 +32,10 @@ the line; nothing is skipped silently.`,
 			var lists [][]string
 			var problems []images.Problem
 			for _, src := range from {
-				text, err := images.Read(cmd.Context(), src, timeout)
+				refs, ps, err := images.Load(cmd.Context(), src, timeout, images.Read)
 				if err != nil {
 					return fmt.Errorf("--from %s: %w", src, err)
 				}
-				refs, ps := images.Parse(src, text)
 				lists = append(lists, refs)
 				problems = append(problems, ps...)
 			}
@@ -52,7 +53,7 @@ the line; nothing is skipped silently.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&from, "from", nil, "an image list: an http(s) URL or a file; repeatable")
+	cmd.Flags().StringArrayVar(&from, "from", nil, "an image list: a dashboard API URL (…/dashboard/api), another http(s) URL or a file; repeatable")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "time limit for each URL")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd

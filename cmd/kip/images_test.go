@@ -14,6 +14,12 @@ func TestImages(t *testing.T) {
 		switch r.URL.Path {
 		case "/plugin-registry/v3/external_images.txt":
 			_, _ = w.Write([]byte("quay.io/eclipse/che-code:latest\nquay.io/devfile/universal-developer-image:ubi8-latest\n"))
+		case "/dashboard/api/editors":
+			_, _ = w.Write([]byte(`[{"components": [{"name": "ide", "container": {"image": "quay.io/che-incubator/che-code:next"}}]}]`))
+		case "/dashboard/api/airgap-sample":
+			_, _ = w.Write([]byte(`[{"url": "/samples/go.yaml"}]`))
+		case "/samples/go.yaml":
+			_, _ = w.Write([]byte("components:\n- name: go\n  container:\n    image: quay.io/example/golang:1.26\n"))
 		case "/broken.txt":
 			_, _ = w.Write([]byte("quay.io/ok:1\nthis is not an image\n"))
 		default:
@@ -27,9 +33,16 @@ func TestImages(t *testing.T) {
 	}
 
 	out, errOut, code := run(t, "images", "--from", srv.URL+"/plugin-registry/v3/external_images.txt", "--from", file)
-	want := "che-code-0=quay.io/eclipse/che-code:latest;universal-developer-image-1=quay.io/devfile/universal-developer-image:ubi8-latest;che-java11-maven-2=quay.io/eclipse/che-java11-maven:next\n"
+	want := "universal-developer-image-0=quay.io/devfile/universal-developer-image:ubi8-latest;che-code-1=quay.io/eclipse/che-code:latest;che-java11-maven-2=quay.io/eclipse/che-java11-maven:next\n"
 	if code != 0 || out != want {
 		t.Errorf("code %d, out %q, stderr %q", code, out, errOut)
+	}
+
+	// A dashboard API, merged with a registry list.
+	out, errOut, code = run(t, "images", "--from", srv.URL+"/dashboard/api", "--from", srv.URL+"/plugin-registry/v3/external_images.txt")
+	want = "che-code-0=quay.io/che-incubator/che-code:next;universal-developer-image-1=quay.io/devfile/universal-developer-image:ubi8-latest;che-code-2=quay.io/eclipse/che-code:latest;golang-3=quay.io/example/golang:1.26\n"
+	if code != 0 || out != want {
+		t.Errorf("dashboard: code %d, out %q, stderr %q", code, out, errOut)
 	}
 
 	_, errOut, code = run(t, "images", "--from", srv.URL+"/broken.txt")

@@ -59,7 +59,7 @@ namespaces; empty means all.`,
 	f.bind(fl)
 	fl.StringVar(&f.namespaces, "namespaces", envOr("", "WATCH_NAMESPACE"), "comma-separated namespaces to watch; empty: all")
 	fl.StringVar(&f.pullerImage, "puller-image", envOr("", "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage (default: the operator's own, found through POD_NAME, else "+version.Image()+")")
-	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "external_images.txt URL to use instead of those in a CheCluster's status; repeatable")
+	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "an image list to use instead of a CheCluster's dashboard and registries: a dashboard API URL (…/dashboard/api) or an external_images.txt URL; repeatable")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
 	fl.StringVar(&f.bridge, "checluster-bridge", operator.BridgeAuto, "write a KubernetesImagePuller for a CheCluster that enables the image puller: auto (unless che-operator reconciles that CheCluster; it writes the resource itself), on, or off. Either way a resource another manager keeps is never rewritten")

@@ -1,13 +1,15 @@
 // Package images turns image lists, such as a workspace platform's
-// external_images.txt, into an IMAGES value: merged, without repeats, each
+// external_images.txt or its dashboard's editors and samples, into an IMAGES
+// value: merged, sorted, without repeats, each
 // entry named <name>-<index> where <name> is the last path segment of the
 // repository, lower-cased, '_' turned into '-', cut to a DNS-1123 label
 // (falling back to "image"), and <index> its position, from 0. All of it is
-// pure but Read, which fetches a list.
+// pure but Read, Fetch and FromDashboard, which fetch lists.
 package images
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -45,19 +47,15 @@ func Parse(source, text string) ([]string, []Problem) {
 	return refs, problems
 }
 
-// Merge concatenates lists, keeping the first occurrence of each reference.
+// Merge merges lists into one, sorted and without repeats, so that the
+// IMAGES value does not depend on which source listed an image first.
 func Merge(lists ...[]string) []string {
-	seen := map[string]bool{}
 	var out []string
 	for _, l := range lists {
-		for _, ref := range l {
-			if !seen[ref] {
-				seen[ref] = true
-				out = append(out, ref)
-			}
-		}
+		out = append(out, l...)
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // EntryName is <name>-<index> for the reference at index.

@@ -45,12 +45,16 @@ func TestParseAndMerge(t *testing.T) {
 		t.Fatalf("problems %v %v", pa, pb)
 	}
 	merged := Merge(a, b)
-	want := []string{"quay.io/eclipse/che-code:latest", "quay.io/devfile/universal-developer-image:ubi8-latest", "quay.io/eclipse/che-java11-maven:next"}
+	// Sorted, whichever source listed an image first.
+	want := []string{"quay.io/devfile/universal-developer-image:ubi8-latest", "quay.io/eclipse/che-code:latest", "quay.io/eclipse/che-java11-maven:next"}
+	if again := Merge(b, a); !slices.Equal(again, want) {
+		t.Errorf("merged in the other order %v", again)
+	}
 	if !slices.Equal(merged, want) {
 		t.Errorf("merged %v", merged)
 	}
 	value := Value(merged)
-	if value != "che-code-0=quay.io/eclipse/che-code:latest;universal-developer-image-1=quay.io/devfile/universal-developer-image:ubi8-latest;che-java11-maven-2=quay.io/eclipse/che-java11-maven:next" {
+	if value != "universal-developer-image-0=quay.io/devfile/universal-developer-image:ubi8-latest;che-code-1=quay.io/eclipse/che-code:latest;che-java11-maven-2=quay.io/eclipse/che-java11-maven:next" {
 		t.Errorf("value %s", value)
 	}
 	// The value is a valid IMAGES, even when two repositories share a last segment.

@@ -49,6 +49,9 @@ type Options struct {
 	RetryAfter time.Duration
 	// CheClusterBridge is operator.BridgeAuto (empty), BridgeOn or BridgeOff.
 	CheClusterBridge string
+	// DashboardURL replaces the in-cluster dashboard API address of every
+	// CheCluster, when set.
+	DashboardURL string
 }
 
 // Scheme knows the built-in types and KubernetesImagePuller.
@@ -135,7 +138,7 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 	case o.CheClusterBridge == operator.BridgeOff:
 		log.Info("the CheCluster bridge is off (--checluster-bridge=off)")
 	case cheAPI:
-		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter, Bridge: o.CheClusterBridge}
+		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter, Bridge: o.CheClusterBridge, DashboardURL: o.DashboardURL}
 		if err := checluster.Setup(mgr, co, pullerAPIServed); err != nil {
 			return nil, err
 		}

@@ -30,7 +30,6 @@ const (
 	TypeDefaultImages         = "DefaultImagesResolved"
 	ReasonDefaultImagesRead   = "RegistriesRead"
 	ReasonRegistryUnreachable = "RegistryUnreachable"
-	ReasonNoRegistry          = "NoRegistryURL"
 )
 
 // NewCheCluster is an empty CheCluster to read into: the operator does not
@@ -71,6 +70,18 @@ func FromCheCluster(cc *unstructured.Unstructured) (CheClusterPuller, error) {
 // PullerName is the KubernetesImagePuller a CheCluster gets.
 func PullerName(cheCluster string) string {
 	return cheCluster + "-image-puller"
+}
+
+// DashboardAPI is the in-cluster address of the CheCluster's dashboard API,
+// where current che-operator releases read the default images:
+// http://<flavor>-dashboard.<namespace>.svc:8080/dashboard/api, the flavor
+// being devspaces for a CheCluster named devspaces..., else che.
+func DashboardAPI(cc *unstructured.Unstructured) string {
+	flavor := "che"
+	if strings.HasPrefix(cc.GetName(), "devspaces") {
+		flavor = "devspaces"
+	}
+	return fmt.Sprintf("http://%s-dashboard.%s.svc:8080/dashboard/api", flavor, cc.GetNamespace())
 }
 
 // DefaultImageLists are the platform's external_images.txt URLs, from the

@@ -17,24 +17,24 @@ import (
 // returns the condition saying how that went.
 func (r *reconciler) defaultImages(ctx context.Context, cc *unstructured.Unstructured, spec *v1alpha1.KubernetesImagePullerSpec) *metav1.Condition {
 	cond := &metav1.Condition{Type: operator.TypeDefaultImages, ObservedGeneration: cc.GetGeneration()}
+	// The dashboard's editors and samples, as current che-operator reads
+	// them, and the registries' lists where the status names registries.
 	urls := r.opts.DefaultImageLists
 	if len(urls) == 0 {
-		urls = operator.DefaultImageLists(cc)
-	}
-	if len(urls) == 0 {
-		cond.Status, cond.Reason = metav1.ConditionFalse, operator.ReasonNoRegistry
-		cond.Message = "spec.images is empty and the CheCluster's status names no plugin or devfile registry URL yet; waiting for it"
-		return cond
+		dashboard := operator.DashboardAPI(cc)
+		if r.opts.DashboardURL != "" {
+			dashboard = r.opts.DashboardURL
+		}
+		urls = append([]string{dashboard}, operator.DefaultImageLists(cc)...)
 	}
 	var lists [][]string
 	var problems []string
 	for _, u := range urls {
-		text, err := images.Fetch(ctx, u, r.opts.FetchTimeout)
+		refs, bad, err := images.Load(ctx, u, r.opts.FetchTimeout, images.Fetch)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("GET %s: %v", u, err))
+			problems = append(problems, err.Error())
 			continue
 		}
-		refs, bad := images.Parse(u, text)
 		for _, p := range bad {
 			problems = append(problems, p.String())
 		}

@@ -138,6 +138,12 @@ func TestCheClusterDefaultImagesFromTheRegistries(t *testing.T) {
 			fmt.Fprint(w, plugin)
 		case "/devfile-registry/devfiles/external_images.txt":
 			fmt.Fprint(w, devfile)
+		case "/dashboard/api/editors":
+			fmt.Fprint(w, `[{"components": [{"name": "ide", "container": {"image": "quay.io/che-incubator/che-code:latest"}}]}]`)
+		case "/dashboard/api/airgap-sample":
+			fmt.Fprint(w, `[{"url": "/samples/node/devfile.yaml"}]`)
+		case "/samples/node/devfile.yaml":
+			fmt.Fprint(w, "components:\n- name: node\n  container:\n    image: quay.io/example/node:22\n")
 		default:
 			http.NotFound(w, r)
 		}
@@ -145,7 +151,7 @@ func TestCheClusterDefaultImagesFromTheRegistries(t *testing.T) {
 	defer srv.Close()
 
 	ns := env.Namespace(t)
-	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}, DashboardURL: srv.URL + "/dashboard/api"}, 0)
 	cc := newCheCluster(t, env.Client, ns, "eclipse-che", map[string]any{"enable": true}, map[string]any{
 		"pluginRegistryURL":  srv.URL + "/plugin-registry/v3",
 		"devfileRegistryURL": srv.URL + "/devfile-registry",
@@ -164,15 +170,17 @@ func TestCheClusterDefaultImagesFromTheRegistries(t *testing.T) {
 		t.Errorf("images %q before any list was read", kip.Spec.Images)
 	}
 
-	// They come up: the merged, de-duplicated, named list.
+	// They come up: the dashboard's and the registries' images, merged,
+	// sorted, de-duplicated and named.
 	down.Store(false)
-	want := images.Value([]string{
+	want := images.Value(images.Merge([]string{
 		"quay.io/devfile/universal-developer-image:ubi9-latest", "quay.io/che-incubator/che-code:latest", "registry.access.redhat.com/ubi9/nodejs-20:1",
-	})
+		"quay.io/example/node:22",
+	}))
 	waitForPuller(t, cc, "default images filled in", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
 		return k.Spec.Images == want, k.Spec.Images
 	})
-	if !strings.HasPrefix(want, "universal-developer-image-0=quay.io/devfile/universal-developer-image:ubi9-latest;che-code-1=") {
+	if want != "che-code-0=quay.io/che-incubator/che-code:latest;universal-developer-image-1=quay.io/devfile/universal-developer-image:ubi9-latest;node-2=quay.io/example/node:22;nodejs-20-3=registry.access.redhat.com/ubi9/nodejs-20:1" {
 		t.Errorf("IMAGES %q not named <name>-<index>", want)
 	}
 	waitForPuller(t, cc, "DefaultImagesResolved=True", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {

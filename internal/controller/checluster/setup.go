@@ -32,6 +32,9 @@ type Options struct {
 	// RetryAfter is how long to wait before reading an unreachable registry
 	// again, or looking again for a missing API.
 	RetryAfter time.Duration
+	// DashboardURL replaces the in-cluster dashboard API address
+	// (operator.DashboardAPI) of every CheCluster, when set.
+	DashboardURL string
 	// Bridge is operator.BridgeAuto or operator.BridgeOn (BridgeOff does
 	// not set the switch up).
 	Bridge string

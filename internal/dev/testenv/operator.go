@@ -54,6 +54,11 @@ func StartOperator(t *testing.T, rc *rest.Config, o manager.Options, syncPeriod 
 	if o.RetryAfter == 0 {
 		o.RetryAfter = 300 * time.Millisecond
 	}
+	if o.DashboardURL == "" {
+		// Never the in-cluster name, which a test would look up in DNS:
+		// a loopback port where nothing listens fails at once.
+		o.DashboardURL = "http://127.0.0.1:1/dashboard/api"
+	}
 	mo := ManagerOptions()
 	if syncPeriod > 0 {
 		mo.Cache.SyncPeriod = &syncPeriod
