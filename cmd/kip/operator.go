@@ -27,6 +27,8 @@ type operatorFlags struct {
 	retryAfter        time.Duration
 	leaderElectionNS  string
 	bridge            string
+	// defaultImagesRefresh is how often default images are read again.
+	defaultImagesRefresh time.Duration
 }
 
 func newOperatorCommand() *cobra.Command {
@@ -61,6 +63,7 @@ namespaces; empty means all.`,
 	fl.StringVar(&f.pullerImage, "puller-image", envOr("", "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage (default: the operator's own, found through POD_NAME, else "+version.Image()+")")
 	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "an image list to use instead of a CheCluster's dashboard and registries: a dashboard API URL (…/dashboard/api) or an external_images.txt URL; repeatable")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
+	fl.DurationVar(&f.defaultImagesRefresh, "default-images-refresh", time.Hour, "how often a CheCluster's default images are read again (asked conditionally, with ETag or Last-Modified where the server gives one), besides on each CheCluster change")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
 	fl.StringVar(&f.bridge, "checluster-bridge", operator.BridgeAuto, "write a KubernetesImagePuller for a CheCluster that enables the image puller: auto (unless che-operator reconciles that CheCluster; it writes the resource itself), on, or off. Either way a resource another manager keeps is never rewritten")
 	fl.StringVar(&f.leaderElectionNS, "leader-election-namespace", envOr("", "POD_NAMESPACE"), "namespace of the leader election Lease (default: the pod's own)")
@@ -97,12 +100,13 @@ func runOperator(f operatorFlags) error {
 	}
 	namespaces := splitNamespaces(f.namespaces)
 	mgr, err := manager.NewOperator(rc, f.options("kip-operator", f.leaderElectionNS), manager.Options{
-		Namespaces:        namespaces,
-		PullerImage:       f.pullerImage,
-		DefaultImageLists: f.defaultImageLists,
-		FetchTimeout:      f.fetchTimeout,
-		RetryAfter:        f.retryAfter,
-		CheClusterBridge:  f.bridge,
+		Namespaces:           namespaces,
+		PullerImage:          f.pullerImage,
+		DefaultImageLists:    f.defaultImageLists,
+		FetchTimeout:         f.fetchTimeout,
+		RetryAfter:           f.retryAfter,
+		CheClusterBridge:     f.bridge,
+		DefaultImagesRefresh: f.defaultImagesRefresh,
 	})
 	if err != nil {
 		return err

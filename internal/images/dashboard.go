@@ -93,14 +93,15 @@ func DevfileImages(text string) ([]string, error) {
 	return d.images(), nil
 }
 
-// FromDashboard reads the default images of a dashboard API at base
-// (…/dashboard/api): the editors' container images, and those of each
-// airgap sample's devfile. Each fetch has its own timeout; an error names
-// the URL. References that do not parse are problems, as in Parse.
-func FromDashboard(ctx context.Context, base string, timeout time.Duration) ([]string, []Problem, error) {
+// FromDashboard reads, with read (Fetch, or a Cache's), the default images
+// of a dashboard API at base (…/dashboard/api): the editors' container
+// images, and those of each airgap sample's devfile. Each fetch has its own
+// timeout; an error names the URL. References that do not parse are
+// problems, as in Parse.
+func FromDashboard(ctx context.Context, base string, timeout time.Duration, read func(context.Context, string, time.Duration) (string, error)) ([]string, []Problem, error) {
 	base = strings.TrimRight(base, "/")
 	get := func(u string) (string, error) {
-		text, err := Fetch(ctx, u, timeout)
+		text, err := read(ctx, u, timeout)
 		if err != nil {
 			return "", fmt.Errorf("GET %s: %w", u, err)
 		}
@@ -153,7 +154,7 @@ func FromDashboard(ctx context.Context, base string, timeout time.Duration) ([]s
 // (Fetch in the operator, Read, which also takes files, in `kip images`).
 func Load(ctx context.Context, src string, timeout time.Duration, read func(context.Context, string, time.Duration) (string, error)) ([]string, []Problem, error) {
 	if IsDashboard(src) {
-		return FromDashboard(ctx, src, timeout)
+		return FromDashboard(ctx, src, timeout, read)
 	}
 	text, err := read(ctx, src, timeout)
 	if err != nil {

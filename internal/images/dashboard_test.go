@@ -48,7 +48,7 @@ func dashboard(t *testing.T) *httptest.Server {
 
 func TestFromDashboard(t *testing.T) {
 	srv := dashboard(t)
-	refs, problems, err := FromDashboard(context.Background(), srv.URL+"/dashboard/api/", 5*time.Second)
+	refs, problems, err := FromDashboard(context.Background(), srv.URL+"/dashboard/api/", 5*time.Second, Fetch)
 	if err != nil || len(problems) != 0 {
 		t.Fatalf("FromDashboard: %v %v", err, problems)
 	}
@@ -62,7 +62,7 @@ func TestFromDashboard(t *testing.T) {
 	}
 
 	// A dashboard that is not there: the error names the URL.
-	if _, _, err := FromDashboard(context.Background(), srv.URL+"/other/dashboard/api", 5*time.Second); err == nil || !strings.Contains(err.Error(), "/other/dashboard/api/editors") {
+	if _, _, err := FromDashboard(context.Background(), srv.URL+"/other/dashboard/api", 5*time.Second, Fetch); err == nil || !strings.Contains(err.Error(), "/other/dashboard/api/editors") {
 		t.Errorf("a missing dashboard: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -38,35 +39,100 @@ func Read(ctx context.Context, src string, timeout time.Duration) (string, error
 // body over MaxListBytes is an error, never a silent cut: a cut last line
 // could parse as another, valid image.
 func Fetch(ctx context.Context, rawURL string, timeout time.Duration) (string, error) {
+	body, _, err := get(ctx, rawURL, timeout, nil)
+	return body, err
+}
+
+// validators are what a server said identifies a body, to ask it again
+// conditionally: its ETag and Last-Modified.
+type validators struct {
+	etag, lastModified string
+}
+
+// get GETs rawURL; with prev, conditionally, and a 304 then returns
+// notModified. It applies Fetch's rules.
+func get(ctx context.Context, rawURL string, timeout time.Duration, prev *validators) (body string, v validators, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", err
+		return "", v, err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("URL %q: expected an http:// or https:// URL with a host", rawURL)
+		return "", v, fmt.Errorf("URL %q: expected an http:// or https:// URL with a host", rawURL)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", err
+		return "", v, err
+	}
+	if prev != nil {
+		if prev.etag != "" {
+			req.Header.Set("If-None-Match", prev.etag)
+		}
+		if prev.lastModified != "" {
+			req.Header.Set("If-Modified-Since", prev.lastModified)
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", v, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified && prev != nil {
+		return "", *prev, errNotModified
+	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("HTTP %s", resp.Status)
+		return "", v, fmt.Errorf("HTTP %s", resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxListBytes+1))
 	if err != nil {
-		return "", err
+		return "", v, err
 	}
 	if len(b) > MaxListBytes {
-		return "", fmt.Errorf("the list is larger than %d bytes", MaxListBytes)
+		return "", v, fmt.Errorf("the list is larger than %d bytes", MaxListBytes)
 	}
-	return string(b), nil
+	return string(b), validators{etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}, nil
+}
+
+var errNotModified = errors.New("not modified")
+
+// Cache fetches as Fetch does, and asks again conditionally (If-None-Match,
+// If-Modified-Since) for a URL whose server gave an ETag or Last-Modified:
+// a list read again every hour costs the server a 304 while it is the same.
+type Cache struct {
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	validators
+	body string
+}
+
+// Fetch returns the body of rawURL, from the cache when the server says it
+// has not changed.
+func (c *Cache) Fetch(ctx context.Context, rawURL string, timeout time.Duration) (string, error) {
+	c.mu.Lock()
+	prev, ok := c.entries[rawURL]
+	c.mu.Unlock()
+	var ask *validators
+	if ok && (prev.etag != "" || prev.lastModified != "") {
+		ask = &prev.validators
+	}
+	body, v, err := get(ctx, rawURL, timeout, ask)
+	switch {
+	case errors.Is(err, errNotModified):
+		return prev.body, nil
+	case err != nil:
+		return "", err
+	}
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[string]cacheEntry{}
+	}
+	c.entries[rawURL] = cacheEntry{validators: v, body: body}
+	c.mu.Unlock()
+	return body, nil
 }
 
 // client bounds connecting and the TLS handshake on top of the request's

@@ -104,3 +104,63 @@ func TestCheckRedirect(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheAsksConditionally: a list whose server gives an ETag (or a
+// Last-Modified) is asked for again conditionally, and a 304 answers from
+// the cache; a changed list is read in full.
+func TestCacheAsksConditionally(t *testing.T) {
+	var full, notModified int
+	body, etag := "quay.io/a/b:1\n", `"v1"`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/etag":
+			if r.Header.Get("If-None-Match") == etag {
+				notModified++
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Header().Set("ETag", etag)
+		case "/modified":
+			if r.Header.Get("If-Modified-Since") == "Sun, 29 Nov 2026 08:00:00 GMT" {
+				notModified++
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Header().Set("Last-Modified", "Sun, 29 Nov 2026 08:00:00 GMT")
+		}
+		full++
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	var c Cache
+	fetch := func(path string) string {
+		t.Helper()
+		got, err := c.Fetch(context.Background(), srv.URL+path, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for range 3 {
+		if got := fetch("/etag"); got != "quay.io/a/b:1\n" {
+			t.Fatalf("body %q", got)
+		}
+	}
+	if full != 1 || notModified != 2 {
+		t.Errorf("ETag: %d full reads and %d 304s, want 1 and 2", full, notModified)
+	}
+	body, etag = "quay.io/a/b:2\n", `"v2"`
+	if got := fetch("/etag"); got != "quay.io/a/b:2\n" {
+		t.Errorf("a changed list read as %q", got)
+	}
+	fetch("/modified")
+	fetch("/modified")
+	if full != 3 || notModified != 3 {
+		t.Errorf("Last-Modified: %d full reads and %d 304s, want 3 and 3", full, notModified)
+	}
+	fetch("/plain") // no validators: always read in full
+	fetch("/plain")
+	if full != 5 {
+		t.Errorf("%d full reads, want 5", full)
+	}
+}

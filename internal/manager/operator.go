@@ -52,6 +52,8 @@ type Options struct {
 	// DashboardURL replaces the in-cluster dashboard API address of every
 	// CheCluster, when set.
 	DashboardURL string
+	// DefaultImagesRefresh is how often default images are read again.
+	DefaultImagesRefresh time.Duration
 }
 
 // Scheme knows the built-in types and KubernetesImagePuller.
@@ -138,7 +140,7 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 	case o.CheClusterBridge == operator.BridgeOff:
 		log.Info("the CheCluster bridge is off (--checluster-bridge=off)")
 	case cheAPI:
-		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter, Bridge: o.CheClusterBridge, DashboardURL: o.DashboardURL}
+		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter, Bridge: o.CheClusterBridge, DashboardURL: o.DashboardURL, DefaultImagesRefresh: o.DefaultImagesRefresh}
 		if err := checluster.Setup(mgr, co, pullerAPIServed); err != nil {
 			return nil, err
 		}

@@ -30,7 +30,7 @@ func (r *reconciler) defaultImages(ctx context.Context, cc *unstructured.Unstruc
 	var lists [][]string
 	var problems []string
 	for _, u := range urls {
-		refs, bad, err := images.Load(ctx, u, r.opts.FetchTimeout, images.Fetch)
+		refs, bad, err := images.Load(ctx, u, r.opts.FetchTimeout, r.lists.Fetch)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

@@ -104,7 +104,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if defaults.Status != metav1.ConditionTrue {
 		return reconcile.Result{RequeueAfter: r.opts.RetryAfter}, nil
 	}
-	return reconcile.Result{}, nil
+	// The lists change without the CheCluster changing (a platform upgrade
+	// brings new editors): read them again.
+	return reconcile.Result{RequeueAfter: r.opts.DefaultImagesRefresh}, nil
 }
 
 // pullerUpToDate tells whether existing already is what the CheCluster asks.

@@ -242,3 +242,45 @@ func TestCheClusterWithoutThePullerAPI(t *testing.T) {
 		return false, fmt.Sprintf("%d events, none from the operator about the missing API", len(list.Items))
 	})
 }
+
+// TestDefaultImagesFollowTheDashboard: the default images are read again
+// every DefaultImagesRefresh, conditionally (ETag), so a platform upgrade
+// that changes the dashboard's editors reaches the resource without any
+// change to the CheCluster.
+func TestDefaultImagesFollowTheDashboard(t *testing.T) {
+	var editor atomic.Value
+	editor.Store("quay.io/che-incubator/che-code:1.0")
+	var notModified atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/dashboard/api/editors":
+			body := fmt.Sprintf(`[{"components": [{"name": "ide", "container": {"image": %q}}]}]`, editor.Load())
+			etag := fmt.Sprintf("%q", editor.Load())
+			if r.Header.Get("If-None-Match") == etag {
+				notModified.Add(1)
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Header().Set("ETag", etag)
+			fmt.Fprint(w, body)
+		case "/dashboard/api/airgap-sample":
+			fmt.Fprint(w, `[]`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ns := env.Namespace(t)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}, DashboardURL: srv.URL + "/dashboard/api", DefaultImagesRefresh: 300 * time.Millisecond}, 0)
+	cc := newCheCluster(t, env.Client, ns, "eclipse-che", map[string]any{"enable": true}, nil)
+	waitForPuller(t, cc, "the dashboard's editor", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		return k.Spec.Images == "che-code-0=quay.io/che-incubator/che-code:1.0", k.Spec.Images
+	})
+	testenv.Eventually(t, 20*time.Second, "the list asked again conditionally", func() (bool, string) {
+		return notModified.Load() >= 2, fmt.Sprintf("%d 304 answers", notModified.Load())
+	})
+	editor.Store("quay.io/che-incubator/che-code:2.0") // a platform upgrade
+	waitForPuller(t, cc, "the new editor, the CheCluster untouched", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		return k.Spec.Images == "che-code-0=quay.io/che-incubator/che-code:2.0", k.Spec.Images
+	})
+}

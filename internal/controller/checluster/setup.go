@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/images"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/operator"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	// RetryAfter is how long to wait before reading an unreachable registry
 	// again, or looking again for a missing API.
 	RetryAfter time.Duration
+	// DefaultImagesRefresh is how often the default images are read again
+	// while a CheCluster uses them (as well as on each CheCluster change).
+	DefaultImagesRefresh time.Duration
 	// DashboardURL replaces the in-cluster dashboard API address
 	// (operator.DashboardAPI) of every CheCluster, when set.
 	DashboardURL string
@@ -51,6 +55,8 @@ type reconciler struct {
 
 	mu        sync.Mutex
 	stoodBack map[string]string // CheCluster UID -> why the bridge stands back, told once
+
+	lists images.Cache // the default image lists, asked again conditionally
 }
 
 // Setup registers the switch with mgr. pullerAPI tells whether the
@@ -67,6 +73,9 @@ func Setup(mgr ctrl.Manager, o Options, pullerAPI func() (bool, error)) error {
 	}
 	if r.opts.Bridge == "" {
 		r.opts.Bridge = operator.BridgeAuto
+	}
+	if r.opts.DefaultImagesRefresh == 0 {
+		r.opts.DefaultImagesRefresh = time.Hour
 	}
 	served, err := pullerAPI()
 	if err != nil {
