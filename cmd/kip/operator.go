@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,6 +28,7 @@ type operatorFlags struct {
 	retryAfter        time.Duration
 	leaderElectionNS  string
 	bridge            string
+	selfDeployment    string
 	// defaultImagesRefresh is how often default images are read again.
 	defaultImagesRefresh time.Duration
 }
@@ -66,6 +68,7 @@ namespaces; empty means all.`,
 	fl.DurationVar(&f.defaultImagesRefresh, "default-images-refresh", time.Hour, "how often a CheCluster's default images are read again (asked conditionally, with ETag or Last-Modified where the server gives one), besides on each CheCluster change")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
 	fl.StringVar(&f.bridge, "checluster-bridge", operator.BridgeAuto, "write a KubernetesImagePuller for a CheCluster that enables the image puller: auto (unless che-operator reconciles that CheCluster; it writes the resource itself), on, or off. Either way a resource another manager keeps is never rewritten")
+	fl.StringVar(&f.selfDeployment, "operator-deployment", "kip-operator", "the operator's own Deployment, in POD_NAMESPACE: Events say there when a controller starts or stops with its API")
 	fl.StringVar(&f.leaderElectionNS, "leader-election-namespace", envOr("", "POD_NAMESPACE"), "namespace of the leader election Lease (default: the pod's own)")
 	return cmd
 }
@@ -99,6 +102,10 @@ func runOperator(f operatorFlags) error {
 		return fmt.Errorf("--checluster-bridge: value %q: expected auto, on or off", f.bridge)
 	}
 	namespaces := splitNamespaces(f.namespaces)
+	var self *types.NamespacedName
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" && f.selfDeployment != "" {
+		self = &types.NamespacedName{Namespace: ns, Name: f.selfDeployment}
+	}
 	mgr, err := manager.NewOperator(rc, f.options("kip-operator", f.leaderElectionNS), manager.Options{
 		Namespaces:           namespaces,
 		PullerImage:          f.pullerImage,
@@ -107,6 +114,7 @@ func runOperator(f operatorFlags) error {
 		RetryAfter:           f.retryAfter,
 		CheClusterBridge:     f.bridge,
 		DefaultImagesRefresh: f.defaultImagesRefresh,
+		Self:                 self,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -54,6 +55,12 @@ type Options struct {
 	DashboardURL string
 	// DefaultImagesRefresh is how often default images are read again.
 	DefaultImagesRefresh time.Duration
+	// APIPoll is how often the operator asks which APIs are served, to
+	// start or stop the controllers that need them (10 s when zero).
+	APIPoll time.Duration
+	// Self is the operator's Deployment, which Events about starting and
+	// stopping controllers are about; nil: the log only.
+	Self *types.NamespacedName
 }
 
 // Scheme knows the built-in types and KubernetesImagePuller.
@@ -68,10 +75,12 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// NewOperator returns a manager running the operator's controllers, whatever
-// of them the cluster's APIs allow: the KubernetesImagePuller controller
-// when its CRD is installed, the CheCluster switch when CheClusters exist.
-// The caller sets leader election, probes and metrics in mo.
+// NewOperator returns a manager running the operator's controllers while
+// the cluster serves their APIs: the KubernetesImagePuller controller while
+// its CRD is installed, the CheCluster switch while CheClusters exist. A CRD
+// installed after the operator started starts its controller within
+// APIPoll, one removed stops it, without a restart. The caller sets leader
+// election, probes and metrics in mo.
 func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, error) {
 	if o.FetchTimeout == 0 {
 		o.FetchTimeout = 30 * time.Second
@@ -113,39 +122,47 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 	if err != nil {
 		return nil, err
 	}
-	log := mgr.GetLogger().WithName("operator")
-	pullerAPIServed := func() (bool, error) {
-		return served(mgr, v1alpha1.GroupVersion.WithKind("KubernetesImagePuller"))
-	}
-	pullerAPI, err := pullerAPIServed()
-	if err != nil {
-		return nil, err
-	}
-	cheAPI, err := served(mgr, operator.CheClusterKind)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case pullerAPI:
-		if err := imagepuller.Setup(mgr, imagepuller.Options{PullerImage: o.PullerImage, RetryAfter: o.RetryAfter}); err != nil {
-			return nil, err
-		}
-	default:
-		log.Error(nil, "the KubernetesImagePuller API (kubernetesimagepullers.che.eclipse.org/v1alpha1) is not installed; apply deploy/operator/crd, then restart the operator")
-	}
 	if o.CheClusterBridge == "" {
 		o.CheClusterBridge = operator.BridgeAuto
 	}
-	switch {
-	case o.CheClusterBridge == operator.BridgeOff:
+	if o.APIPoll == 0 {
+		o.APIPoll = 10 * time.Second
+	}
+	log := mgr.GetLogger().WithName("operator")
+	if o.CheClusterBridge == operator.BridgeOff {
 		log.Info("the CheCluster bridge is off (--checluster-bridge=off)")
-	case cheAPI:
-		co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter, Bridge: o.CheClusterBridge, DashboardURL: o.DashboardURL, DefaultImagesRefresh: o.DefaultImagesRefresh}
-		if err := checluster.Setup(mgr, co, pullerAPIServed); err != nil {
-			return nil, err
-		}
-	default:
-		log.Info("no CheCluster API (checlusters.org.eclipse.che/v2) in this cluster; the CheCluster switch is off")
+	}
+	pullerGV, cheGV := v1alpha1.GroupVersion, operator.CheClusterKind.GroupVersion()
+	g := &gate{
+		rc: rc, options: mo, apis: []schema.GroupVersion{pullerGV, cheGV}, every: o.APIPoll,
+		log: log, recorder: mgr.GetEventRecorder(labels.OperatorFieldOwner), self: o.Self,
+		sets: []*controllerSet{
+			{
+				name: "the KubernetesImagePuller controller", action: "KubernetesImagePullerController",
+				wants: func(served map[schema.GroupVersion]bool) (bool, string) {
+					return served[pullerGV], ""
+				},
+				setup: func(m ctrl.Manager) error {
+					return imagepuller.Setup(m, imagepuller.Options{PullerImage: o.PullerImage, RetryAfter: o.RetryAfter})
+				},
+			},
+			{
+				name: "the CheCluster bridge", action: "CheClusterBridge",
+				// Restarted when the KubernetesImagePuller API comes or goes,
+				// to watch the resources it makes only while they exist.
+				wants: func(served map[schema.GroupVersion]bool) (bool, string) {
+					return served[cheGV] && o.CheClusterBridge != operator.BridgeOff, fmt.Sprint(served[pullerGV])
+				},
+				setup: func(m ctrl.Manager) error {
+					co := checluster.Options{DefaultImageLists: o.DefaultImageLists, FetchTimeout: o.FetchTimeout, RetryAfter: o.RetryAfter,
+						Bridge: o.CheClusterBridge, DashboardURL: o.DashboardURL, DefaultImagesRefresh: o.DefaultImagesRefresh}
+					return checluster.Setup(m, co, func() (bool, error) { return served(m, pullerGV.WithKind("KubernetesImagePuller")) })
+				},
+			},
+		},
+	}
+	if err := mgr.Add(g); err != nil {
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
