@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -444,5 +445,62 @@ func TestCheOperatorStandInIsNeverFought(t *testing.T) {
 		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
+	waitGone(t, c, ns)
+}
+
+// TestCheClusterCRDInstalledAfterTheOperator removes the CheCluster CRD
+// from under the running operator and applies it again, as installing Che
+// after the image puller operator does: the bridge stops and starts with it
+// (Events on the operator's Deployment), a CheCluster then caches its images
+// on every node, and the operator never restarted.
+func TestCheClusterCRDInstalledAfterTheOperator(t *testing.T) {
+	c := installOperator(t)
+	restarts := func() int {
+		n := 0
+		out := kubectl(t, "", "get", "pods", "-n", "kip-operator", "-o", "jsonpath={.items[*].status.containerStatuses[*].restartCount}")
+		for _, f := range strings.Fields(out) {
+			r, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatalf("restart count %q: %v", f, err)
+			}
+			n += r
+		}
+		return n
+	}
+	before := restarts()
+	crd, err := testenv.CheClusterCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(crd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operatorEvent := func(reason, action string) {
+		t.Helper()
+		eventually(t, time.Minute, reason+" "+action+" on the operator's Deployment", func() (bool, string) {
+			out, err := cluster.RunKubectl("", "get", "events.events.k8s.io", "-n", "kip-operator", "-o",
+				"jsonpath={range .items[*]}{.reason}/{.action}/{.regarding.kind}{\"\\n\"}{end}")
+			return err == nil && strings.Contains(out, reason+"/"+action+"/Deployment"), out
+		})
+	}
+	kubectl(t, "", "delete", "crd", "checlusters.org.eclipse.che", "--wait=true")
+	operatorEvent(manager.ReasonAPIGone, "CheClusterBridge")
+	kubectl(t, string(data), "apply", "--server-side", "-f", "-")
+	operatorEvent(manager.ReasonAPIServed, "CheClusterBridge")
+
+	ns := namespace(t)
+	entries := pushSamples(t, "latecrd", 2, false)
+	cc := fmt.Sprintf("apiVersion: org.eclipse.che/v2\nkind: CheCluster\nmetadata:\n  name: eclipse-che\nspec:\n  components:\n    imagePuller:\n      enable: true\n      spec:\n        images: %q\n", strings.Join(entries, ";"))
+	eventually(t, time.Minute, "the CheCluster API usable again", func() (bool, string) {
+		_, err := cluster.RunKubectl(cc, "apply", "-n", ns, "-f", "-")
+		return err == nil, fmt.Sprint(err)
+	})
+	waitCached(t, entries, cluster.Nodes, nil)
+	waitReady(t, c, client.ObjectKey{Namespace: ns, Name: "eclipse-che-image-puller"})
+	if after := restarts(); after != before {
+		t.Errorf("the operator restarted %d times while the CRD came and went", after-before)
+	}
+	kubectl(t, "", "delete", "checluster", "eclipse-che", "-n", ns)
 	waitGone(t, c, ns)
 }
