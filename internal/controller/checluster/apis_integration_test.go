@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,12 +21,13 @@ import (
 	"github.com/kip-image-puller/kip/internal/manager"
 )
 
-// TestAPIsInstalledLater: on an API server with neither CRD, the operator
-// starts the KubernetesImagePuller controller and then the CheCluster
-// bridge as each CRD is installed, stops each cleanly when its CRD is
-// removed, and says so in Events on its Deployment; no restart.
-func TestAPIsInstalledLater(t *testing.T) {
-	bare, err := testenv.Start()
+// apiServerOfItsOwn starts an API server with only the CRDs given, for a
+// test that needs other APIs than the shared one, stopped after the test
+// (and after the operator the test starts); it returns the server and an
+// admin client, with namespace ns created.
+func apiServerOfItsOwn(t *testing.T, ns string, crds ...string) (*testenv.Env, client.Client) {
+	t.Helper()
+	bare, err := testenv.Start(crds...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,18 +40,24 @@ func TestAPIsInstalledLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	c, err := client.New(bare.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	ns := "workspaces"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
+	return bare, c
+}
+
+// TestAPIsInstalledLater: on an API server with neither CRD, the operator
+// starts the KubernetesImagePuller controller and then the CheCluster
+// bridge as each CRD is installed, stops each cleanly when its CRD is
+// removed, and says so in Events on its Deployment; no restart.
+func TestAPIsInstalledLater(t *testing.T) {
+	ctx := context.Background()
+	ns := "workspaces"
+	bare, c := apiServerOfItsOwn(t, ns)
 	self := &types.NamespacedName{Namespace: ns, Name: "kip-operator"}
 	testenv.StartOperator(t, bare.Config, manager.Options{APIPoll: 500 * time.Millisecond, Self: self}, 0)
 

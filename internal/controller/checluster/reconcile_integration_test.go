@@ -205,27 +205,8 @@ func TestCheClusterWithoutThePullerAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bare, err := testenv.Start(che) // CheClusters, but no KubernetesImagePuller CRD
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // after the operator's own cleanup, which stops it first
-		if err := bare.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	scheme, err := manager.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(bare.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ns := "che"
-	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	bare, c := apiServerOfItsOwn(t, ns, che) // CheClusters, but no KubernetesImagePuller CRD
 	testenv.StartOperator(t, bare.Config, manager.Options{}, 0)
 	cc := newCheCluster(t, c, ns, "devspaces", map[string]any{"enable": true}, nil)
 	testenv.Eventually(t, 20*time.Second, "a Warning Event on the CheCluster naming the missing API", func() (bool, string) {
