@@ -99,6 +99,14 @@ func (g *gate) served(dc discovery.DiscoveryInterface) (map[schema.GroupVersion]
 // apply starts, stops or restarts each set for what is served now.
 func (g *gate) apply(ctx context.Context, served map[schema.GroupVersion]bool) {
 	for _, s := range g.sets {
+		if s.cancel != nil {
+			select {
+			case <-s.done: // its manager ended by itself (it logged why): start it again below
+				s.cancel()
+				s.cancel, s.done = nil, nil
+			default:
+			}
+		}
 		run, key := s.wants(served)
 		running := s.cancel != nil
 		switch {
