@@ -216,6 +216,15 @@ spec:
 	})
 }
 
+// waitResourceGone waits until the KubernetesImagePuller key is gone.
+func waitResourceGone(t *testing.T, c client.Client, key client.ObjectKey, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, key.String()+" removed", func() (bool, string) {
+		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
 // waitGone waits until the puller's Deployment and DaemonSet are gone from ns.
 func waitGone(t *testing.T, c client.Client, ns string) {
 	t.Helper()
@@ -252,10 +261,7 @@ spec:
 	t.Logf("kubectl get kubernetesimagepullers -n %s\n%s", ns, kubectl(t, "", "get", "kubernetesimagepullers", "-n", ns))
 
 	kubectl(t, "", "patch", "checluster", "devspaces", "-n", ns, "--type", "merge", "-p", `{"spec": {"components": {"imagePuller": {"enable": false}}}}`)
-	eventually(t, time.Minute, key.String()+" removed", func() (bool, string) {
-		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
-	})
+	waitResourceGone(t, c, key, time.Minute)
 	waitGone(t, c, ns)
 
 	// Enabled again, then the CheCluster deleted: the bridged resource and
@@ -263,10 +269,7 @@ spec:
 	kubectl(t, "", "patch", "checluster", "devspaces", "-n", ns, "--type", "merge", "-p", `{"spec": {"components": {"imagePuller": {"enable": true}}}}`)
 	waitReady(t, c, key)
 	kubectl(t, "", "delete", "checluster", "devspaces", "-n", ns)
-	eventually(t, 2*time.Minute, key.String()+" removed with its CheCluster", func() (bool, string) {
-		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
-	})
+	waitResourceGone(t, c, key, 2*time.Minute)
 	waitGone(t, c, ns)
 }
 
@@ -441,10 +444,7 @@ func TestCheOperatorStandInIsNeverFought(t *testing.T) {
 	cancel()
 	<-done
 	kubectl(t, "", "delete", "checluster", cc.GetName(), "-n", ns)
-	eventually(t, 2*time.Minute, key.String()+" removed", func() (bool, string) {
-		err := c.Get(context.Background(), key, &v1alpha1.KubernetesImagePuller{})
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
-	})
+	waitResourceGone(t, c, key, 2*time.Minute)
 	waitGone(t, c, ns)
 }
 
