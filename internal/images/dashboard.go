@@ -100,40 +100,31 @@ func DevfileImages(text string) ([]string, error) {
 // problems, as in Parse.
 func FromDashboard(ctx context.Context, base string, timeout time.Duration, read func(context.Context, string, time.Duration) (string, error)) ([]string, []Problem, error) {
 	base = strings.TrimRight(base, "/")
-	get := func(u string) (string, error) {
+	// each reads one URL and what parse finds in it; an error names the URL.
+	each := func(u string, parse func(string) ([]string, error)) ([]string, error) {
 		text, err := read(ctx, u, timeout)
 		if err != nil {
-			return "", fmt.Errorf("GET %s: %w", u, err)
+			return nil, fmt.Errorf("GET %s: %w", u, err)
 		}
-		return text, nil
+		found, err := parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		return found, nil
 	}
-	var found []string
-	editorsURL := base + "/editors"
-	text, err := get(editorsURL)
+	found, err := each(base+"/editors", EditorImages)
 	if err != nil {
 		return nil, nil, err
 	}
-	editors, err := EditorImages(text)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", editorsURL, err)
-	}
-	found = append(found, editors...)
 	samplesURL := base + "/airgap-sample"
-	if text, err = get(samplesURL); err != nil {
-		return nil, nil, err
-	}
-	urls, err := SampleURLs(samplesURL, text)
+	urls, err := each(samplesURL, func(text string) ([]string, error) { return SampleURLs(samplesURL, text) })
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", samplesURL, err)
+		return nil, nil, err
 	}
 	for _, u := range urls {
-		text, err := get(u)
+		imgs, err := each(u, DevfileImages)
 		if err != nil {
 			return nil, nil, err
-		}
-		imgs, err := DevfileImages(text)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", u, err)
 		}
 		found = append(found, imgs...)
 	}
