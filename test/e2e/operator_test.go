@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -382,36 +380,12 @@ func TestCheOperatorStandInIsNeverFought(t *testing.T) {
 	if err := c.Create(context.Background(), cc); err != nil {
 		t.Fatal(err)
 	}
-	che := client.WithFieldOwner(c, "che-operator")
-	want := func(kip *v1alpha1.KubernetesImagePuller) {
-		kip.Labels = map[string]string{"app.kubernetes.io/managed-by": "che.eclipse.org", "app.kubernetes.io/part-of": "che.eclipse.org", "app.kubernetes.io/component": "kubernetes-image-puller"}
-		kip.OwnerReferences = []metav1.OwnerReference{{APIVersion: "org.eclipse.che/v2", Kind: "CheCluster", Name: cc.GetName(), UID: cc.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
-		kip.Spec = v1alpha1.KubernetesImagePullerSpec{Images: strings.Join(entries, ";")}
-	}
 	key := client.ObjectKey{Namespace: ns, Name: operator.PullerName(cc.GetName())}
-	kip := &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: ns}}
-	want(kip)
-	if err := che.Create(context.Background(), kip); err != nil {
+	standInWrites, stopStandIn, err := testenv.CheOperatorStandIn(c, cc, strings.Join(entries, ";"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	var standInWrites atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			time.Sleep(time.Second)
-			var live v1alpha1.KubernetesImagePuller
-			if err := che.Get(ctx, key, &live); err != nil {
-				continue
-			}
-			want(&live)
-			if err := che.Update(ctx, &live); err == nil {
-				standInWrites.Add(1)
-			}
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	defer stopStandIn()
 
 	kubectl(t, "", "patch", "checluster", cc.GetName(), "-n", ns, "--type", "merge", "-p", `{"spec": {"components": {"imagePuller": {"enable": true}}}}`)
 	waitCached(t, entries, cluster.Nodes, nil)
@@ -441,8 +415,7 @@ func TestCheOperatorStandInIsNeverFought(t *testing.T) {
 	t.Logf("the CheCluster's Events:\n%s", kubectl(t, "", "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=CheCluster", "-o", "custom-columns=REASON:.reason,MESSAGE:.message"))
 
 	// Deleting the CheCluster: its resource and the puller go through the garbage collector.
-	cancel()
-	<-done
+	stopStandIn()
 	kubectl(t, "", "delete", "checluster", cc.GetName(), "-n", ns)
 	waitResourceGone(t, c, key, 2*time.Minute)
 	waitGone(t, c, ns)

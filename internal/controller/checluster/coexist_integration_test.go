@@ -5,16 +5,12 @@ package checluster_test
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
@@ -24,52 +20,6 @@ import (
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
 )
-
-// cheOperatorStandIn writes the CheCluster's KubernetesImagePuller as
-// che-operator does: with its own labels, a controller reference to the
-// CheCluster and its own images, as field manager che-operator; then every
-// second a full-object Update back to what it wants, until the test ends.
-// It returns the count of its writes.
-func cheOperatorStandIn(t *testing.T, cc *unstructured.Unstructured, images string) *atomic.Int64 {
-	t.Helper()
-	c := client.WithFieldOwner(env.Client, "che-operator")
-	want := func(kip *v1alpha1.KubernetesImagePuller) {
-		kip.Labels = map[string]string{"app.kubernetes.io/managed-by": "che.eclipse.org", "app.kubernetes.io/part-of": "che.eclipse.org",
-			"app.kubernetes.io/component": "kubernetes-image-puller"}
-		kip.OwnerReferences = []metav1.OwnerReference{{APIVersion: "org.eclipse.che/v2", Kind: "CheCluster", Name: cc.GetName(), UID: cc.GetUID(),
-			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
-		kip.Spec = v1alpha1.KubernetesImagePullerSpec{Images: images, DeploymentName: "kubernetes-image-puller", ConfigMapName: "k8s-image-puller"}
-	}
-	kip := &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: operator.PullerName(cc.GetName()), Namespace: cc.GetNamespace()}}
-	want(kip)
-	if err := c.Create(context.Background(), kip); err != nil {
-		t.Fatal(err)
-	}
-	writes := &atomic.Int64{}
-	writes.Add(1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			var live v1alpha1.KubernetesImagePuller
-			if err := c.Get(ctx, client.ObjectKeyFromObject(kip), &live); err != nil {
-				continue
-			}
-			want(&live)
-			if err := c.Update(ctx, &live); err == nil {
-				writes.Add(1)
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return writes
-}
 
 // TestBridgeNeverFightsCheOperator: with the bridge on, a CheCluster's
 // resource that che-operator writes is reconciled (the puller runs with
@@ -82,7 +32,11 @@ func TestBridgeNeverFightsCheOperator(t *testing.T) {
 		"spec":   map[string]any{"images": "ours=reg.example.com/ours:1"},
 	}, nil)
 	cheImages := "che-code=reg.example.com/che-code:next;udi=reg.example.com/udi:next"
-	standIn := cheOperatorStandIn(t, cc, cheImages)
+	standIn, stop, err := testenv.CheOperatorStandIn(env.Client, cc, cheImages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 	writes := testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}, CheClusterBridge: operator.BridgeOn}, 0)
 	setImagePuller(t, cc, map[string]any{"enable": true, "spec": map[string]any{"images": "ours=reg.example.com/ours:1"}})
 
