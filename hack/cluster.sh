@@ -2,8 +2,14 @@
 # A real multi-node Kubernetes cluster on this machine, built from source:
 # etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and per
 # node its own containerd (own root, state and socket) and kubelet (own root
-# dir, ports and node name), pods on one CNI bridge, and two OCI registries
-# (one open, one behind basic auth).
+# dir, ports and node name), pods on one CNI bridge, cluster DNS (CoreDNS
+# with its kubernetes plugin only), and two OCI registries (one open, one
+# behind basic auth).
+#
+# There is no kube-proxy: a Service's ClusterIP leads nowhere, except the
+# `kubernetes` Service's, which this host holds. A Service is reachable by
+# name when it is headless (clusterIP: None): the cluster DNS then answers
+# with its ready Pods' addresses.
 #
 # All of it lives in a network namespace of its own (kip-cluster): the bridge,
 # the API server's address and the registries are there, not on this host's
@@ -31,6 +37,9 @@ NODE_IP=10.88.0.1
 # the API server without kube-proxy; the API server listens only there.
 API_IP=10.88.255.1
 SERVICE_CIDR=10.88.255.0/24
+# The cluster DNS, also held by this host: outside the Service range and the
+# nodes' pod ranges (10.88.N.0/24 for node N).
+DNS_IP=10.88.254.53
 API_PORT=443
 # The host's way in: 127.0.0.1 forwards into the namespace.
 API_HOST=127.0.0.1:${KIP_API_HOST_PORT:-16443}
@@ -117,7 +126,7 @@ install_packages() {
 }
 
 build_binaries() {
-  KUBE_BIN=$("$ROOT/hack/kube-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+  KUBE_BIN=$("$ROOT/hack/kube-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl coredns)
   (cd "$ROOT" && make -s build >/dev/null && CGO_ENABLED=0 go build -o bin/kip-dev ./cmd/kip-dev)
 }
 
@@ -125,7 +134,7 @@ kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 
 healthy() {
   local n
-  for n in forward etcd kube-apiserver kube-controller-manager kube-scheduler registry auth-registry; do alive "$n" || return 1; done
+  for n in forward etcd kube-apiserver kube-controller-manager kube-scheduler coredns registry auth-registry; do alive "$n" || return 1; done
   for n in $(seq "$NODES"); do alive "containerd-node$n" && alive "kubelet-node$n" || return 1; done
   kubectl get --raw /readyz >/dev/null 2>&1
 }
@@ -187,6 +196,7 @@ setup_network() {
   ip -n "$NETNS" addr add "$NODE_IP/16" dev "$BRIDGE"
   ip -n "$NETNS" link set "$BRIDGE" up
   ip -n "$NETNS" addr add "$API_IP/32" dev lo
+  ip -n "$NETNS" addr add "$DNS_IP/32" dev lo
   start forward "$ROOT/bin/kip-dev" forward --netns "$NETNS_PATH" \
     "$API_HOST=$API_IP:$API_PORT" "$REGISTRY_PUSH=$REGISTRY" "$AUTH_REGISTRY_PUSH=$AUTH_REGISTRY"
 }
@@ -224,6 +234,26 @@ start_control_plane() {
     --root-ca-file "$p/ca.crt" --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --cluster-name kip-local
   start_ns kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$DIR/controller.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259
+  start_dns
+}
+
+# start_dns runs CoreDNS on DNS_IP:53 for the zone cluster.local only: names
+# outside it are refused, so nothing in the cluster resolves a real hostname.
+start_dns() {
+  cat >"$DIR/Corefile" <<EOF
+cluster.local:53 {
+  bind $DNS_IP
+  errors
+  kubernetes cluster.local {
+    kubeconfig $DIR/controller.kubeconfig
+  }
+}
+EOF
+  start_ns coredns "$KUBE_BIN/coredns" -conf "$DIR/Corefile"
+  wait_for 30 "cluster DNS on $DNS_IP" grep -q "^CoreDNS-" "$DIR/logs/coredns.log"
+  # The pods' resolv.conf comes from the kubelet: ClusterFirst pods get the
+  # cluster DNS and its search path; this file, the host's part, is empty.
+  printf '# no nameserver: pods resolve cluster names only, through %s\n' "$DNS_IP" >"$DIR/resolv.conf"
 }
 
 start_node() {
@@ -300,6 +330,8 @@ failSwapOn: false
 containerRuntimeEndpoint: unix://$d/containerd.sock
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 clusterDomain: cluster.local
+clusterDNS: [$DNS_IP]
+resolvConf: $DIR/resolv.conf
 # Each kubelet keeps its own pod logs: in a shared /var/log/pods, each one
 # removes the others' as logs of pods it does not know.
 podLogsDir: $d/pod-logs
@@ -381,7 +413,7 @@ down_quiet() {
       kill -KILL "$pid" 2>/dev/null || true
     done
   done
-  for n in kube-scheduler kube-controller-manager kube-apiserver etcd auth-registry registry forward; do stop "$n"; done
+  for n in coredns kube-scheduler kube-controller-manager kube-apiserver etcd auth-registry registry forward; do stop "$n"; done
   # Mounts left under our directory (overlay snapshots, pod volumes), deepest first.
   awk -v d="$DIR" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
