@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -126,16 +127,20 @@ func pullerUpToDate(existing, desired *v1alpha1.KubernetesImagePuller) bool {
 // conditions the puller controller keeps alone.
 func (r *reconciler) setCondition(ctx context.Context, key client.ObjectKey, cond metav1.Condition) error {
 	cond.Message = operator.BoundMessage(cond.Message)
-	var kip v1alpha1.KubernetesImagePuller
-	if err := r.client.Get(ctx, key, &kip); err != nil {
-		return err
-	}
-	if old := meta.FindStatusCondition(kip.Status.Conditions, cond.Type); old != nil &&
-		old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message {
-		return nil
-	}
-	meta.SetStatusCondition(&kip.Status.Conditions, cond)
-	return r.client.Status().Update(ctx, &kip)
+	// The puller controller writes the same status: read again and retry
+	// on a conflict, rather than fail the reconcile.
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var kip v1alpha1.KubernetesImagePuller
+		if err := r.client.Get(ctx, key, &kip); err != nil {
+			return err
+		}
+		if old := meta.FindStatusCondition(kip.Status.Conditions, cond.Type); old != nil &&
+			old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message {
+			return nil
+		}
+		meta.SetStatusCondition(&kip.Status.Conditions, cond)
+		return r.client.Status().Update(ctx, &kip)
+	})
 }
 
 // remove deletes the CheCluster's resource, if it made one.

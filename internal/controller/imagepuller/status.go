@@ -20,7 +20,10 @@ func (r *reconciler) writeStatus(ctx context.Context, kip *v1alpha1.KubernetesIm
 	kip.Status = st
 	if err := r.client.Status().Update(ctx, kip); err != nil {
 		if apierrors.IsConflict(err) {
-			return err // the next reconcile sees the newer object
+			// Someone wrote the resource since it was read (the CheCluster
+			// bridge's condition, a spec edit): that write's event brings the
+			// next reconcile, which sees the newer object. Not an error.
+			return nil
 		}
 		return fmt.Errorf("update status of %s/%s: %w", kip.Namespace, kip.Name, err)
 	}
