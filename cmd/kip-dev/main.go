@@ -1,7 +1,8 @@
 // Command kip-dev holds the developer tools of the local test cluster: OCI
 // registries on loopback, the project's image built and pushed without a
-// container engine, workspace-like sample images, and direct CRI access to
-// each node's runtime. It is not part of the product.
+// container engine, workspace-like sample images, direct CRI access to each
+// node's runtime, and a file server to stand in for in-cluster web services.
+// It is not part of the product.
 package main
 
 import (
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "kip-dev", Short: "Developer tools of the local test cluster", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), workspaceCmd(), bundleCmd(), forwardCmd())
+	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), workspaceCmd(), bundleCmd(), forwardCmd(), serveFilesCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kip-dev:", err)
 		os.Exit(1)

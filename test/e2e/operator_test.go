@@ -462,15 +462,45 @@ func TestCheClusterCRDInstalledAfterTheOperator(t *testing.T) {
 	kubectl(t, string(data), "apply", "--server-side", "-f", "-")
 	operatorEvent(manager.ReasonAPIServed, "CheClusterBridge")
 
+	// The CheCluster as che-operator's sample writes it (internal registries
+	// disabled, as on current platforms), with the puller on and no images:
+	// the defaults come from the dashboard, which runs in its namespace.
 	ns := namespace(t)
-	entries := pushSamples(t, "latecrd", 2, false)
-	cc := fmt.Sprintf("apiVersion: org.eclipse.che/v2\nkind: CheCluster\nmetadata:\n  name: eclipse-che\nspec:\n  components:\n    imagePuller:\n      enable: true\n      spec:\n        images: %q\n", strings.Join(entries, ";"))
+	entries := pushSamples(t, "dash", 3, false)
+	startDashboard(t, ns, "che", dashboardLists{editors: refsOf(entries[:1]), samples: refsOf(entries[1:])})
+	cc := `apiVersion: org.eclipse.che/v2
+kind: CheCluster
+metadata:
+  name: eclipse-che
+spec:
+  components:
+    cheServer: {debug: false, logLevel: INFO}
+    devfileRegistry: {disableInternalRegistry: true}
+    pluginRegistry: {disableInternalRegistry: true}
+    imagePuller: {enable: true}
+  devEnvironments:
+    startTimeoutSeconds: 300
+    secondsOfRunBeforeIdling: -1
+    maxNumberOfWorkspacesPerUser: -1
+    defaultNamespace: {template: <username>-che}
+    storage: {pvcStrategy: per-user}
+`
 	eventually(t, time.Minute, "the CheCluster API usable again", func() (bool, string) {
 		_, err := cluster.RunKubectl(cc, "apply", "-n", ns, "-f", "-")
 		return err == nil, fmt.Sprint(err)
 	})
 	waitCached(t, entries, cluster.Nodes, nil)
-	waitReady(t, c, client.ObjectKey{Namespace: ns, Name: "eclipse-che-image-puller"})
+	key := client.ObjectKey{Namespace: ns, Name: "eclipse-che-image-puller"}
+	got := waitReady(t, c, key)
+	for _, ref := range refsOf(entries) {
+		if !strings.Contains(got.Spec.Images, "="+ref) {
+			t.Errorf("images %q: no %s from the dashboard", got.Spec.Images, ref)
+		}
+	}
+	if _, cond := condition(t, c, key, operator.TypeDefaultImages); cond == nil || cond.Status != metav1.ConditionTrue {
+		t.Errorf("condition %s: %+v", operator.TypeDefaultImages, cond)
+	}
+	t.Logf("kubectl get kubernetesimagepullers -n %s\n%s", ns, kubectl(t, "", "get", "kubernetesimagepullers", "-n", ns))
 	if after := restarts(); after != before {
 		t.Errorf("the operator restarted %d times while the CRD came and went", after-before)
 	}

@@ -161,9 +161,10 @@ func KipIndex(platforms []Platform) (v1.ImageIndex, error) {
 	return idx, nil
 }
 
-// PauseImage is a pod sandbox image whose process is the static sleeper.
-func PauseImage(kipSleep string) (v1.Image, error) {
-	f, err := FileFromDisk(kipSleep, "/pause", 0o755)
+// ToolImage is an image of one static binary of this machine at path, run
+// as non-root with args.
+func ToolImage(local, path string, args ...string) (v1.Image, error) {
+	f, err := FileFromDisk(local, path, 0o755)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,12 @@ func PauseImage(kipSleep string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Image(Config{Entrypoint: []string{"/pause"}, Cmd: []string{"876000h"}, User: NonRootUser}, layer)
+	return Image(Config{Entrypoint: []string{path}, Cmd: args, User: NonRootUser}, layer)
+}
+
+// PauseImage is a pod sandbox image whose process is the static sleeper.
+func PauseImage(kipSleep string) (v1.Image, error) {
+	return ToolImage(kipSleep, "/pause", "876000h")
 }
 
 // SampleImage is a workspace-like image: layers of random, incompressible

@@ -2,11 +2,13 @@ package imagebuild
 
 import (
 	"archive/tar"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
@@ -19,19 +21,10 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
-func TestKipImage(t *testing.T) {
-	dir := t.TempDir()
-	img, err := KipImage(Platform{Arch: "arm64", Kip: writeFile(t, dir, "kip", "KIP"), KipSleep: writeFile(t, dir, "kip-sleep", "SLEEP")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cf.Architecture != "arm64" || cf.OS != "linux" || cf.Config.User != NonRootUser || cf.Config.Entrypoint[0] != "/usr/bin/kip" {
-		t.Errorf("config %+v", cf.Config)
-	}
+// extract reads an image's files, failing the test on a file whose mode is
+// not 0755.
+func extract(t *testing.T, img v1.Image) map[string]string {
+	t.Helper()
 	files := map[string]string{}
 	tr := tar.NewReader(mutate.Extract(img))
 	for {
@@ -48,6 +41,43 @@ func TestKipImage(t *testing.T) {
 			t.Errorf("%s has mode %o", h.Name, h.Mode)
 		}
 	}
+	return files
+}
+
+func TestToolImage(t *testing.T) {
+	img, err := ToolImage(writeFile(t, t.TempDir(), "tool", "TOOL"), "/usr/bin/tool", "serve", "--dir", "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Config.User != NonRootUser || fmt.Sprint(cf.Config.Entrypoint) != "[/usr/bin/tool]" || fmt.Sprint(cf.Config.Cmd) != "[serve --dir /data]" {
+		t.Errorf("config %+v", cf.Config)
+	}
+	if files := extract(t, img); files["usr/bin/tool"] != "TOOL" || len(files) != 3 {
+		t.Errorf("files %v", files)
+	}
+	if _, err := ToolImage(filepath.Join(t.TempDir(), "missing"), "/usr/bin/tool"); err == nil {
+		t.Error("no error for a missing binary")
+	}
+}
+
+func TestKipImage(t *testing.T) {
+	dir := t.TempDir()
+	img, err := KipImage(Platform{Arch: "arm64", Kip: writeFile(t, dir, "kip", "KIP"), KipSleep: writeFile(t, dir, "kip-sleep", "SLEEP")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Architecture != "arm64" || cf.OS != "linux" || cf.Config.User != NonRootUser || cf.Config.Entrypoint[0] != "/usr/bin/kip" {
+		t.Errorf("config %+v", cf.Config)
+	}
+	files := extract(t, img)
 	if files["usr/bin/kip"] != "KIP" || files["usr/bin/kip-sleep"] != "SLEEP" {
 		t.Errorf("files %v", files)
 	}
