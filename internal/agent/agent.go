@@ -1,0 +1,349 @@
+// Package agent is the node half of agent mode: one small process per node
+// pulls the configured images through the node's container runtime (CRI), a
+// bounded number at a time, pins what it pulled where the runtime can, pulls
+// again whatever disappears, and reports each image's state for the
+// controller to fold into the same node x image status as daemonset mode.
+//
+// agent.go and backoff.go hold the logic, against the Runtime and Pinner
+// interfaces; cri.go and containerd.go are the edges that wire a real
+// runtime to them.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/parallel"
+)
+
+// State is where one image stands on the agent's node.
+type State string
+
+// The states an image goes through. They match the words of daemonset mode's
+// status: Cached, Pulling, Failed.
+const (
+	StateCached  State = "Cached"
+	StatePulling State = "Pulling"
+	StateFailed  State = "Failed"
+)
+
+// Held is what the runtime says of an image it holds.
+type Held struct {
+	// ID is the runtime's image ID (the config digest).
+	ID string
+	// RepoDigests are the image's name@digest references.
+	RepoDigests []string
+	// Pinned is the runtime's word that its garbage collection skips it.
+	Pinned bool
+}
+
+// Digest is the manifest digest of the first repo digest, or "".
+func (h Held) Digest() string {
+	for _, d := range h.RepoDigests {
+		if _, digest, ok := cutDigest(d); ok {
+			return digest
+		}
+	}
+	return ""
+}
+
+// Runtime is what the agent needs of a node's container runtime.
+type Runtime interface {
+	// Status tells whether ref is held; a ref with a digest matches by digest.
+	Status(ctx context.Context, ref string) (Held, bool, error)
+	// Pull pulls ref with the credential of its registry, if any.
+	Pull(ctx context.Context, ref string, cred *Credential) error
+	// Holds lists, in one call, which of refs the runtime holds.
+	Holds(ctx context.Context, refs []string) (map[string]bool, error)
+}
+
+// Pinner keeps images out of the runtime's garbage collection.
+type Pinner interface {
+	// Pin marks the images ref names as pinned, and as pinned by kip.
+	Pin(ctx context.Context, ref string) error
+	// Unpin removes the pin of every image kip pinned whose names are all
+	// outside keep, and returns those names. Pins set by others stay.
+	Unpin(ctx context.Context, keep []string) ([]string, error)
+}
+
+// Credential is a registry login for one pull.
+type Credential struct {
+	Username, Password, Auth, IdentityToken, RegistryToken string
+}
+
+// Credentials finds the credential for an image reference's registry; nil
+// when none applies. It never hands one registry's login to another.
+type Credentials func(ref string) (*Credential, error)
+
+// ImageReport is the state of one image on the node.
+type ImageReport struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	State State  `json:"state"`
+	// Digest is the manifest digest held, when Cached.
+	Digest string `json:"digest,omitempty"`
+	// Pinned is the runtime's word, when Cached.
+	Pinned bool `json:"pinned,omitempty"`
+	// PinError says why pinning failed, when it did.
+	PinError string `json:"pinError,omitempty"`
+	// Reason and Message say why, when Failed.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// PullSeconds is how long the last successful pull took; 0 when the
+	// image was already held.
+	PullSeconds float64 `json:"pullSeconds,omitempty"`
+}
+
+// Reasons of a Failed image, as in daemonset mode.
+const (
+	ReasonErrImagePull     = "ErrImagePull"
+	ReasonImagePullBackOff = "ImagePullBackOff"
+	ReasonCredentials      = "InvalidPullSecret"
+)
+
+// Options bound the agent's work.
+type Options struct {
+	// Parallelism is how many pulls run at once on the node.
+	Parallelism int
+	// AttemptTimeout bounds one pull attempt.
+	AttemptTimeout time.Duration
+	// Backoff spaces the attempts of an image that keeps failing.
+	Backoff Backoff
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Agent pulls and holds one node's images.
+type Agent struct {
+	rt    Runtime
+	pin   Pinner // nil where the runtime cannot pin
+	creds Credentials
+	opts  Options
+
+	mu      sync.Mutex
+	images  []config.Image
+	reports map[string]ImageReport // by image name
+	retry   map[string]retryState  // by image name
+}
+
+type retryState struct {
+	failures int
+	next     time.Time
+}
+
+// New returns an agent for images. pin may be nil.
+func New(rt Runtime, pin Pinner, creds Credentials, images []config.Image, opts Options) *Agent {
+	if opts.Parallelism < 1 {
+		opts.Parallelism = 1
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Agent{rt: rt, pin: pin, creds: creds, opts: opts, images: images,
+		reports: map[string]ImageReport{}, retry: map[string]retryState{}}
+	for _, img := range images {
+		a.reports[img.Name] = ImageReport{Name: img.Name, Image: img.Ref, State: StatePulling}
+	}
+	return a
+}
+
+// Report is a copy of every image's state, in IMAGES order.
+func (a *Agent) Report() []ImageReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]ImageReport, 0, len(a.images))
+	for _, img := range a.images {
+		out = append(out, a.reports[img.Name])
+	}
+	return out
+}
+
+// AllCached tells whether every image is held: the agent pod's readiness.
+func (a *Agent) AllCached() bool {
+	for _, r := range a.Report() {
+		if r.State != StateCached {
+			return false
+		}
+	}
+	return true
+}
+
+// NextAttempt is the earliest time a failed image may be tried again; the
+// zero time when none is waiting.
+func (a *Agent) NextAttempt() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var next time.Time
+	for _, r := range a.retry {
+		if next.IsZero() || r.next.Before(next) {
+			next = r.next
+		}
+	}
+	return next
+}
+
+// Sync brings every image that is not Cached, and whose backoff has passed,
+// to the node: held already (by digest when the reference has one) or
+// pulled, at most Parallelism at once; then pins each one held. It returns
+// how many images it pulled.
+func (a *Agent) Sync(ctx context.Context) int {
+	now := a.opts.Now()
+	var todo []config.Image
+	a.mu.Lock()
+	for _, img := range a.images {
+		if a.reports[img.Name].State == StateCached {
+			continue
+		}
+		if r, waiting := a.retry[img.Name]; waiting && now.Before(r.next) {
+			continue
+		}
+		todo = append(todo, img)
+	}
+	a.mu.Unlock()
+
+	pulled := parallel.Map(todo, a.opts.Parallelism, func(img config.Image) bool {
+		report, pulled := a.bring(ctx, img)
+		a.record(img, report)
+		return pulled
+	})
+	n := 0
+	for _, p := range pulled {
+		if p {
+			n++
+		}
+	}
+	return n
+}
+
+// bring makes one image held, and pinned where possible. It tells whether
+// it pulled.
+func (a *Agent) bring(ctx context.Context, img config.Image) (ImageReport, bool) {
+	report := ImageReport{Name: img.Name, Image: img.Ref}
+	held, ok, err := a.rt.Status(ctx, img.Ref)
+	if err != nil {
+		return failed(report, ReasonErrImagePull, err), false
+	}
+	pulled := !ok
+	if pulled {
+		cred, err := a.creds(img.Ref)
+		if err != nil {
+			return failed(report, ReasonCredentials, err), false
+		}
+		a.setPulling(img)
+		start := a.opts.Now()
+		attempt, cancel := context.WithTimeout(ctx, a.opts.AttemptTimeout)
+		err = a.rt.Pull(attempt, img.Ref, cred)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("no pull within %s: %w", a.opts.AttemptTimeout, err)
+			}
+			return failed(report, ReasonErrImagePull, err), false
+		}
+		report.PullSeconds = a.opts.Now().Sub(start).Seconds()
+		if held, ok, err = a.rt.Status(ctx, img.Ref); err != nil || !ok {
+			return failed(report, ReasonErrImagePull, fmt.Errorf("pulled, but the runtime does not list it (%v)", err)), true
+		}
+	}
+	if a.pin != nil && !held.Pinned {
+		if err := a.pin.Pin(ctx, img.Ref); err != nil {
+			report.PinError = err.Error()
+		} else if after, ok, err := a.rt.Status(ctx, img.Ref); err == nil && ok {
+			held = after
+		}
+	}
+	report.State = StateCached
+	report.Digest = held.Digest()
+	report.Pinned = held.Pinned
+	return report, pulled
+}
+
+func failed(r ImageReport, reason string, err error) ImageReport {
+	r.State = StateFailed
+	r.Reason = reason
+	r.Message = err.Error()
+	return r
+}
+
+func (a *Agent) setPulling(img config.Image) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.reports[img.Name]
+	if r.State != StateFailed { // a retry keeps saying why it failed
+		r.State = StatePulling
+	}
+	a.reports[img.Name] = r
+}
+
+// record stores an image's new report and its retry schedule.
+func (a *Agent) record(img config.Image, r ImageReport) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r.State != StateFailed {
+		delete(a.retry, img.Name)
+		a.reports[img.Name] = r
+		return
+	}
+	st := a.retry[img.Name]
+	st.failures++
+	st.next = a.opts.Now().Add(a.opts.Backoff.After(st.failures))
+	a.retry[img.Name] = st
+	if st.failures > 1 && r.Reason == ReasonErrImagePull {
+		r.Reason = ReasonImagePullBackOff
+	}
+	a.reports[img.Name] = r
+}
+
+// Heal asks the runtime, in one call, whether it still holds every Cached
+// image, and marks those it lost for the next Sync. It returns their names.
+func (a *Agent) Heal(ctx context.Context) ([]string, error) {
+	cached := map[string]string{}
+	for _, r := range a.Report() {
+		if r.State == StateCached {
+			cached[r.Image] = r.Name
+		}
+	}
+	if len(cached) == 0 {
+		return nil, nil
+	}
+	refs := make([]string, 0, len(cached))
+	for ref := range cached {
+		refs = append(refs, ref)
+	}
+	sort.Strings(refs)
+	holds, err := a.rt.Holds(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	var lost []string
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ref := range refs {
+		if holds[ref] {
+			continue
+		}
+		name := cached[ref]
+		r := a.reports[name]
+		r.State, r.Digest, r.Pinned, r.PullSeconds = StatePulling, "", false, 0
+		a.reports[name] = r
+		lost = append(lost, name)
+	}
+	return lost, nil
+}
+
+// Release unpins the images kip pinned that are no longer configured.
+func (a *Agent) Release(ctx context.Context) ([]string, error) {
+	if a.pin == nil {
+		return nil, nil
+	}
+	keep := make([]string, 0, len(a.images))
+	for _, img := range a.images {
+		keep = append(keep, img.Ref)
+	}
+	return a.pin.Unpin(ctx, keep)
+}
