@@ -103,7 +103,7 @@ type ImageReport struct {
 const (
 	ReasonErrImagePull     = "ErrImagePull"
 	ReasonImagePullBackOff = "ImagePullBackOff"
-	ReasonCredentials      = "InvalidPullSecret"
+	ReasonCredentials      = "InvalidPullSecret" //nolint:gosec // G101: an event reason, not a credential
 )
 
 // Options bound the agent's work.
@@ -246,8 +246,10 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (ImageReport, bool)
 			return failed(report, ReasonErrImagePull, err), false
 		}
 		report.PullSeconds = a.opts.Now().Sub(start).Seconds()
-		if held, ok, err = a.rt.Status(ctx, img.Ref); err != nil || !ok {
-			return failed(report, ReasonErrImagePull, fmt.Errorf("pulled, but the runtime does not list it (%v)", err)), true
+		if held, ok, err = a.rt.Status(ctx, img.Ref); err != nil {
+			return failed(report, ReasonErrImagePull, fmt.Errorf("pulled, but its status: %w", err)), true
+		} else if !ok {
+			return failed(report, ReasonErrImagePull, errors.New("pulled, but the runtime does not list it")), true
 		}
 	}
 	if a.pin != nil && !held.Pinned {
