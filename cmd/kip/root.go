@@ -25,7 +25,7 @@ helpers to check and preview that ConfigMap.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newControllerCommand(), newOperatorCommand(), newStatusCommand(), newImagesCommand(), newValidateCommand(), newRenderCommand(), newPlanCommand(), newVersionCommand())
+	root.AddCommand(newControllerCommand(), newOperatorCommand(), newStatusCommand(), newImagesCommand(), newAgentCommand(), newValidateCommand(), newRenderCommand(), newPlanCommand(), newVersionCommand())
 	return root
 }
 

@@ -6,7 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kip-image-puller/kip/internal/parallel"
 )
@@ -151,4 +155,27 @@ func excerpt(s string) string {
 		s = s[:maxExcerpt-3] + "..."
 	}
 	return s
+}
+
+// ReadMountedSecret reads the pull secret mounted at dir/name, as a Secret
+// of the type its key tells.
+func ReadMountedSecret(dir, name string) (corev1.Secret, error) {
+	s := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, kind := range []struct {
+		key string
+		typ corev1.SecretType
+	}{{corev1.DockerConfigJsonKey, corev1.SecretTypeDockerConfigJson}, {corev1.DockerConfigKey, corev1.SecretTypeDockercfg}} {
+		data, err := os.ReadFile(filepath.Join(dir, name, kind.key))
+		switch {
+		case err == nil:
+			s.Type, s.Data = kind.typ, map[string][]byte{kind.key: data}
+			return s, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return s, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+		return s, fmt.Errorf("not mounted in %s: name it in imagePullSecrets", dir)
+	}
+	return s, fmt.Errorf("no %s or %s key: the Secret does not exist, or is not a pull secret", corev1.DockerConfigJsonKey, corev1.DockerConfigKey)
 }

@@ -2,19 +2,13 @@ package puller
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -162,34 +156,11 @@ func (r *refresher) Start(ctx context.Context) error {
 // from the API server.
 func (r *refresher) secret(ctx context.Context, namespace, name string) (corev1.Secret, error) {
 	if r.secretDir != "" {
-		return readMountedSecret(r.secretDir, name)
+		return registry.ReadMountedSecret(r.secretDir, name)
 	}
 	var s corev1.Secret
 	err := r.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
 	return s, err
-}
-
-// readMountedSecret reads the pull secret mounted at dir/name, as a Secret
-// of the type its key tells.
-func readMountedSecret(dir, name string) (corev1.Secret, error) {
-	s := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	for _, kind := range []struct {
-		key string
-		typ corev1.SecretType
-	}{{corev1.DockerConfigJsonKey, corev1.SecretTypeDockerConfigJson}, {corev1.DockerConfigKey, corev1.SecretTypeDockercfg}} {
-		data, err := os.ReadFile(filepath.Join(dir, name, kind.key))
-		switch {
-		case err == nil:
-			s.Type, s.Data = kind.typ, map[string][]byte{kind.key: data}
-			return s, nil
-		case !errors.Is(err, fs.ErrNotExist):
-			return s, err
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-		return s, fmt.Errorf("not mounted in %s: name it in imagePullSecrets", dir)
-	}
-	return s, fmt.Errorf("no %s or %s key: the Secret does not exist, or is not a pull secret", corev1.DockerConfigJsonKey, corev1.DockerConfigKey)
 }
 
 // refreshWait is the time from one refresh to the next: the interval, or

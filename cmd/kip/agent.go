@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/kip-image-puller/kip/internal/agent"
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/registry"
+)
+
+type agentFlags struct {
+	images                        string
+	socket, hostRoot              string
+	parallelism                   int
+	attemptTimeout, healInterval  time.Duration
+	backoffInitial, backoffMax    time.Duration
+	pullSecretDir                 string
+	pullSecrets                   []string
+	podName, podNamespace, health string
+	once                          bool
+}
+
+func newAgentCommand() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent --images IMAGES",
+		Short: "Pull and hold this node's images through its container runtime (agent mode)",
+		Long: `kip agent runs on every node in agent mode. It pulls the images through the
+node's container runtime (CRI), at most --parallelism at a time, pins them
+where the runtime can (containerd's io.cri-containerd.pinned label), checks
+every --heal-interval that the runtime still holds them and pulls again what
+disappeared, and reports each image's state on its own Pod (annotation
+kip.dev/agent-report) for the controller. The Pod is Ready once every image
+is cached.
+
+Outside a Pod (no --pod-name), or with --once, it prints the report instead:
+kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:v1'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runAgent(ctx, f, cmd.OutOrStdout())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.images, "images", os.Getenv("KIP_IMAGES"), "the images, in the IMAGES format (name=ref;...) (env KIP_IMAGES)")
+	fl.StringVar(&f.socket, "cri-socket", os.Getenv("CRI_SOCKET"), "the runtime's CRI socket; empty probes the usual containerd, CRI-O and cri-dockerd paths under --host-root (env CRI_SOCKET)")
+	fl.StringVar(&f.hostRoot, "host-root", "/", "where the host's paths are mounted, for probing")
+	fl.IntVar(&f.parallelism, "parallelism", 4, "images pulled at once on this node")
+	fl.DurationVar(&f.attemptTimeout, "attempt-timeout", 10*time.Minute, "the longest one pull attempt may take")
+	fl.DurationVar(&f.backoffInitial, "backoff-initial", 10*time.Second, "the wait after an image's first failed pull; doubled after each next one")
+	fl.DurationVar(&f.backoffMax, "backoff-max", 5*time.Minute, "the longest wait between an image's attempts")
+	fl.DurationVar(&f.healInterval, "heal-interval", 5*time.Minute, "how often to check that the runtime still holds every image (one ListImages call)")
+	fl.StringVar(&f.pullSecretDir, "pull-secret-dir", "", "where the pull secrets are mounted, one folder per Secret")
+	fl.StringSliceVar(&f.pullSecrets, "pull-secrets", nil, "the pull secrets to read under --pull-secret-dir")
+	fl.StringVar(&f.podName, "pod-name", os.Getenv("POD_NAME"), "this agent's Pod, which carries the report (env POD_NAME)")
+	fl.StringVar(&f.podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "this agent's namespace (env POD_NAMESPACE)")
+	fl.StringVar(&f.health, "health-addr", ":8081", "where /readyz (every image cached) and /healthz are served; empty for none")
+	fl.BoolVar(&f.once, "once", false, "sync once, print the report and exit: 0 when every image is cached, 1 otherwise")
+	return cmd
+}
+
+func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
+	log := zap.New(zap.UseDevMode(false)).WithName("agent")
+	imgs, err := config.ParseImages(f.images)
+	if err != nil {
+		return fmt.Errorf("--images: %w", err)
+	}
+	cri, err := connectCRI(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cri.Close(context.Background()) }()
+	log.Info("container runtime", "socket", cri.Socket, "runtime", cri.Name, "version", cri.Version)
+
+	var pinner agent.Pinner
+	canPin := cri.Name == "containerd"
+	if canPin {
+		c, err := agent.DialContainerd(cri.Socket)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = c.Close() }()
+		pinner = c
+	}
+	var secrets []corev1.Secret
+	var problems []string
+	for _, name := range f.pullSecrets {
+		s, err := registry.ReadMountedSecret(f.pullSecretDir, name)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		secrets = append(secrets, s)
+	}
+	kc, bad := registry.Keychain(ctx, secrets)
+	for name, err := range bad {
+		problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+	}
+	sort.Strings(problems)
+	for _, p := range problems {
+		log.Error(errors.New(p), "pull secret left out; the others still work")
+	}
+
+	a := agent.New(cri, pinner, agent.KeychainCredentials(kc), imgs, agent.Options{
+		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
+		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
+	})
+	report, err := reporter(f, out)
+	if err != nil {
+		return err
+	}
+	loop := &agent.Loop{Agent: a, Runtime: cri.Name + " " + cri.Version, CanPin: canPin, HealInterval: f.healInterval,
+		SecretProblems: problems, Report: report, Log: log}
+	if f.health != "" && !f.once {
+		go serveHealth(ctx, f.health, a, log)
+	}
+	if err := loop.Run(ctx, f.once); err != nil {
+		return err
+	}
+	if f.once && !a.AllCached() {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+// connectCRI waits for the runtime: on a node that is starting, the agent
+// may come up before it.
+func connectCRI(ctx context.Context, f agentFlags, log logr.Logger) (*agent.CRI, error) {
+	wait := time.Second
+	for {
+		cri, err := agent.Connect(ctx, f.socket, f.hostRoot, 10*time.Second)
+		if err == nil || f.once {
+			return cri, err
+		}
+		log.Error(err, "no container runtime yet; trying again", "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// reporter publishes on the agent's Pod, or prints when there is none.
+func reporter(f agentFlags, out io.Writer) (agent.Reporter, error) {
+	if f.podName == "" || f.once {
+		return func(_ context.Context, r agent.NodeReport) error {
+			b, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(out, string(b))
+			return err
+		}, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("report on Pod %s/%s: %w", f.podNamespace, f.podName, err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, r agent.NodeReport) error {
+		value, err := r.Encode()
+		if err != nil {
+			return err
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{agent.AnnotationReport: value}}})
+		if err != nil {
+			return err
+		}
+		_, err = cs.CoreV1().Pods(f.podNamespace).Patch(ctx, f.podName, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kip-agent"})
+		return err
+	}, nil
+}
+
+// serveHealth serves /healthz (the agent runs) and /readyz (every image
+// is cached on this node).
+func serveHealth(ctx context.Context, addr string, a *agent.Agent, log logr.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		var waiting []string
+		for _, r := range a.Report() {
+			if r.State != agent.StateCached {
+				waiting = append(waiting, fmt.Sprintf("%s: %s", r.Name, r.State))
+			}
+		}
+		if len(waiting) > 0 {
+			http.Error(w, strings.Join(waiting, "\n"), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		log.Error(err, "health server")
+	}
+}

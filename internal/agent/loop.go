@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"context"
+	"reflect"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Reporter publishes the node's report (on the agent's Pod, or to stdout).
+type Reporter func(context.Context, NodeReport) error
+
+// Loop runs an agent until its context ends: sync, report when the report
+// changed, wait for the next retry or heal check, heal, and again.
+type Loop struct {
+	Agent *Agent
+	// Runtime is the runtime's name and version; CanPin whether the agent
+	// has a way to pin on it.
+	Runtime string
+	CanPin  bool
+	// HealInterval is how often the agent checks that the runtime still
+	// holds every cached image.
+	HealInterval   time.Duration
+	SecretProblems []string
+	Report         Reporter
+	Log            logr.Logger
+
+	heals int
+	last  *NodeReport
+}
+
+// Run releases the pins of images no longer configured, then loops. With
+// once, it returns after the first sync and report.
+func (l *Loop) Run(ctx context.Context, once bool) error {
+	released, err := l.Agent.Release(ctx)
+	if err != nil {
+		l.Log.Error(err, "unpin the images no longer configured")
+	} else if len(released) > 0 {
+		l.Log.Info("unpinned the images no longer configured; the runtime's garbage collection may remove them", "images", released)
+	}
+	for {
+		l.Agent.Sync(ctx)
+		l.publish(ctx)
+		if once {
+			return nil
+		}
+		wait := l.HealInterval
+		if next := l.Agent.NextAttempt(); !next.IsZero() {
+			wait = min(wait, max(time.Until(next), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		lost, err := l.Agent.Heal(ctx)
+		if err != nil {
+			l.Log.Error(err, "list the runtime's images")
+			continue
+		}
+		if len(lost) > 0 {
+			l.heals += len(lost)
+			l.Log.Info("images disappeared from the runtime; pulling them again", "images", lost)
+		}
+	}
+}
+
+// NodeReport is the report as it stands.
+func (l *Loop) NodeReport() NodeReport {
+	images := l.Agent.Report()
+	return NodeReport{
+		Runtime:        l.Runtime,
+		Pinning:        PinningNote(l.Runtime, l.CanPin, images),
+		SecretProblems: l.SecretProblems,
+		Heals:          l.heals,
+		Images:         images,
+	}
+}
+
+// publish reports when the report changed since the last one published.
+func (l *Loop) publish(ctx context.Context) {
+	r := l.NodeReport()
+	if l.last != nil && reflect.DeepEqual(*l.last, r) {
+		return
+	}
+	if err := l.Report(ctx, r); err != nil {
+		l.Log.Error(err, "publish the node's report")
+		return
+	}
+	l.last = &r
+}
