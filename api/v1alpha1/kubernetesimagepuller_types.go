@@ -49,6 +49,22 @@ type KubernetesImagePullerSpec struct {
 	// ImagePullerImage is the puller's image and KIP_IMAGE.
 	// +optional
 	ImagePullerImage string `json:"imagePullerImage,omitempty"`
+	// CachingMode is CACHING_MODE: daemonset (the default, a sleeping
+	// container per image) or agent (one agent per node pulls through the
+	// runtime's CRI socket and pins; needs a privileged namespace).
+	// +optional
+	CachingMode string `json:"cachingMode,omitempty"`
+	// PullParallelism is PULL_PARALLELISM: agent mode, pulls at once per node.
+	// +optional
+	PullParallelism string `json:"pullParallelism,omitempty"`
+	// HealInterval is HEAL_INTERVAL: agent mode, how often each agent checks
+	// that its runtime still holds every image, such as 5m.
+	// +optional
+	HealInterval string `json:"healInterval,omitempty"`
+	// CRISocket is CRI_SOCKET: agent mode, the runtime's socket on the
+	// nodes; empty probes the usual paths.
+	// +optional
+	CRISocket string `json:"criSocket,omitempty"`
 }
 
 // FailingImage is one image failing on one node.

@@ -5,6 +5,8 @@
 package config
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -26,6 +28,20 @@ const (
 	KeyTolerations          = "TOLERATIONS"
 	KeyKIPImage             = "KIP_IMAGE"
 	KeyDaemonSetAnnotations = "DAEMONSET_ANNOTATIONS"
+	KeyCachingMode          = "CACHING_MODE"
+	KeyPullParallelism      = "PULL_PARALLELISM"
+	KeyHealInterval         = "HEAL_INTERVAL"
+	KeyCRISocket            = "CRI_SOCKET"
+)
+
+// The caching modes: CACHING_MODE's values.
+const (
+	// ModeDaemonSet holds each image with a sleeping container per node,
+	// pulled by the kubelet: the documented mode, with no privileges.
+	ModeDaemonSet = "daemonset"
+	// ModeAgent runs one agent per node that pulls through the runtime's
+	// CRI socket and pins what it pulled.
+	ModeAgent = "agent"
 )
 
 // Keys lists every key of the contract, in documentation order.
@@ -35,6 +51,7 @@ var Keys = []string{
 	KeyDaemonSetName, KeyDeploymentName, KeyNamespace,
 	KeyNodeSelector, KeyImagePullSecrets, KeyAffinity, KeyTolerations,
 	KeyKIPImage, KeyDaemonSetAnnotations,
+	KeyCachingMode, KeyPullParallelism, KeyHealInterval, KeyCRISocket,
 }
 
 // Defaults are the documented defaults of every key that has one. IMAGES has
@@ -54,6 +71,10 @@ var Defaults = map[string]string{
 	KeyAffinity:             "{}",
 	KeyTolerations:          "[]",
 	KeyDaemonSetAnnotations: "{}",
+	KeyCachingMode:          ModeDaemonSet,
+	KeyPullParallelism:      "4",
+	KeyHealInterval:         "5m",
+	KeyCRISocket:            "",
 }
 
 // DefaultConfigMapName is the name of the ConfigMap the puller reads.
@@ -86,6 +107,15 @@ type Config struct {
 	// the puller's own image.
 	KIPImage             string
 	DaemonSetAnnotations map[string]string
+	// CachingMode is ModeDaemonSet or ModeAgent.
+	CachingMode string
+	// PullParallelism, HealInterval and CRISocket are the agent's settings
+	// (agent mode only): pulls at once per node, how often it checks that
+	// the runtime still holds every image, and the runtime's socket on the
+	// host ("" probes the usual paths).
+	PullParallelism int
+	HealInterval    time.Duration
+	CRISocket       string
 	// Skipped holds a problem for each IMAGES entry left out because it is
 	// invalid; the valid entries are cached all the same.
 	Skipped []Problem

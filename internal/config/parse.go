@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -28,6 +30,18 @@ const MaxImages = 200
 
 // MaxCachingIntervalHours bounds CACHING_INTERVAL_HOURS to one year.
 const MaxCachingIntervalHours = 8760 // 24 hours x 365 days
+
+// MaxPullParallelism bounds PULL_PARALLELISM: more pulls at once on one node
+// than this only queue inside the runtime.
+const MaxPullParallelism = 32
+
+// MinHealInterval and MaxHealInterval bound HEAL_INTERVAL: a check is one
+// ListImages call, cheap but not free; a day is the longest an image may stay
+// lost.
+const (
+	MinHealInterval = 10 * time.Second
+	MaxHealInterval = 24 * time.Hour
+)
 
 // FromEnviron picks the configuration keys out of a process environment
 // (as os.Environ returns it). Other variables are ignored: an environment
@@ -99,6 +113,11 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 		}
 		cfg.KIPImage = v
 	}
+
+	cfg.CachingMode = parseMode(get(KeyCachingMode), &errs)
+	cfg.PullParallelism = parseWholeNumber(KeyPullParallelism, get(KeyPullParallelism), 1, MaxPullParallelism, &errs)
+	cfg.HealInterval = parseHealInterval(get(KeyHealInterval), &errs)
+	cfg.CRISocket = parseSocket(get(KeyCRISocket), &errs)
 
 	warnUnknownKeys(data, &warns)
 	if len(errs) > 0 {
@@ -209,6 +228,41 @@ func parseReference(ref string) (name.Reference, error) {
 		return nil, err
 	}
 	return name.ParseReference(ref)
+}
+
+func parseMode(value string, errs *problems) string {
+	if value != ModeDaemonSet && value != ModeAgent {
+		errs.add(KeyCachingMode, value, "%q (a sleeping container per image, the default) or %q (one agent per node pulling through the runtime's CRI socket; needs a privileged namespace)", ModeDaemonSet, ModeAgent)
+	}
+	return value
+}
+
+func parseWholeNumber(key, value string, lo, hi int, errs *problems) int {
+	n, err := strconv.Atoi(value)
+	if err != nil || n < lo || n > hi {
+		errs.add(key, value, "a whole number from %d to %d", lo, hi)
+		return 0
+	}
+	return n
+}
+
+func parseHealInterval(value string, errs *problems) time.Duration {
+	d, err := time.ParseDuration(value)
+	if err != nil || d < MinHealInterval || d > MaxHealInterval {
+		errs.add(KeyHealInterval, value, "a duration from %s to %s, such as 5m", MinHealInterval, "24h")
+		return 0
+	}
+	return d
+}
+
+func parseSocket(value string, errs *problems) string {
+	if value == "" {
+		return ""
+	}
+	if !path.IsAbs(value) || path.Clean(value) != value || path.Dir(value) == "/" {
+		errs.add(KeyCRISocket, value, "the absolute, clean path of the runtime's socket on the node, in a folder of its own, such as /run/containerd/containerd.sock (empty: probe the usual paths)")
+	}
+	return value
 }
 
 func parseInterval(value string, errs *problems) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -51,6 +52,10 @@ func TestParseDefaults(t *testing.T) {
 		{"images", len(cfg.Images), 2},
 		{"first image", cfg.Images[0], Image{Name: "java", Ref: "quay.io/eclipse/che-java11-maven:next"}},
 		{"second image", cfg.Images[1], Image{Name: "node", Ref: "node:22"}},
+		{"mode", cfg.CachingMode, ModeDaemonSet},
+		{"pull parallelism", cfg.PullParallelism, 4},
+		{"heal interval", cfg.HealInterval, 5 * time.Minute},
+		{"cri socket", cfg.CRISocket, ""},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -76,6 +81,10 @@ func TestParseEveryKey(t *testing.T) {
 		KeyTolerations:          `[{"key": "dedicated", "operator": "Equal", "value": "ws", "effect": "NoSchedule"}]`,
 		KeyKIPImage:             "reg.example.com/kip:v1",
 		KeyDaemonSetAnnotations: `{"example.com/team": "tools"}`,
+		KeyCachingMode:          "agent",
+		KeyPullParallelism:      "8",
+		KeyHealInterval:         "90s",
+		KeyCRISocket:            "/run/crio/crio.sock",
 	})
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
@@ -106,6 +115,9 @@ func TestParseEveryKey(t *testing.T) {
 	}
 	if cfg.KIPImage != "reg.example.com/kip:v1" || cfg.DaemonSetAnnotations["example.com/team"] != "tools" {
 		t.Errorf("kip image / annotations = %s %v", cfg.KIPImage, cfg.DaemonSetAnnotations)
+	}
+	if cfg.CachingMode != ModeAgent || cfg.PullParallelism != 8 || cfg.HealInterval != 90*time.Second || cfg.CRISocket != "/run/crio/crio.sock" {
+		t.Errorf("agent settings = %s %d %s %s", cfg.CachingMode, cfg.PullParallelism, cfg.HealInterval, cfg.CRISocket)
 	}
 }
 
@@ -169,6 +181,17 @@ func TestParseRejects(t *testing.T) {
 		{"pull secret invalid", with(KeyImagePullSecrets, "Bad Secret"), KeyImagePullSecrets, "Bad Secret"},
 		{"pull secret twice", with(KeyImagePullSecrets, "a;a"), KeyImagePullSecrets, "a;a"},
 		{"kip image invalid", with(KeyKIPImage, "kip image:1"), KeyKIPImage, "kip image:1"},
+		{"mode unknown", with(KeyCachingMode, "agents"), KeyCachingMode, "agents"},
+		{"mode wrong case", with(KeyCachingMode, "Agent"), KeyCachingMode, "Agent"},
+		{"parallelism zero", with(KeyPullParallelism, "0"), KeyPullParallelism, "0"},
+		{"parallelism too high", with(KeyPullParallelism, "33"), KeyPullParallelism, "33"},
+		{"parallelism not a number", with(KeyPullParallelism, "many"), KeyPullParallelism, "many"},
+		{"heal interval no unit", with(KeyHealInterval, "300"), KeyHealInterval, "300"},
+		{"heal interval too short", with(KeyHealInterval, "9s"), KeyHealInterval, "9s"},
+		{"heal interval too long", with(KeyHealInterval, "25h"), KeyHealInterval, "25h"},
+		{"cri socket relative", with(KeyCRISocket, "run/containerd/containerd.sock"), KeyCRISocket, "run/containerd"},
+		{"cri socket unclean", with(KeyCRISocket, "/run/../etc/containerd.sock"), KeyCRISocket, "/run/../etc"},
+		{"cri socket in the root folder", with(KeyCRISocket, "/containerd.sock"), KeyCRISocket, "/containerd.sock"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -390,5 +413,19 @@ func TestFingerprint(t *testing.T) {
 	other := map[string]string{KeyImages: "a=a:2", KeyNamespace: "ns"}
 	if Fingerprint(a) != Fingerprint(same) || Fingerprint(a) == Fingerprint(other) || Fingerprint(a) == Fingerprint(nil) || len(Fingerprint(a)) != 16 {
 		t.Errorf("fingerprints %s %s %s %s", Fingerprint(a), Fingerprint(same), Fingerprint(other), Fingerprint(nil))
+	}
+}
+
+// TestAgentSettingsAtTheirBounds accepts each agent setting at the edges of
+// its range.
+func TestAgentSettingsAtTheirBounds(t *testing.T) {
+	for _, kv := range [][2]string{
+		{KeyPullParallelism, "1"}, {KeyPullParallelism, "32"},
+		{KeyHealInterval, "10s"}, {KeyHealInterval, "24h"},
+		{KeyCRISocket, "/run/cri-dockerd.sock"},
+	} {
+		if _, _, err := Parse(with(kv[0], kv[1])); err != nil {
+			t.Errorf("%s=%s: %v", kv[0], kv[1], err)
+		}
 	}
 }

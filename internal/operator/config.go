@@ -39,6 +39,10 @@ var fields = []field{
 	{"affinity", config.KeyAffinity, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.Affinity }},
 	{"tolerations", config.KeyTolerations, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.Tolerations }},
 	{"imagePullerImage", config.KeyKIPImage, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.ImagePullerImage }},
+	{"cachingMode", config.KeyCachingMode, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.CachingMode }},
+	{"pullParallelism", config.KeyPullParallelism, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.PullParallelism }},
+	{"healInterval", config.KeyHealInterval, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.HealInterval }},
+	{"criSocket", config.KeyCRISocket, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.CRISocket }},
 }
 
 // ConfigMapName is the ConfigMap a resource configures.
