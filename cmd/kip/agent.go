@@ -29,7 +29,7 @@ import (
 )
 
 type agentFlags struct {
-	images                        string
+	images, digests               string
 	socket, hostRoot              string
 	parallelism                   int
 	attemptTimeout, healInterval  time.Duration
@@ -64,6 +64,7 @@ kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.images, "images", os.Getenv("KIP_IMAGES"), "the images, in the IMAGES format (name=ref;...) (env KIP_IMAGES)")
+	fl.StringVar(&f.digests, "digests", os.Getenv("KIP_DIGESTS"), "the digest each tag last resolved to, as a JSON object; a tag held at another digest is pulled again (env KIP_DIGESTS)")
 	fl.StringVar(&f.socket, "cri-socket", os.Getenv("CRI_SOCKET"), "the runtime's CRI socket; empty probes the usual containerd, CRI-O and cri-dockerd paths under --host-root (env CRI_SOCKET)")
 	fl.StringVar(&f.hostRoot, "host-root", "/", "where the host's paths are mounted, for probing")
 	fl.IntVar(&f.parallelism, "parallelism", 4, "images pulled at once on this node")
@@ -85,6 +86,12 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	imgs, err := config.ParseImages(f.images)
 	if err != nil {
 		return fmt.Errorf("--images: %w", err)
+	}
+	var digests map[string]string
+	if f.digests != "" {
+		if err := json.Unmarshal([]byte(f.digests), &digests); err != nil {
+			return fmt.Errorf("--digests: a JSON object of image references to digests: %w", err)
+		}
 	}
 	cri, err := connectCRI(ctx, f, log)
 	if err != nil {
@@ -124,7 +131,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 
 	a := agent.New(cri, pinner, agent.KeychainCredentials(kc), imgs, agent.Options{
 		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
-		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
+		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax}, Digests: digests,
 	})
 	report, err := reporter(f, out)
 	if err != nil {

@@ -114,6 +114,9 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// Backoff spaces the attempts of an image that keeps failing.
 	Backoff Backoff
+	// Digests are the digests the controller last resolved each tag to: a
+	// tag held at another digest is pulled again.
+	Digests map[string]string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -228,7 +231,7 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (ImageReport, bool)
 	if err != nil {
 		return failed(report, ReasonErrImagePull, err), false
 	}
-	pulled := !ok
+	pulled := !ok || a.moved(img.Ref, held)
 	if pulled {
 		cred, err := a.creds(img.Ref)
 		if err != nil {
@@ -263,6 +266,20 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (ImageReport, bool)
 	report.Digest = held.Digest()
 	report.Pinned = held.Pinned
 	return report, pulled
+}
+
+// moved tells whether ref's tag resolved to a digest the node does not hold.
+func (a *Agent) moved(ref string, held Held) bool {
+	want, ok := a.opts.Digests[ref]
+	if !ok {
+		return false
+	}
+	for _, d := range held.RepoDigests {
+		if _, digest, _ := cutDigest(d); digest == want {
+			return false
+		}
+	}
+	return true
 }
 
 func failed(r ImageReport, reason string, err error) ImageReport {

@@ -342,3 +342,20 @@ func TestHeldDigest(t *testing.T) {
 		}
 	}
 }
+
+func TestATagThatMovedIsPulledAgain(t *testing.T) {
+	rt := newFakeRuntime()
+	imgs := images(2)
+	for _, img := range imgs {
+		rt.held[img.Ref] = Held{RepoDigests: []string{img.Ref + "@sha256:old"}}
+	}
+	o := opts(&clock{})
+	o.Digests = map[string]string{imgs[0].Ref: "sha256:d-" + imgs[0].Ref, imgs[1].Ref: "sha256:old"}
+	a := New(rt, nil, noCreds, imgs, o)
+	if n := a.Sync(context.Background()); n != 1 || rt.pulls[imgs[0].Ref] != 1 || rt.pulls[imgs[1].Ref] != 0 {
+		t.Errorf("pulled %d: %v", n, rt.pulls)
+	}
+	if r := a.Report()[0]; r.Digest != "sha256:d-"+imgs[0].Ref {
+		t.Errorf("report %+v", r)
+	}
+}

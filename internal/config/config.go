@@ -77,6 +77,20 @@ var Defaults = map[string]string{
 	KeyCRISocket:            "",
 }
 
+// AgentSuffix ends the name of the agents' DaemonSet: DAEMONSET_NAME and
+// DAEMONSET_NAME-agent can run side by side while the mode changes, the new
+// one holding every image before the old one goes.
+const AgentSuffix = "-agent"
+
+// ActiveDaemonSetName is the name of the DaemonSet that caches the images in
+// mode, for DAEMONSET_NAME name.
+func ActiveDaemonSetName(name, mode string) string {
+	if mode == ModeAgent {
+		return name + AgentSuffix
+	}
+	return name
+}
+
 // DefaultConfigMapName is the name of the ConfigMap the puller reads.
 const DefaultConfigMapName = "k8s-image-puller"
 

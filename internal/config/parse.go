@@ -115,6 +115,11 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	}
 
 	cfg.CachingMode = parseMode(get(KeyCachingMode), &errs)
+	if cfg.CachingMode == ModeAgent && len(cfg.DaemonSetName) <= validation.LabelValueMaxLength {
+		if n := ActiveDaemonSetName(cfg.DaemonSetName, ModeAgent); len(n) > validation.LabelValueMaxLength {
+			errs.add(KeyDaemonSetName, cfg.DaemonSetName, "in agent mode, at most %d characters: the agents' DaemonSet is called %s", validation.LabelValueMaxLength-len(AgentSuffix), n)
+		}
+	}
 	cfg.PullParallelism = parseWholeNumber(KeyPullParallelism, get(KeyPullParallelism), 1, MaxPullParallelism, &errs)
 	cfg.HealInterval = parseHealInterval(get(KeyHealInterval), &errs)
 	cfg.CRISocket = parseSocket(get(KeyCRISocket), &errs)

@@ -182,6 +182,7 @@ func TestParseRejects(t *testing.T) {
 		{"pull secret twice", with(KeyImagePullSecrets, "a;a"), KeyImagePullSecrets, "a;a"},
 		{"kip image invalid", with(KeyKIPImage, "kip image:1"), KeyKIPImage, "kip image:1"},
 		{"mode unknown", with(KeyCachingMode, "agents"), KeyCachingMode, "agents"},
+		{"daemonset name too long for the agents", with(KeyCachingMode, "agent", KeyDaemonSetName, strings.Repeat("d", 58)), KeyDaemonSetName, "dddd"},
 		{"mode wrong case", with(KeyCachingMode, "Agent"), KeyCachingMode, "Agent"},
 		{"parallelism zero", with(KeyPullParallelism, "0"), KeyPullParallelism, "0"},
 		{"parallelism too high", with(KeyPullParallelism, "33"), KeyPullParallelism, "33"},
@@ -427,5 +428,12 @@ func TestAgentSettingsAtTheirBounds(t *testing.T) {
 		if _, _, err := Parse(with(kv[0], kv[1])); err != nil {
 			t.Errorf("%s=%s: %v", kv[0], kv[1], err)
 		}
+	}
+	cfg, _, err := Parse(with(KeyCachingMode, ModeAgent, KeyDaemonSetName, strings.Repeat("d", 57)))
+	if err != nil || ActiveDaemonSetName(cfg.DaemonSetName, cfg.CachingMode) != strings.Repeat("d", 57)+"-agent" {
+		t.Errorf("the longest name in agent mode: %v", err)
+	}
+	if got := ActiveDaemonSetName("cache", ModeDaemonSet); got != "cache" {
+		t.Errorf("daemonset mode: %s", got)
 	}
 }

@@ -89,6 +89,9 @@ func Build(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 	if kipImage == "" {
 		kipImage = opts.KIPImage
 	}
+	if cfg.CachingMode == config.ModeAgent {
+		return buildAgent(cfg, kipImage, opts)
+	}
 	resources := corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceMemory: cfg.MemoryRequest, corev1.ResourceCPU: cfg.CPURequest},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: cfg.MemoryLimit, corev1.ResourceCPU: cfg.CPULimit},

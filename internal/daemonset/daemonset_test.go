@@ -63,6 +63,27 @@ var goldenCases = []struct {
 		},
 	},
 	{
+		name: "agent",
+		data: map[string]string{
+			config.KeyImages:           "java=quay.io/eclipse/che-java11-maven:next;node=node:22",
+			config.KeyCachingMode:      config.ModeAgent,
+			config.KeyPullParallelism:  "8",
+			config.KeyHealInterval:     "2m",
+			config.KeyCRISocket:        "/run/k3s/containerd/containerd.sock",
+			config.KeyImagePullSecrets: "private",
+			config.KeyTolerations:      `[{"key": "dedicated", "operator": "Exists"}]`,
+		},
+		opts: Options{
+			KIPImage: "registry.example.com/kip:v1",
+			Refresh:  RefreshState{Digests: map[string]string{"node:22": "sha256:" + sha("n")}, Rollout: "ignored-in-agent-mode"},
+		},
+	},
+	{
+		name: "agent-probing",
+		data: map[string]string{config.KeyImages: "java=quay.io/eclipse/che-java11-maven:next", config.KeyCachingMode: config.ModeAgent},
+		opts: Options{KIPImage: "registry.example.com/kip:v1"},
+	},
+	{
 		name: "openshift",
 		data: map[string]string{config.KeyImages: "udi=quay.io/devfile/universal-developer-image:ubi8-latest"},
 		opts: Options{KIPImage: "registry.example.com/kip:v1", OpenShift: true},
@@ -125,6 +146,9 @@ func TestBuildPassesRestrictedPodSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range goldenCases {
+		if tc.data[config.KeyCachingMode] == config.ModeAgent {
+			continue // TestAgentPodSecurity
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			ds := Build(mustParse(t, tc.data), tc.opts)
 			results := evaluator.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()},

@@ -1,0 +1,192 @@
+package daemonset
+
+import (
+	"path"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/labels"
+)
+
+// Agent mode's fixed parts.
+const (
+	// AgentComponent is the component label of the agents' DaemonSet.
+	AgentComponent = "image-agent"
+	// AgentContainer is the agent's one container.
+	AgentContainer = "kip-agent"
+	// AgentServiceAccount is the agents' ServiceAccount, installed with the
+	// puller: it may read and patch Pods in the namespace, so that each
+	// agent reports on its own Pod.
+	AgentServiceAccount = "kip-agent"
+	// EnvImages carries IMAGES to the agent.
+	EnvImages = "KIP_IMAGES"
+	// EnvDigests carries the digests of the last refresh, as the
+	// AnnotationDigests JSON object.
+	EnvDigests = "KIP_DIGESTS"
+	// HostRoot is where the host's runtime folder is mounted, read-only.
+	HostRoot = "/host"
+	// RuntimeFolder holds the usual CRI sockets on the host (containerd,
+	// k3s, CRI-O, cri-dockerd), probed when CRI_SOCKET is empty.
+	RuntimeFolder = "/run"
+	// AgentHealthPort serves /readyz (every image cached) and /healthz.
+	AgentHealthPort = 8081
+	// AgentPullSecretDir is where the pull secrets are mounted in the agent.
+	AgentPullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential
+)
+
+// The agent's resources do not depend on the number of images: it holds
+// each image's state, a few hundred bytes, and streams nothing itself.
+var (
+	AgentMemoryRequest = resource.MustParse("32Mi")
+	AgentMemoryLimit   = resource.MustParse("96Mi")
+	AgentCPURequest    = resource.MustParse("10m")
+	AgentCPULimit      = resource.MustParse("200m")
+)
+
+// buildAgent returns the agents' DaemonSet: one kip agent per node, with
+// the runtime's socket folder mounted read-only, locked down otherwise.
+func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.DaemonSet {
+	name := config.ActiveDaemonSetName(cfg.DaemonSetName, config.ModeAgent)
+	folder, socketArg := RuntimeFolder, ""
+	if cfg.CRISocket != "" {
+		folder = path.Dir(cfg.CRISocket)
+		socketArg = "--cri-socket=" + HostRoot + cfg.CRISocket
+	}
+	args := []string{"agent", "--host-root=" + HostRoot, "--parallelism=" + strconv.Itoa(cfg.PullParallelism),
+		"--heal-interval=" + cfg.HealInterval.String(), "--health-addr=:" + strconv.Itoa(AgentHealthPort)}
+	if socketArg != "" {
+		args = append(args, socketArg)
+	}
+	mounts := []corev1.VolumeMount{{Name: "runtime", MountPath: HostRoot + folder, ReadOnly: true}}
+	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: folder, Type: ptr.To(corev1.HostPathDirectory)}}}}
+	var pullSecrets []corev1.LocalObjectReference
+	for i, s := range cfg.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
+		vol := "pull-secret-" + strconv.Itoa(i)
+		volumes = append(volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: s, Optional: ptr.To(true)}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: AgentPullSecretDir + "/" + s, ReadOnly: true})
+	}
+	if len(cfg.ImagePullSecrets) > 0 {
+		args = append(args, "--pull-secret-dir="+AgentPullSecretDir, "--pull-secrets="+strings.Join(cfg.ImagePullSecrets, ","))
+	}
+	env := []corev1.EnvVar{}
+	if len(opts.Refresh.Digests) > 0 {
+		// The digest each tag resolved to at the last refresh: a tag the
+		// node holds at another digest is pulled again.
+		env = append(env, corev1.EnvVar{Name: EnvDigests, Value: EncodeDigests(opts.Refresh.Digests)})
+	}
+	probe := func(p string, period int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromInt32(AgentHealthPort)}},
+			PeriodSeconds: period, FailureThreshold: 3}
+	}
+	container := corev1.Container{
+		Name:            AgentContainer,
+		Image:           kipImage,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"/usr/bin/kip"},
+		Args:            args,
+		Env: append([]corev1.EnvVar{
+			{Name: EnvImages, Value: imagesValue(cfg.Images)},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		}, env...),
+		Ports: []corev1.ContainerPort{{Name: "health", ContainerPort: AgentHealthPort}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceMemory: AgentMemoryRequest, corev1.ResourceCPU: AgentCPURequest},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: AgentMemoryLimit, corev1.ResourceCPU: AgentCPULimit},
+		},
+		ReadinessProbe: probe("/readyz", 5),
+		LivenessProbe:  probe("/healthz", 20),
+		VolumeMounts:   mounts,
+		// Root, to connect to the runtime's socket (owned by root), and
+		// nothing more: no capability, no escalation, a read-only root.
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To[int64](0),
+			RunAsNonRoot:             ptr.To(false),
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	podLabels := agentLabels(name)
+	ds := &appsv1.DaemonSet{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   cfg.Namespace,
+			Labels:      agentLabels(name),
+			Annotations: daemonSetAnnotations(cfg.DaemonSetAnnotations, opts.Refresh.Digests),
+		},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(name)},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
+				Type:          appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptr.To(intstr.FromString("100%"))},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{
+					Containers:         []corev1.Container{container},
+					Volumes:            volumes,
+					NodeSelector:       cfg.NodeSelector,
+					Affinity:           cfg.Affinity,
+					Tolerations:        cfg.Tolerations,
+					ImagePullSecrets:   pullSecrets,
+					ServiceAccountName: AgentServiceAccount,
+					SecurityContext: &corev1.PodSecurityContext{
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To[int64](10),
+				},
+			},
+		},
+	}
+	if opts.Owner != nil {
+		ds.OwnerReferences = []metav1.OwnerReference{*opts.Owner}
+	}
+	return ds
+}
+
+func agentLabels(name string) map[string]string {
+	l := Labels(name)
+	l[labels.Component] = AgentComponent
+	return l
+}
+
+// imagesValue writes images back in the IMAGES format.
+func imagesValue(images []config.Image) string {
+	var b strings.Builder
+	for _, img := range images {
+		b.WriteString(img.Name + "=" + img.Ref + ";")
+	}
+	return b.String()
+}
+
+// AgentImages reads the images an agents' DaemonSet caches; ok is false
+// for a DaemonSet of sleeping containers.
+func AgentImages(ds *appsv1.DaemonSet) (images []config.Image, ok bool) {
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		if c.Name != AgentContainer {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == EnvImages {
+				images, err := config.ParseImages(e.Value)
+				return images, err == nil
+			}
+		}
+	}
+	return nil, false
+}
