@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kip-image-puller/kip/internal/agent"
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/registry"
 )
@@ -173,7 +174,7 @@ func connectCRI(ctx context.Context, f agentFlags, log logr.Logger) (*agent.CRI,
 // reporter publishes on the agent's Pod, or prints when there is none.
 func reporter(f agentFlags, out io.Writer) (agent.Reporter, error) {
 	if f.podName == "" || f.once {
-		return func(_ context.Context, r agent.NodeReport) error {
+		return func(_ context.Context, r agentreport.Node) error {
 			b, err := json.MarshalIndent(r, "", "  ")
 			if err != nil {
 				return err
@@ -190,12 +191,12 @@ func reporter(f agentFlags, out io.Writer) (agent.Reporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, r agent.NodeReport) error {
+	return func(ctx context.Context, r agentreport.Node) error {
 		value, err := r.Encode()
 		if err != nil {
 			return err
 		}
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{agent.AnnotationReport: value}}})
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{agentreport.Annotation: value}}})
 		if err != nil {
 			return err
 		}
@@ -212,7 +213,7 @@ func serveHealth(ctx context.Context, addr string, a *agent.Agent, log logr.Logg
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		var waiting []string
 		for _, r := range a.Report() {
-			if r.State != agent.StateCached {
+			if r.State != agentreport.StateCached {
 				waiting = append(waiting, fmt.Sprintf("%s: %s", r.Name, r.State))
 			}
 		}

@@ -17,19 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/parallel"
-)
-
-// State is where one image stands on the agent's node.
-type State string
-
-// The states an image goes through. They match the words of daemonset mode's
-// status: Cached, Pulling, Failed.
-const (
-	StateCached  State = "Cached"
-	StatePulling State = "Pulling"
-	StateFailed  State = "Failed"
 )
 
 // Held is what the runtime says of an image it holds.
@@ -80,32 +70,6 @@ type Credential struct {
 // when none applies. It never hands one registry's login to another.
 type Credentials func(ref string) (*Credential, error)
 
-// ImageReport is the state of one image on the node.
-type ImageReport struct {
-	Name  string `json:"name"`
-	Image string `json:"image"`
-	State State  `json:"state"`
-	// Digest is the manifest digest held, when Cached.
-	Digest string `json:"digest,omitempty"`
-	// Pinned is the runtime's word, when Cached.
-	Pinned bool `json:"pinned,omitempty"`
-	// PinError says why pinning failed, when it did.
-	PinError string `json:"pinError,omitempty"`
-	// Reason and Message say why, when Failed.
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message,omitempty"`
-	// PullSeconds is how long the last successful pull took; 0 when the
-	// image was already held.
-	PullSeconds float64 `json:"pullSeconds,omitempty"`
-}
-
-// Reasons of a Failed image, as in daemonset mode.
-const (
-	ReasonErrImagePull     = "ErrImagePull"
-	ReasonImagePullBackOff = "ImagePullBackOff"
-	ReasonCredentials      = "InvalidPullSecret" //nolint:gosec // G101: an event reason, not a credential
-)
-
 // Options bound the agent's work.
 type Options struct {
 	// Parallelism is how many pulls run at once on the node.
@@ -130,8 +94,8 @@ type Agent struct {
 
 	mu      sync.Mutex
 	images  []config.Image
-	reports map[string]ImageReport // by image name
-	retry   map[string]retryState  // by image name
+	reports map[string]report.Image // by image name
+	retry   map[string]retryState   // by image name
 }
 
 type retryState struct {
@@ -148,18 +112,18 @@ func New(rt Runtime, pin Pinner, creds Credentials, images []config.Image, opts 
 		opts.Now = time.Now
 	}
 	a := &Agent{rt: rt, pin: pin, creds: creds, opts: opts, images: images,
-		reports: map[string]ImageReport{}, retry: map[string]retryState{}}
+		reports: map[string]report.Image{}, retry: map[string]retryState{}}
 	for _, img := range images {
-		a.reports[img.Name] = ImageReport{Name: img.Name, Image: img.Ref, State: StatePulling}
+		a.reports[img.Name] = report.Image{Name: img.Name, Image: img.Ref, State: report.StatePulling}
 	}
 	return a
 }
 
 // Report is a copy of every image's state, in IMAGES order.
-func (a *Agent) Report() []ImageReport {
+func (a *Agent) Report() []report.Image {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]ImageReport, 0, len(a.images))
+	out := make([]report.Image, 0, len(a.images))
 	for _, img := range a.images {
 		out = append(out, a.reports[img.Name])
 	}
@@ -169,7 +133,7 @@ func (a *Agent) Report() []ImageReport {
 // AllCached tells whether every image is held: the agent pod's readiness.
 func (a *Agent) AllCached() bool {
 	for _, r := range a.Report() {
-		if r.State != StateCached {
+		if r.State != report.StateCached {
 			return false
 		}
 	}
@@ -199,7 +163,7 @@ func (a *Agent) Sync(ctx context.Context) int {
 	var todo []config.Image
 	a.mu.Lock()
 	for _, img := range a.images {
-		if a.reports[img.Name].State == StateCached {
+		if a.reports[img.Name].State == report.StateCached {
 			continue
 		}
 		if r, waiting := a.retry[img.Name]; waiting && now.Before(r.next) {
@@ -225,17 +189,17 @@ func (a *Agent) Sync(ctx context.Context) int {
 
 // bring makes one image held, and pinned where possible. It tells whether
 // it pulled.
-func (a *Agent) bring(ctx context.Context, img config.Image) (ImageReport, bool) {
-	report := ImageReport{Name: img.Name, Image: img.Ref}
+func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool) {
+	rep := report.Image{Name: img.Name, Image: img.Ref}
 	held, ok, err := a.rt.Status(ctx, img.Ref)
 	if err != nil {
-		return failed(report, ReasonErrImagePull, err), false
+		return failed(rep, report.ReasonErrImagePull, err), false
 	}
 	pulled := !ok || a.moved(img.Ref, held)
 	if pulled {
 		cred, err := a.creds(img.Ref)
 		if err != nil {
-			return failed(report, ReasonCredentials, err), false
+			return failed(rep, report.ReasonCredentials, err), false
 		}
 		a.setPulling(img)
 		start := a.opts.Now()
@@ -246,26 +210,26 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (ImageReport, bool)
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("no pull within %s: %w", a.opts.AttemptTimeout, err)
 			}
-			return failed(report, ReasonErrImagePull, err), false
+			return failed(rep, report.ReasonErrImagePull, err), false
 		}
-		report.PullSeconds = a.opts.Now().Sub(start).Seconds()
+		rep.PullSeconds = a.opts.Now().Sub(start).Seconds()
 		if held, ok, err = a.rt.Status(ctx, img.Ref); err != nil {
-			return failed(report, ReasonErrImagePull, fmt.Errorf("pulled, but its status: %w", err)), true
+			return failed(rep, report.ReasonErrImagePull, fmt.Errorf("pulled, but its status: %w", err)), true
 		} else if !ok {
-			return failed(report, ReasonErrImagePull, errors.New("pulled, but the runtime does not list it")), true
+			return failed(rep, report.ReasonErrImagePull, errors.New("pulled, but the runtime does not list it")), true
 		}
 	}
 	if a.pin != nil && !held.Pinned {
 		if err := a.pin.Pin(ctx, img.Ref); err != nil {
-			report.PinError = err.Error()
+			rep.PinError = err.Error()
 		} else if after, ok, err := a.rt.Status(ctx, img.Ref); err == nil && ok {
 			held = after
 		}
 	}
-	report.State = StateCached
-	report.Digest = held.Digest()
-	report.Pinned = held.Pinned
-	return report, pulled
+	rep.State = report.StateCached
+	rep.Digest = held.Digest()
+	rep.Pinned = held.Pinned
+	return rep, pulled
 }
 
 // moved tells whether ref's tag resolved to a digest the node does not hold.
@@ -282,8 +246,8 @@ func (a *Agent) moved(ref string, held Held) bool {
 	return true
 }
 
-func failed(r ImageReport, reason string, err error) ImageReport {
-	r.State = StateFailed
+func failed(r report.Image, reason string, err error) report.Image {
+	r.State = report.StateFailed
 	r.Reason = reason
 	r.Message = err.Error()
 	return r
@@ -293,18 +257,24 @@ func (a *Agent) setPulling(img config.Image) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.reports[img.Name]
-	if r.State != StateFailed { // a retry keeps saying why it failed
-		r.State = StatePulling
+	if r.State != report.StateFailed { // a retry keeps saying why it failed
+		r.State = report.StatePulling
 	}
 	a.reports[img.Name] = r
 }
 
 // record stores an image's new report and its retry schedule.
-func (a *Agent) record(img config.Image, r ImageReport) {
+func (a *Agent) record(img config.Image, r report.Image) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if r.State != StateFailed {
+	if r.State != report.StateFailed {
 		delete(a.retry, img.Name)
+		if prev := a.reports[img.Name]; prev.State == report.StateCached && prev.Since != nil {
+			r.Since = prev.Since
+		} else {
+			now := a.opts.Now()
+			r.Since = &now
+		}
 		a.reports[img.Name] = r
 		return
 	}
@@ -312,8 +282,8 @@ func (a *Agent) record(img config.Image, r ImageReport) {
 	st.failures++
 	st.next = a.opts.Now().Add(a.opts.Backoff.After(st.failures))
 	a.retry[img.Name] = st
-	if st.failures > 1 && r.Reason == ReasonErrImagePull {
-		r.Reason = ReasonImagePullBackOff
+	if st.failures > 1 && r.Reason == report.ReasonErrImagePull {
+		r.Reason = report.ReasonImagePullBackOff
 	}
 	a.reports[img.Name] = r
 }
@@ -323,7 +293,7 @@ func (a *Agent) record(img config.Image, r ImageReport) {
 func (a *Agent) Heal(ctx context.Context) ([]string, error) {
 	cached := map[string]string{}
 	for _, r := range a.Report() {
-		if r.State == StateCached {
+		if r.State == report.StateCached {
 			cached[r.Image] = r.Name
 		}
 	}
@@ -348,7 +318,7 @@ func (a *Agent) Heal(ctx context.Context) ([]string, error) {
 		}
 		name := cached[ref]
 		r := a.reports[name]
-		r.State, r.Digest, r.Pinned, r.PullSeconds = StatePulling, "", false, 0
+		r.State, r.Digest, r.Pinned, r.PullSeconds, r.Since = report.StatePulling, "", false, 0, nil
 		a.reports[name] = r
 		lost = append(lost, name)
 	}

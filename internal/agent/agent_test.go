@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 )
 
@@ -135,7 +136,7 @@ func TestSyncPullsWhatIsMissingAndPinsWhatIsHeld(t *testing.T) {
 		t.Errorf("pulled %s, which the runtime held", imgs[0].Ref)
 	}
 	for _, r := range a.Report() {
-		if r.State != StateCached || !r.Pinned || !strings.HasPrefix(r.Digest, "sha256:") {
+		if r.State != report.StateCached || !r.Pinned || !strings.HasPrefix(r.Digest, "sha256:") || r.Since == nil || !r.Since.Equal(time.Unix(0, 0)) {
 			t.Errorf("report %+v", r)
 		}
 	}
@@ -194,7 +195,7 @@ func TestFailedPullsBackOffWithACap(t *testing.T) {
 	a := New(rt, nil, noCreds, imgs, opts(c))
 	a.Sync(context.Background())
 	r := a.Report()
-	if r[0].State != StateCached || r[1].State != StateFailed || r[1].Reason != ReasonErrImagePull || !strings.Contains(r[1].Message, "NotFound") {
+	if r[0].State != report.StateCached || r[1].State != report.StateFailed || r[1].Reason != report.ReasonErrImagePull || !strings.Contains(r[1].Message, "NotFound") {
 		t.Fatalf("reports %+v", r)
 	}
 	if got := a.NextAttempt(); !got.Equal(c.t.Add(10 * time.Second)) {
@@ -214,7 +215,7 @@ func TestFailedPullsBackOffWithACap(t *testing.T) {
 		if got := a.NextAttempt().Sub(c.t); got != want {
 			t.Errorf("after failure %d: wait %v, want %v", i+2, got, want)
 		}
-		if r := a.Report()[1]; r.Reason != ReasonImagePullBackOff {
+		if r := a.Report()[1]; r.Reason != report.ReasonImagePullBackOff {
 			t.Errorf("failure %d: reason %q", i+2, r.Reason)
 		}
 	}
@@ -234,7 +235,7 @@ func TestAPullThatHangsTimesOut(t *testing.T) {
 	o.AttemptTimeout = 20 * time.Millisecond
 	a := New(rt, nil, noCreds, images(1), o)
 	a.Sync(context.Background())
-	if r := a.Report()[0]; r.State != StateFailed || !strings.Contains(r.Message, "no pull within 20ms") {
+	if r := a.Report()[0]; r.State != report.StateFailed || !strings.Contains(r.Message, "no pull within 20ms") {
 		t.Errorf("report %+v", r)
 	}
 }
@@ -258,10 +259,10 @@ func TestCredentialsGoToTheirImageOnly(t *testing.T) {
 		t.Errorf("credentials sent: %+v", rt.creds)
 	}
 	r := a.Report()
-	if r[0].State != StateCached || r[2].State != StateCached {
+	if r[0].State != report.StateCached || r[2].State != report.StateCached {
 		t.Errorf("the good secret and no secret: %+v", r)
 	}
-	if r[1].State != StateFailed || r[1].Reason != ReasonCredentials || !strings.Contains(r[1].Message, `"broken"`) || rt.pulls["broken.test/app:v1"] != 0 {
+	if r[1].State != report.StateFailed || r[1].Reason != report.ReasonCredentials || !strings.Contains(r[1].Message, `"broken"`) || rt.pulls["broken.test/app:v1"] != 0 {
 		t.Errorf("the bad secret: %+v, %d pulls", r[1], rt.pulls["broken.test/app:v1"])
 	}
 }
@@ -270,7 +271,7 @@ func TestAPinFailureIsReported(t *testing.T) {
 	rt := newFakeRuntime()
 	a := New(rt, &fakePinner{rt: rt, err: errors.New("containerd: permission denied")}, noCreds, images(1), opts(&clock{}))
 	a.Sync(context.Background())
-	if r := a.Report()[0]; r.State != StateCached || r.Pinned || r.PinError != "containerd: permission denied" {
+	if r := a.Report()[0]; r.State != report.StateCached || r.Pinned || r.PinError != "containerd: permission denied" {
 		t.Errorf("report %+v", r)
 	}
 }
@@ -290,7 +291,7 @@ func TestHealPullsAgainWhatDisappeared(t *testing.T) {
 	if err != nil || fmt.Sprint(lost) != "[img1]" {
 		t.Fatalf("lost %v, %v", lost, err)
 	}
-	if a.AllCached() || a.Report()[1].State != StatePulling {
+	if a.AllCached() || a.Report()[1].State != report.StatePulling {
 		t.Errorf("after the loss: %+v", a.Report())
 	}
 	if n := a.Sync(context.Background()); n != 1 || rt.pulls[imgs[1].Ref] != 2 || !a.AllCached() {

@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kip-image-puller/kip/internal/agent/report"
 )
 
 // Reporter publishes the node's report (on the agent's Pod, or to stdout).
-type Reporter func(context.Context, NodeReport) error
+type Reporter func(context.Context, report.Node) error
 
 // Loop runs an agent until its context ends: sync, report when the report
 // changed, wait for the next retry or heal check, heal, and again.
@@ -27,7 +29,7 @@ type Loop struct {
 	Log            logr.Logger
 
 	heals int
-	last  *NodeReport
+	last  *report.Node
 }
 
 // Run releases the pins of images no longer configured, then loops. With
@@ -67,11 +69,11 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 }
 
 // NodeReport is the report as it stands.
-func (l *Loop) NodeReport() NodeReport {
+func (l *Loop) NodeReport() report.Node {
 	images := l.Agent.Report()
-	return NodeReport{
+	return report.Node{
 		Runtime:        l.Runtime,
-		Pinning:        PinningNote(l.Runtime, l.CanPin, images),
+		Pinning:        report.PinningNote(l.Runtime, l.CanPin, images),
 		SecretProblems: l.SecretProblems,
 		Heals:          l.heals,
 		Images:         images,

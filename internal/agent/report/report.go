@@ -1,18 +1,61 @@
-package agent
+// Package report is what an agent says of its node, as it travels on the
+// agent's Pod (annotation kip.dev/agent-report) from the agent to the
+// controller's status: pure data, shared by both ends.
+package report
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
-// AnnotationReport on the agent's own Pod carries its NodeReport as JSON:
+// State is where one image stands on the agent's node.
+type State string
+
+// The states an image goes through. They match the words of daemonset mode's
+// status: Cached, Pulling, Failed.
+const (
+	StateCached  State = "Cached"
+	StatePulling State = "Pulling"
+	StateFailed  State = "Failed"
+)
+
+// Image is the state of one image on the node.
+type Image struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	State State  `json:"state"`
+	// Digest is the manifest digest held, when Cached.
+	Digest string `json:"digest,omitempty"`
+	// Pinned is the runtime's word, when Cached.
+	Pinned bool `json:"pinned,omitempty"`
+	// PinError says why pinning failed, when it did.
+	PinError string `json:"pinError,omitempty"`
+	// Reason and Message say why, when Failed.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// PullSeconds is how long the last successful pull took; 0 when the
+	// image was already held.
+	PullSeconds float64 `json:"pullSeconds,omitempty"`
+	// Since is when the image was first seen Cached, without a loss since.
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// Reasons of a Failed image, as in daemonset mode.
+const (
+	ReasonErrImagePull     = "ErrImagePull"
+	ReasonImagePullBackOff = "ImagePullBackOff"
+	ReasonCredentials      = "InvalidPullSecret" //nolint:gosec // G101: an event reason, not a credential
+)
+
+// Annotation on the agent's own Pod carries its Node as JSON:
 // the controller reads it with the Pods it already watches, so reporting
 // needs no cluster-wide write.
-const AnnotationReport = "kip.dev/agent-report"
+const Annotation = "kip.dev/agent-report"
 
-// NodeReport is what the agent says of its node.
-type NodeReport struct {
+// Node is what the agent says of its node.
+type Node struct {
 	// Runtime is the runtime's name and version, as it said them.
 	Runtime string `json:"runtime"`
 	// Pinning is empty when every cached image is pinned; otherwise it says
@@ -21,21 +64,21 @@ type NodeReport struct {
 	// SecretProblems names each pull secret that could not be used.
 	SecretProblems []string `json:"secretProblems,omitempty"`
 	// Heals counts the images pulled again after they disappeared.
-	Heals  int           `json:"heals,omitempty"`
-	Images []ImageReport `json:"images"`
+	Heals  int     `json:"heals,omitempty"`
+	Images []Image `json:"images"`
 }
 
 // Encode is the annotation's value.
-func (r NodeReport) Encode() (string, error) {
+func (r Node) Encode() (string, error) {
 	b, err := json.Marshal(r)
 	return string(b), err
 }
 
-// DecodeReport reads an annotation's value.
-func DecodeReport(s string) (NodeReport, error) {
-	var r NodeReport
+// Decode reads an annotation's value.
+func Decode(s string) (Node, error) {
+	var r Node
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
-		return r, fmt.Errorf("annotation %s: %w", AnnotationReport, err)
+		return r, fmt.Errorf("annotation %s: %w", Annotation, err)
 	}
 	return r, nil
 }
@@ -43,7 +86,7 @@ func DecodeReport(s string) (NodeReport, error) {
 // PinningNote says why cached images are not pinned, and how the runtime
 // pins; "" when each cached image is pinned. canPin is false where the agent
 // has no way to pin on this runtime.
-func PinningNote(runtime string, canPin bool, images []ImageReport) string {
+func PinningNote(runtime string, canPin bool, images []Image) string {
 	var unpinned []string
 	var pinErr string
 	for _, r := range images {

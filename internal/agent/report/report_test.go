@@ -1,0 +1,49 @@
+package report
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPinningNote(t *testing.T) {
+	pinned := Image{Name: "a", State: StateCached, Pinned: true}
+	loose := func(name string) Image { return Image{Name: name, State: StateCached} }
+	tests := []struct {
+		runtime string
+		canPin  bool
+		images  []Image
+		want    []string // "" for no note
+	}{
+		{"containerd v2.4.2", true, []Image{pinned, {Name: "p", State: StatePulling}}, nil},
+		{"containerd 1.6.20", true, []Image{pinned, loose("b")}, []string{"1 cached image(s) not pinned (b)", "containerd 1.6.20 ignores", "1.6.22+", "HEAL_INTERVAL"}},
+		{"cri-o 1.31.0", false, []Image{loose("b"), loose("c"), loose("d"), loose("e")}, []string{"4 cached", "(b, c, d, and 1 more)", "pinned_images", "crio.conf"}},
+		{"docker 27.0", false, []Image{loose("b")}, []string{"cannot pin on docker 27.0"}},
+		{"containerd 2.4.2", true, []Image{{Name: "b", State: StateCached, PinError: "permission denied"}}, []string{"permission denied"}},
+	}
+	for _, tt := range tests {
+		got := PinningNote(tt.runtime, tt.canPin, tt.images)
+		if len(tt.want) == 0 && got != "" {
+			t.Errorf("%s: note %q, want none", tt.runtime, got)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: note %q does not say %q", tt.runtime, got, w)
+			}
+		}
+	}
+}
+
+func TestReportRoundTrip(t *testing.T) {
+	r := Node{Runtime: "containerd 2.4.2", Heals: 2, Images: []Image{{Name: "a", Image: "reg.test/a:v1", State: StateFailed, Reason: ReasonErrImagePull, Message: "not found"}}}
+	s, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(s)
+	if err != nil || back.Runtime != r.Runtime || back.Heals != 2 || back.Images[0] != r.Images[0] {
+		t.Errorf("%+v, %v", back, err)
+	}
+	if _, err := Decode("{"); err == nil || !strings.Contains(err.Error(), Annotation) {
+		t.Errorf("bad annotation: %v", err)
+	}
+}
