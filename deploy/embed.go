@@ -20,6 +20,11 @@ var AppTemplate []byte
 // (operator/rbac/puller_role.yaml).
 const PullerClusterRole = "kip-image-puller"
 
+// AgentClusterRole is the ClusterRole the operator binds, in agent mode's
+// namespaces, to the agents' ServiceAccount (operator/rbac/agent_role.yaml):
+// each agent reports on its own Pod.
+const AgentClusterRole = "kip-agent"
+
 // PullSecretDir is where the operator mounts the pull secrets a resource
 // names into the puller's pod, one directory per Secret.
 const PullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential

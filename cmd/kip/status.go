@@ -148,7 +148,7 @@ func readStatus(ctx context.Context, c client.Client, namespace, configMap strin
 	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: configMap}, &cm); err != nil && !apierrors.IsNotFound(err) {
 		return status.Report{}, err
 	}
-	dsName := config.Value(cm.Data, config.KeyDaemonSetName)
+	dsName := config.ActiveDaemonSet(cm.Data)
 	r, found, err := observe.Source{Reader: c}.Read(ctx, namespace, dsName)
 	if err == nil && !found {
 		err = fmt.Errorf("DaemonSet %s/%s: not found (is the puller installed in namespace %s?)", namespace, dsName, namespace)

@@ -91,6 +91,12 @@ func ActiveDaemonSetName(name, mode string) string {
 	return name
 }
 
+// ActiveDaemonSet is the name of the DaemonSet that caches the images for
+// configuration data, valid or not: what status readers look at.
+func ActiveDaemonSet(data map[string]string) string {
+	return ActiveDaemonSetName(Value(data, KeyDaemonSetName), Value(data, KeyCachingMode))
+}
+
 // DefaultConfigMapName is the name of the ConfigMap the puller reads.
 const DefaultConfigMapName = "k8s-image-puller"
 

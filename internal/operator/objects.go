@@ -14,6 +14,7 @@ import (
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manifest"
 	"github.com/kip-image-puller/kip/internal/template"
@@ -27,12 +28,16 @@ type Objects struct {
 	RoleBinding *rbacv1.RoleBinding
 	ConfigMap   *corev1.ConfigMap
 	Deployment  *appsv1.Deployment
+	// AgentServiceAccount and AgentRoleBinding are agent mode's: the agents
+	// report on their own Pods (deploy.AgentClusterRole).
+	AgentServiceAccount *corev1.ServiceAccount
+	AgentRoleBinding    *rbacv1.RoleBinding
 }
 
 // List is the objects in apply order: permissions, then configuration, then
 // the Deployment that uses both.
 func (o Objects) List() []runtime.Object {
-	return []runtime.Object{o.ServiceAccount, o.RoleBinding, o.ConfigMap, o.Deployment}
+	return []runtime.Object{o.ServiceAccount, o.RoleBinding, o.AgentServiceAccount, o.AgentRoleBinding, o.ConfigMap, o.Deployment}
 }
 
 // Build returns the objects for a resource whose spec is valid. They come
@@ -63,22 +68,32 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		if err != nil {
 			return objs, fmt.Errorf("template object: %w", err)
 		}
+		agent := u.GetName() == daemonset.AgentServiceAccount
 		switch o := obj.(type) {
 		case *corev1.ServiceAccount:
-			objs.ServiceAccount = o
+			if agent {
+				objs.AgentServiceAccount = o
+			} else {
+				objs.ServiceAccount = o
+			}
 		case *rbacv1.RoleBinding:
-			objs.RoleBinding = o
+			if agent {
+				objs.AgentRoleBinding = o
+			} else {
+				objs.RoleBinding = o
+			}
 		case *appsv1.Deployment:
 			objs.Deployment = o
 		} // the cluster-scoped objects are the installer's
 	}
-	if objs.ServiceAccount == nil || objs.RoleBinding == nil || objs.Deployment == nil {
+	if objs.ServiceAccount == nil || objs.RoleBinding == nil || objs.Deployment == nil || objs.AgentServiceAccount == nil || objs.AgentRoleBinding == nil {
 		return objs, fmt.Errorf("the embedded templates lack a ServiceAccount, RoleBinding or Deployment")
 	}
 	// The template's Role is left out: the operator binds the ClusterRole it
 	// installs instead, and mounts the pull secrets, so that it holds
 	// neither Secret read nor any other permission it grants.
 	objs.RoleBinding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: deploy.PullerClusterRole}
+	objs.AgentRoleBinding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: deploy.AgentClusterRole}
 	cfg, _, err := config.Parse(ConfigData(spec, kip.Namespace))
 	if err != nil {
 		return objs, err

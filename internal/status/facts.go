@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kip-image-puller/kip/internal/agent/report"
 )
 
 // A puller pod of 100 images holds 100 containers and 100 container
@@ -34,13 +36,17 @@ func CompactPod(p *corev1.Pod) *corev1.Pod {
 	}
 	writeStates(&states, "i", p.Status.InitContainerStatuses)
 	writeStates(&states, "c", p.Status.ContainerStatuses)
+	annotations := map[string]string{AnnotationTemplateImages: images.String(), AnnotationContainerStates: states.String()}
+	if r, ok := p.Annotations[report.Annotation]; ok {
+		annotations[report.Annotation] = r // an agent's report: already compact
+	}
 	return &corev1.Pod{
 		TypeMeta: p.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
 			CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
 			Labels: p.Labels, OwnerReferences: p.OwnerReferences,
-			Annotations: map[string]string{AnnotationTemplateImages: images.String(), AnnotationContainerStates: states.String()},
+			Annotations: annotations,
 		},
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},

@@ -15,6 +15,8 @@ import (
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
+
+	"github.com/kip-image-puller/kip/internal/daemonset"
 )
 
 // State is what a node says about one image.
@@ -61,6 +63,8 @@ type Node struct {
 	Ready    bool   `json:"ready"`
 	Cordoned bool   `json:"cordoned"`
 	Pod      string `json:"pod,omitempty"`
+	// Agent is what the node's agent says of its runtime, in agent mode.
+	Agent *AgentNode `json:"agent,omitempty"`
 	// Images maps an image name to its cell.
 	Images map[string]Cell `json:"images"`
 }
@@ -137,8 +141,14 @@ var failureReasons = map[string]bool{
 // ignored.
 func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Report {
 	r := Report{DaemonSet: ds.Name, Namespace: ds.Namespace}
-	for _, c := range ds.Spec.Template.Spec.Containers {
-		r.Images = append(r.Images, Image{Name: c.Name, Ref: c.Image})
+	agentImages, agentMode := daemonset.AgentImages(ds)
+	for _, img := range agentImages {
+		r.Images = append(r.Images, Image{Name: img.Name, Ref: img.Ref})
+	}
+	if !agentMode {
+		for _, c := range ds.Spec.Template.Spec.Containers {
+			r.Images = append(r.Images, Image{Name: c.Name, Ref: c.Image})
+		}
 	}
 	podOn := podsByNode(ds, pods)
 	sorted := append([]corev1.Node(nil), nodes...)
@@ -156,10 +166,15 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 		}
 		pod := podOn[node.Name]
 		var facts podFacts
+		var agent agentFacts
 		if pod != nil {
 			n.Pod = pod.Name
 			n.Selected = true // a pod runs there: the DaemonSet controller chose it
 			facts = factsOf(pod)
+			if agentMode {
+				agent = agentFactsOf(pod)
+				n.Agent = agent.node()
+			}
 		}
 		for _, img := range r.Images {
 			switch {
@@ -167,6 +182,8 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 				n.Images[img.Name] = Cell{State: NotSelected}
 			case pod == nil:
 				n.Images[img.Name] = Cell{State: Pending, Reason: "NoPod"}
+			case agentMode:
+				n.Images[img.Name] = agentCell(facts, agent, img)
 			default:
 				n.Images[img.Name] = cellOf(facts, img)
 			}

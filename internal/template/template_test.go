@@ -129,7 +129,7 @@ func processShipped(t *testing.T, file string) []unstructured.Unstructured {
 // defaults, as `oc process -f X` with no parameters does.
 func TestShippedTemplates(t *testing.T) {
 	want := map[string][]string{
-		"serviceaccount.yaml": {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole"},
+		"serviceaccount.yaml": {"ServiceAccount", "Role", "RoleBinding", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole"},
 		"configmap.yaml":      {"ConfigMap"},
 		"app.yaml":            {"Deployment"},
 	}

@@ -195,7 +195,7 @@ func TestRolesMatchTheOpenShiftTemplate(t *testing.T) {
 	// Cluster-wide names carry the service account and namespace; compare
 	// each role by kind and what its name ends with.
 	suffix := func(name string) string {
-		for _, p := range []string{"-nodes", "-metrics-auth", "-metrics-reader"} {
+		for _, p := range []string{"-nodes", "-metrics-auth", "-metrics-reader", "kip-agent"} {
 			if strings.HasSuffix(name, p) {
 				return p
 			}
@@ -227,7 +227,7 @@ func TestRolesMatchTheOpenShiftTemplate(t *testing.T) {
 		}
 		compared++
 	}
-	if compared != len(chartRoles) || compared < 4 {
+	if compared != len(chartRoles) || compared < 5 {
 		t.Errorf("compared %d roles of the template; the chart has %d", compared, len(chartRoles))
 	}
 }

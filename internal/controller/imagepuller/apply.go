@@ -3,6 +3,7 @@ package imagepuller
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,11 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 		},
 		func() error { return r.replaceRoleRef(ctx, objs.RoleBinding) },
 		func() error { return apply(ctx, r.client, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
+		func() error {
+			return apply(ctx, r.client, objs.AgentServiceAccount, corev1ac.ExtractServiceAccount)
+		},
+		func() error { return r.replaceRoleRef(ctx, objs.AgentRoleBinding) },
+		func() error { return apply(ctx, r.client, objs.AgentRoleBinding, rbacv1ac.ExtractRoleBinding) },
 		func() error { return apply(ctx, r.client, objs.ConfigMap, corev1ac.ExtractConfigMap) },
 		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) },
 	}
@@ -75,13 +81,13 @@ func (r *reconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePul
 	kinds := []struct {
 		kind string
 		list client.ObjectList
-		keep string
+		keep []string
 	}{
-		{"ServiceAccount", &corev1.ServiceAccountList{}, objs.ServiceAccount.Name},
-		{"Role", &rbacv1.RoleList{}, ""}, // earlier versions made one; a RoleBinding to the puller ClusterRole replaces it
-		{"RoleBinding", &rbacv1.RoleBindingList{}, objs.RoleBinding.Name},
-		{"ConfigMap", &corev1.ConfigMapList{}, objs.ConfigMap.Name},
-		{"Deployment", &appsv1.DeploymentList{}, objs.Deployment.Name},
+		{"ServiceAccount", &corev1.ServiceAccountList{}, []string{objs.ServiceAccount.Name, objs.AgentServiceAccount.Name}},
+		{"Role", &rbacv1.RoleList{}, nil}, // earlier versions made one; a RoleBinding to the puller ClusterRole replaces it
+		{"RoleBinding", &rbacv1.RoleBindingList{}, []string{objs.RoleBinding.Name, objs.AgentRoleBinding.Name}},
+		{"ConfigMap", &corev1.ConfigMapList{}, []string{objs.ConfigMap.Name}},
+		{"Deployment", &appsv1.DeploymentList{}, []string{objs.Deployment.Name}},
 	}
 	for _, k := range kinds {
 		if err := r.client.List(ctx, k.list, client.InNamespace(kip.Namespace),
@@ -95,7 +101,7 @@ func (r *reconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePul
 		for _, item := range items {
 			obj := item.(client.Object)
 			owner := metav1.GetControllerOf(obj)
-			if obj.GetName() == k.keep || owner == nil || owner.UID != kip.UID {
+			if slices.Contains(k.keep, obj.GetName()) || owner == nil || owner.UID != kip.UID {
 				continue
 			}
 			if err := r.client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
 	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manager"
@@ -36,7 +37,7 @@ func TestOperatorRBACIsEnough(t *testing.T) {
 	ns := env.Namespace(t)
 	// The operator's ClusterRole under a name of this test's own; the
 	// puller ClusterRole under its fixed name, which the operator binds.
-	for file, name := range map[string]string{"role.yaml": ns + "-kip-operator", "puller_role.yaml": deploy.PullerClusterRole} {
+	for file, name := range map[string]string{"role.yaml": ns + "-kip-operator", "puller_role.yaml": deploy.PullerClusterRole, "agent_role.yaml": deploy.AgentClusterRole} {
 		data, err := os.ReadFile(testenv.RepoFile(filepath.Join("deploy", "operator", "rbac", file)))
 		if err != nil {
 			t.Fatal(err)
@@ -72,6 +73,11 @@ func TestOperatorRBACIsEnough(t *testing.T) {
 		t.Errorf("RoleBinding to %s %s", rb.RoleRef.Kind, rb.RoleRef.Name)
 	}
 	owned(t, kip, "kubernetes-image-puller", &corev1.ServiceAccount{})
+	var agentRB rbacv1.RoleBinding
+	owned(t, kip, daemonset.AgentServiceAccount, &agentRB)
+	if agentRB.RoleRef.Name != deploy.AgentClusterRole {
+		t.Errorf("the agents' RoleBinding grants %s %s", agentRB.RoleRef.Kind, agentRB.RoleRef.Name)
+	}
 	owned(t, kip, "kubernetes-image-puller", &appsv1.Deployment{})
 }
 

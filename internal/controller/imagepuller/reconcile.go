@@ -79,7 +79,7 @@ func (r *reconciler) read(ctx context.Context, kip *v1alpha1.KubernetesImagePull
 			return err
 		}
 	}
-	dsName := config.Value(operator.ConfigData(kip.Spec, ns), config.KeyDaemonSetName)
+	dsName := config.ActiveDaemonSet(operator.ConfigData(kip.Spec, ns))
 	report, found, err := observe.Source{Reader: r.client}.Read(ctx, ns, dsName)
 	if err != nil || !found {
 		return err

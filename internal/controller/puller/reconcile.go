@@ -97,7 +97,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 
 	var live *appsv1.DaemonSet
 	var found appsv1.DaemonSet
-	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: cfg.DaemonSetName}, &found); {
+	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: config.ActiveDaemonSetName(cfg.DaemonSetName, cfg.CachingMode)}, &found); {
 	case err == nil:
 		live = &found
 	case !apierrors.IsNotFound(err):

@@ -124,21 +124,27 @@ func TestOperatorPodPassesRestrictedPodSecurity(t *testing.T) {
 // Secret read: the operator mounts the pull secrets instead.
 func TestOperatorBindsThePullerRole(t *testing.T) {
 	objs := render(t)
-	var operatorRole, pullerRole rbacv1.ClusterRole
+	var operatorRole rbacv1.ClusterRole
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs["ClusterRole"]["kip-operator"], &operatorRole); err != nil {
 		t.Fatal(err)
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs["ClusterRole"][deploy.PullerClusterRole], &pullerRole); err != nil {
-		t.Fatalf("the puller ClusterRole %s: %v", deploy.PullerClusterRole, err)
-	}
-	bind := false
-	for _, r := range operatorRole.Rules {
-		if slices.Contains(r.Verbs, "bind") && slices.Equal(r.ResourceNames, []string{deploy.PullerClusterRole}) && slices.Equal(r.Resources, []string{"clusterroles"}) {
-			bind = true
+	// Each role the operator binds, by the name of the template's Role
+	// whose rules it carries.
+	bound := map[string]*rbacv1.ClusterRole{"kubernetes-image-puller": {}, "kip-agent": {}}
+	for templateRole, clusterRole := range map[string]string{"kubernetes-image-puller": deploy.PullerClusterRole, "kip-agent": deploy.AgentClusterRole} {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs["ClusterRole"][clusterRole], bound[templateRole]); err != nil {
+			t.Fatalf("the ClusterRole %s: %v", clusterRole, err)
 		}
 	}
-	if !bind {
-		t.Errorf("the operator's ClusterRole lacks bind on clusterroles/%s", deploy.PullerClusterRole)
+	var bindable []string
+	for _, r := range operatorRole.Rules {
+		if slices.Contains(r.Verbs, "bind") && slices.Equal(r.Resources, []string{"clusterroles"}) {
+			bindable = append(bindable, r.ResourceNames...)
+		}
+	}
+	slices.Sort(bindable)
+	if want := []string{deploy.AgentClusterRole, deploy.PullerClusterRole}; !slices.Equal(bindable, want) {
+		t.Errorf("the operator may bind clusterroles %v, want exactly %v", bindable, want)
 	}
 	tmpl, err := template.Parse(deploy.ServiceAccountTemplate)
 	if err != nil {
@@ -157,13 +163,17 @@ func TestOperatorBindsThePullerRole(t *testing.T) {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &role); err != nil {
 			t.Fatal(err)
 		}
+		pullerRole := bound[role.Name]
+		if pullerRole == nil {
+			t.Fatalf("the template's Role %s has no ClusterRole the operator binds", role.Name)
+		}
 		for _, rule := range role.Rules {
 			for _, g := range rule.APIGroups {
 				for _, res := range rule.Resources {
 					for _, verb := range rule.Verbs {
 						checked++
 						if got, want := allows(pullerRole.Rules, g, res, verb), res != "secrets"; got != want {
-							t.Errorf("the puller ClusterRole allows %s %s/%s: %v; want %v (the template's Role, less Secret read)", verb, g, res, got, want)
+							t.Errorf("ClusterRole %s allows %s %s/%s: %v; want %v (the template's Role %s, less Secret read)", pullerRole.Name, verb, g, res, got, want, role.Name)
 						}
 					}
 				}
