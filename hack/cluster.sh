@@ -256,15 +256,20 @@ EOF
   printf '# no nameserver: pods resolve cluster names only, through %s\n' "$DNS_IP" >"$DIR/resolv.conf"
 }
 
+# socket N: node N's CRI socket, alone in a folder named after the node, so
+# that agent mode reaches it with CRI_SOCKET=$DIR/sockets/$(NODE_NAME)/containerd.sock
+# and mounts nothing else of the node.
+socket() { echo "$DIR/sockets/node$1/containerd.sock"; }
+
 start_node() {
   local n=$1 d=$DIR/nodes/node$1 token
-  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet"
+  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$(dirname "$(socket "$n")")"
   cat >"$d/containerd.toml" <<EOF
 version = 2
 root = "$d/containerd/root"
 state = "$d/containerd/state"
 [grpc]
-  address = "$d/containerd.sock"
+  address = "$(socket "$n")"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$d/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -305,7 +310,7 @@ EOF
 }
 EOF
   start_ns "containerd-node$n" containerd --config "$d/containerd.toml"
-  wait_for 30 "containerd of node$n" test -S "$d/containerd.sock"
+  wait_for 30 "containerd of node$n" test -S "$(socket "$n")"
 
   token=$(grep ",system:node:node$n," "$DIR/pki/tokens.csv" | cut -d, -f1)
   kubeconfig "$d/kubeconfig" "system:node:node$n" "$token"
@@ -327,7 +332,7 @@ cgroupsPerQOS: false
 enforceNodeAllocatable: []
 failCgroupV1: false
 failSwapOn: false
-containerRuntimeEndpoint: unix://$d/containerd.sock
+containerRuntimeEndpoint: unix://$(socket "$n")
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 clusterDomain: cluster.local
 clusterDNS: [$DNS_IP]
@@ -405,11 +410,11 @@ down_quiet() {
     n=${d##*/node}
     stop "kubelet-node$n"
     if alive "containerd-node$n" && [ -x "$ROOT/bin/kip-dev" ]; then
-      timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$d/containerd.sock" >/dev/null 2>&1 || true
+      timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$(socket "$n")" >/dev/null 2>&1 || true
     fi
     stop "containerd-node$n"
     # The shims (and their containers) of our containerd, found by its socket.
-    for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $d/containerd.sock" || true); do
+    for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $(socket "$n")" || true); do
       kill -KILL "$pid" 2>/dev/null || true
     done
   done

@@ -264,10 +264,36 @@ func parseSocket(value string, errs *problems) string {
 	if value == "" {
 		return ""
 	}
-	if !path.IsAbs(value) || path.Clean(value) != value || path.Dir(value) == "/" {
-		errs.add(KeyCRISocket, value, "the absolute, clean path of the runtime's socket on the node, in a folder of its own, such as /run/containerd/containerd.sock (empty: probe the usual paths)")
+	const expected = "the absolute, clean path of the runtime's socket on the node, in a folder of its own, such as /run/containerd/containerd.sock, where one folder may be named $(NODE_NAME) (empty: probe the usual paths)"
+	prefix, rest, named := SplitNodeSocket(value)
+	if !path.IsAbs(value) || path.Clean(value) != value || path.Dir(value) == "/" ||
+		strings.Count(value, NodeNameVar) > 1 || (named && (prefix == "/" || rest == "")) ||
+		(!named && strings.Contains(value, NodeNameVar)) {
+		errs.add(KeyCRISocket, value, expected)
 	}
 	return value
+}
+
+// NodeNameVar in CRI_SOCKET stands for the node's name, for runtimes whose
+// socket path names the node.
+const NodeNameVar = "$(NODE_NAME)"
+
+// SplitNodeSocket splits a CRI_SOCKET with a $(NODE_NAME) folder into the
+// folder above it and the path below it: /sockets/$(NODE_NAME)/c.sock gives
+// "/sockets" and "c.sock" with named true.
+func SplitNodeSocket(socket string) (prefix, rest string, named bool) {
+	before, after, found := strings.Cut(socket, "/"+NodeNameVar+"/")
+	if !found {
+		return "", "", false
+	}
+	return orRoot(before), after, true
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
 }
 
 func parseInterval(value string, errs *problems) int {

@@ -193,6 +193,10 @@ func TestParseRejects(t *testing.T) {
 		{"cri socket relative", with(KeyCRISocket, "run/containerd/containerd.sock"), KeyCRISocket, "run/containerd"},
 		{"cri socket unclean", with(KeyCRISocket, "/run/../etc/containerd.sock"), KeyCRISocket, "/run/../etc"},
 		{"cri socket in the root folder", with(KeyCRISocket, "/containerd.sock"), KeyCRISocket, "/containerd.sock"},
+		{"cri socket named after the node", with(KeyCRISocket, "/run/$(NODE_NAME).sock"), KeyCRISocket, "$(NODE_NAME).sock"},
+		{"cri socket node folder under the root", with(KeyCRISocket, "/$(NODE_NAME)/c.sock"), KeyCRISocket, "/$(NODE_NAME)/c.sock"},
+		{"cri socket two node folders", with(KeyCRISocket, "/s/$(NODE_NAME)/$(NODE_NAME)/c.sock"), KeyCRISocket, "/s/"},
+		{"cri socket node folder last", with(KeyCRISocket, "/s/$(NODE_NAME)"), KeyCRISocket, "/s/"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -424,6 +428,8 @@ func TestAgentSettingsAtTheirBounds(t *testing.T) {
 		{KeyPullParallelism, "1"}, {KeyPullParallelism, "32"},
 		{KeyHealInterval, "10s"}, {KeyHealInterval, "24h"},
 		{KeyCRISocket, "/run/cri-dockerd.sock"},
+		{KeyCRISocket, "/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock"},
+		{KeyCRISocket, "/nodes/$(NODE_NAME)/run/crio.sock"},
 	} {
 		if _, _, err := Parse(with(kv[0], kv[1])); err != nil {
 			t.Errorf("%s=%s: %v", kv[0], kv[1], err)
@@ -435,5 +441,18 @@ func TestAgentSettingsAtTheirBounds(t *testing.T) {
 	}
 	if got := ActiveDaemonSetName("cache", ModeDaemonSet); got != "cache" {
 		t.Errorf("daemonset mode: %s", got)
+	}
+}
+
+func TestSplitNodeSocket(t *testing.T) {
+	for socket, want := range map[string]string{
+		"/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock": "/tmp/kip-cluster/sockets containerd.sock true",
+		"/nodes/$(NODE_NAME)/run/crio.sock":                     "/nodes run/crio.sock true",
+		"/run/containerd/containerd.sock":                       "  false",
+	} {
+		prefix, rest, named := SplitNodeSocket(socket)
+		if got := fmt.Sprint(prefix, " ", rest, " ", named); got != want {
+			t.Errorf("SplitNodeSocket(%q) = %q, want %q", socket, got, want)
+		}
 	}
 }

@@ -56,8 +56,22 @@ var (
 func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.DaemonSet {
 	name := config.ActiveDaemonSetName(cfg.DaemonSetName, config.ModeAgent)
 	folder, socketArg := RuntimeFolder, ""
-	if cfg.CRISocket != "" {
+	mount := corev1.VolumeMount{Name: "runtime", MountPath: HostRoot + folder, ReadOnly: true}
+	var nodeEnv []corev1.EnvVar
+	if prefix, rest, named := config.SplitNodeSocket(cfg.CRISocket); named {
+		// Only this node's folder: the folder above $(NODE_NAME) is the
+		// volume, and the kubelet expands the node's name in subPathExpr.
+		folder = prefix
+		sub := "$(NODE_NAME)"
+		if d := path.Dir(rest); d != "." {
+			sub += "/" + d
+		}
+		mount = corev1.VolumeMount{Name: "runtime", MountPath: HostRoot + "/node", SubPathExpr: sub, ReadOnly: true}
+		socketArg = "--cri-socket=" + HostRoot + "/node/" + path.Base(rest)
+		nodeEnv = append(nodeEnv, corev1.EnvVar{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "spec.nodeName"}}})
+	} else if cfg.CRISocket != "" {
 		folder = path.Dir(cfg.CRISocket)
+		mount.MountPath = HostRoot + folder
 		socketArg = "--cri-socket=" + HostRoot + cfg.CRISocket
 	}
 	args := []string{"agent", "--host-root=" + HostRoot, "--parallelism=" + strconv.Itoa(cfg.PullParallelism),
@@ -65,7 +79,7 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 	if socketArg != "" {
 		args = append(args, socketArg)
 	}
-	mounts := []corev1.VolumeMount{{Name: "runtime", MountPath: HostRoot + folder, ReadOnly: true}}
+	mounts := []corev1.VolumeMount{mount}
 	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{
 		HostPath: &corev1.HostPathVolumeSource{Path: folder, Type: ptr.To(corev1.HostPathDirectory)}}}}
 	var pullSecrets []corev1.LocalObjectReference
@@ -79,7 +93,7 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 	if len(cfg.ImagePullSecrets) > 0 {
 		args = append(args, "--pull-secret-dir="+AgentPullSecretDir, "--pull-secrets="+strings.Join(cfg.ImagePullSecrets, ","))
 	}
-	env := []corev1.EnvVar{}
+	env := nodeEnv
 	if len(opts.Refresh.Digests) > 0 {
 		// The digest each tag resolved to at the last refresh: a tag the
 		// node holds at another digest is pulled again.
@@ -97,8 +111,8 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 		Args:            args,
 		Env: append([]corev1.EnvVar{
 			{Name: EnvImages, Value: imagesValue(cfg.Images)},
-			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
+			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}},
 		}, env...),
 		Ports: []corev1.ContainerPort{{Name: "health", ContainerPort: AgentHealthPort}},
 		Resources: corev1.ResourceRequirements{

@@ -67,6 +67,7 @@ func TestAgentMountsOnlyTheSocketFolder(t *testing.T) {
 	tests := []struct {
 		socket, hostPath, mountPath, arg string
 	}{
+		{"/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock", "/tmp/kip-cluster/sockets", "/host/node", "--cri-socket=/host/node/containerd.sock"},
 		{"", "/run", "/host/run", ""},
 		{"/run/crio/crio.sock", "/run/crio", "/host/run/crio", "--cri-socket=/host/run/crio/crio.sock"},
 		{"/var/lib/rancher/k3s/agent/containerd.sock", "/var/lib/rancher/k3s/agent", "/host/var/lib/rancher/k3s/agent", "--cri-socket=/host/var/lib/rancher/k3s/agent/containerd.sock"},
@@ -85,6 +86,9 @@ func TestAgentMountsOnlyTheSocketFolder(t *testing.T) {
 		}
 		if fmt.Sprint(hostPaths) != "["+tt.hostPath+"]" || spec.Containers[0].VolumeMounts[0].MountPath != tt.mountPath {
 			t.Errorf("%q: host paths %v, mounted at %s", tt.socket, hostPaths, spec.Containers[0].VolumeMounts[0].MountPath)
+		}
+		if m := spec.Containers[0].VolumeMounts[0]; strings.Contains(tt.socket, config.NodeNameVar) != (m.SubPathExpr == "$(NODE_NAME)") || !m.ReadOnly {
+			t.Errorf("%q: mount %+v", tt.socket, m)
 		}
 		args := strings.Join(spec.Containers[0].Args, " ")
 		if (tt.arg == "") != !strings.Contains(args, "--cri-socket") || !strings.Contains(args, tt.arg) {

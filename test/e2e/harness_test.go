@@ -214,9 +214,16 @@ func pushImage(t *testing.T, ref string, auth authn.Authenticator, sleep imagebu
 // Standard, removed when the test ends.
 func namespace(t *testing.T) string {
 	t.Helper()
+	return namespaceAt(t, "restricted")
+}
+
+// namespaceAt creates a namespace that enforces the Pod Security Standard
+// level (agent mode needs privileged), removed when the test ends.
+func namespaceAt(t *testing.T, level string) string {
+	t.Helper()
 	ns := "e2e-" + strings.ToLower(rand.String(5))
 	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
-		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/enforce": level,
 	}}}
 	if err := cluster.c.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)

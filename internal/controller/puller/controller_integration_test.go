@@ -241,15 +241,29 @@ func waitForReconcile(t *testing.T, controller string, since float64) {
 }
 
 func TestIdleMakesNoWrites(t *testing.T) {
+	for _, mode := range []map[string]string{
+		{config.KeyCachingMode: config.ModeDaemonSet},
+		{config.KeyCachingMode: config.ModeAgent, config.KeyCRISocket: "/var/lib/nodes/$(NODE_NAME)/containerd.sock", config.KeyImagePullSecrets: "regcred"},
+	} {
+		t.Run(mode[config.KeyCachingMode], func(t *testing.T) { idleMakesNoWrites(t, mode) })
+	}
+}
+
+func idleMakesNoWrites(t *testing.T, mode map[string]string) {
 	ns := newNamespace(t)
 	pullerDeployment(t, ns)
-	if err := k8s.Create(context.Background(), configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1;b=reg.example.com/b@sha256:" + strings.Repeat("b", 64)})); err != nil {
+	images := "a=reg.example.com/a:1;b=reg.example.com/b@sha256:" + strings.Repeat("b", 64)
+	data := map[string]string{config.KeyImages: images}
+	for k, v := range mode {
+		data[k] = v
+	}
+	if err := k8s.Create(context.Background(), configMap(ns, data)); err != nil {
 		t.Fatal(err)
 	}
 	// A short resync period makes the controller reconcile while idle, so
 	// the check covers its decision not to write, not just its quiet.
-	run := startController(t, ns, withLeaderElection("kip-idle"), withSyncPeriod(2*time.Second))
-	waitForImages(t, ns, dsName, "a=reg.example.com/a:1;b=reg.example.com/b@sha256:"+strings.Repeat("b", 64))
+	run := startController(t, ns, withLeaderElection("kip-idle-"+mode[config.KeyCachingMode]), withSyncPeriod(2*time.Second))
+	waitForImages(t, ns, config.ActiveDaemonSetName(dsName, mode[config.KeyCachingMode]), images)
 	// The start-up refresh is done when its failure is reported: the tag on
 	// a made-up registry cannot be resolved (at once, on loopback only).
 	waitForEvent(t, ns, ReasonResolveFailed, "DaemonSet", "reg.example.com/a:1")
@@ -488,28 +502,48 @@ func TestDaemonSetOfAnotherControllerIsNotTakenOver(t *testing.T) {
 	}
 }
 
-// TestRenamedDaemonSetRetiresTheOldOneWhenWarm: after DAEMONSET_NAME
-// changes, the old DaemonSet stays until the new one holds every image on
-// its nodes (envtest runs no DaemonSet controller: the test writes the
-// status a warm DaemonSet has), then it is removed.
+// TestRenamedDaemonSetRetiresTheOldOneWhenWarm: after DAEMONSET_NAME or
+// CACHING_MODE changes, the old DaemonSet stays until the new one holds
+// every image on its nodes (envtest runs no DaemonSet controller: the test
+// writes the status a warm DaemonSet has), then it is removed.
 func TestRenamedDaemonSetRetiresTheOldOneWhenWarm(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after map[string]string
+		oldDS, newDS  string
+	}{
+		{"DAEMONSET_NAME", map[string]string{config.KeyDaemonSetName: "old-name"}, map[string]string{config.KeyDaemonSetName: "new-name"}, "old-name", "new-name"},
+		{"to agent mode", map[string]string{config.KeyDaemonSetName: "cache"}, map[string]string{config.KeyCachingMode: config.ModeAgent}, "cache", "cache-agent"},
+		{"to daemonset mode", map[string]string{config.KeyDaemonSetName: "cache", config.KeyCachingMode: config.ModeAgent}, map[string]string{config.KeyCachingMode: config.ModeDaemonSet}, "cache-agent", "cache"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { retiresTheOldOneWhenWarm(t, tc.before, tc.after, tc.oldDS, tc.newDS) })
+	}
+}
+
+func retiresTheOldOneWhenWarm(t *testing.T, before, after map[string]string, oldDS, newDS string) {
 	ns := newNamespace(t)
 	ctx := context.Background()
 	own := pullerDeployment(t, ns)
-	cm := configMap(ns, map[string]string{config.KeyImages: "a=reg.example.com/a:1", config.KeyDaemonSetName: "old-name"})
+	data := map[string]string{config.KeyImages: "a=reg.example.com/a:1"}
+	for k, v := range before {
+		data[k] = v
+	}
+	cm := configMap(ns, data)
 	if err := k8s.Create(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
 	startController(t, ns, withOptions(func(o *Options) { o.DeploymentName = own.Name }))
-	old := waitForImages(t, ns, "old-name", "a=reg.example.com/a:1")
+	old := waitForImages(t, ns, oldDS, "a=reg.example.com/a:1")
 
-	cm.Data[config.KeyDaemonSetName] = "new-name"
+	for k, v := range after {
+		cm.Data[k] = v
+	}
 	if err := k8s.Update(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	renamed := waitForImages(t, ns, "new-name", "a=reg.example.com/a:1")
+	renamed := waitForImages(t, ns, newDS, "a=reg.example.com/a:1")
 	time.Sleep(2 * retireCheck) // long enough for a premature removal to show
-	if _, err := getDaemonSet(ns, "old-name"); err != nil {
+	if _, err := getDaemonSet(ns, oldDS); err != nil {
 		t.Fatalf("the old DaemonSet went before the new one was warm: %v", err)
 	}
 
@@ -518,7 +552,7 @@ func TestRenamedDaemonSetRetiresTheOldOneWhenWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 4*retireCheck, "the old DaemonSet removed", func() (bool, string) {
-		ds, err := getDaemonSet(ns, "old-name")
+		ds, err := getDaemonSet(ns, oldDS)
 		switch {
 		case apierrors.IsNotFound(err):
 			return true, ""
@@ -527,7 +561,7 @@ func TestRenamedDaemonSetRetiresTheOldOneWhenWarm(t *testing.T) {
 		}
 		return ds.DeletionTimestamp != nil && ds.UID == old.UID, "still there"
 	})
-	waitForEvent(t, ns, ReasonRetired, "DaemonSet", "removed old-name")
+	waitForEvent(t, ns, ReasonRetired, "DaemonSet", "removed "+oldDS)
 }
 
 // TestInvalidEntryDoesNotBlockTheOthers: an edit that adds good entries

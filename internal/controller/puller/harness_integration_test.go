@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/registry"
@@ -173,6 +174,12 @@ func getDaemonSet(ns, name string) (*appsv1.DaemonSet, error) {
 
 func containerImages(ds *appsv1.DaemonSet) string {
 	var parts []string
+	if images, agent := daemonset.AgentImages(ds); agent {
+		for _, img := range images {
+			parts = append(parts, img.Name+"="+img.Ref)
+		}
+		return strings.Join(parts, ";")
+	}
 	for _, c := range ds.Spec.Template.Spec.Containers {
 		parts = append(parts, c.Name+"="+c.Image)
 	}

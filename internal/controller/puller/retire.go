@@ -38,8 +38,8 @@ func leftBehind(all []appsv1.DaemonSet, current string, own *appsv1.Deployment) 
 	return out
 }
 
-// retireLeftBehind deletes the DaemonSets an earlier DAEMONSET_NAME left
-// behind, once the DaemonSet called name (current; nil when just written)
+// retireLeftBehind deletes the DaemonSets an earlier DAEMONSET_NAME or
+// CACHING_MODE left behind (the other mode's DaemonSet has another name), once the DaemonSet called name (current; nil when just written)
 // holds every image on every node it selects, so the protection never
 // drops. Until then it checks again every retireCheck.
 func (r *reconciler) retireLeftBehind(ctx context.Context, name string, current *appsv1.DaemonSet, own *appsv1.Deployment) (reconcile.Result, error) {
@@ -62,9 +62,9 @@ func (r *reconciler) retireLeftBehind(ctx context.Context, name string, current 
 		if err != nil && !apierrors.IsNotFound(err) {
 			return reconcile.Result{}, err
 		}
-		r.log.Info("removed the DaemonSet of an earlier DAEMONSET_NAME", "removed", ds.Name, "daemonset", current.Name)
+		r.log.Info("removed the DaemonSet of an earlier DAEMONSET_NAME or CACHING_MODE", "removed", ds.Name, "daemonset", current.Name)
 		r.events.emit(current, corev1.EventTypeNormal, ReasonRetired,
-			"DaemonSet %s holds every image on its %d nodes; removed %s, left by an earlier DAEMONSET_NAME", current.Name, current.Status.DesiredNumberScheduled, ds.Name)
+			"DaemonSet %s holds every image on its %d nodes; removed %s, left by an earlier DAEMONSET_NAME or CACHING_MODE", current.Name, current.Status.DesiredNumberScheduled, ds.Name)
 	}
 	return reconcile.Result{}, nil
 }

@@ -67,7 +67,13 @@ func Load(dir string) (*Env, error) {
 
 // Socket is the CRI socket of a node's containerd.
 func (e *Env) Socket(node string) string {
-	return filepath.Join(e.Dir, "nodes", node, "containerd.sock")
+	return filepath.Join(e.Dir, "sockets", node, "containerd.sock")
+}
+
+// SocketPattern is every node's CRI socket as agent mode's CRI_SOCKET
+// names it: the node's name as a path component, expanded per node.
+func (e *Env) SocketPattern() string {
+	return e.Socket("$(NODE_NAME)")
 }
 
 // RunKubectl runs kubectl against the cluster, with stdin, and returns its output.

@@ -42,7 +42,7 @@ func TestLoad(t *testing.T) {
 		e.AuthUser != "kip" || e.AuthPassword != "s3cret" || !slices.Equal(e.Nodes, []string{"node1", "node2", "node3"}) {
 		t.Errorf("Load = %+v", e)
 	}
-	if got := e.Socket("node2"); got != filepath.Join(dir, "nodes", "node2", "containerd.sock") {
+	if got := e.Socket("node2"); got != filepath.Join(dir, "sockets", "node2", "containerd.sock") {
 		t.Errorf("Socket = %s", got)
 	}
 	if _, err := Load(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "make cluster-up") {

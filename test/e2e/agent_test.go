@@ -1,0 +1,206 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/dev/cri"
+	"github.com/kip-image-puller/kip/internal/status"
+)
+
+// agentStatus reads `kip status -o json` until cond holds.
+func agentStatus(t *testing.T, ns, what string, cond func(status.Report) (bool, string)) status.Report {
+	t.Helper()
+	var r status.Report
+	eventually(t, 3*time.Minute, what, func() (bool, string) {
+		out, code := kipStatus(t, ns, "-o", "json")
+		r = status.Report{}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			return false, fmt.Sprintf("exit %d: %v", code, err)
+		}
+		return cond(r)
+	})
+	return r
+}
+
+// TestAgentMode installs the puller with CACHING_MODE=agent on Debian's
+// containerd 1.6.20, which cannot pin: every node holds every image, pulled
+// through its CRI; a missing image is named per node with the runtime's
+// reason; the status says the images are not pinned and why; an image
+// removed from a node's runtime comes back by itself (healing).
+func TestAgentMode(t *testing.T) {
+	ns := namespaceAt(t, "privileged")
+	entries := pushSamples(t, "agent", 3, false)
+	missing := "missing=" + cluster.Registry + "/e2e/not-pushed:v1"
+	install(t, ns, map[string]string{
+		"IMAGES": strings.Join(append(append([]string{}, entries...), missing), ";"), "CACHING_MODE": "agent",
+		"CRI_SOCKET": cluster.SocketPattern(), "HEAL_INTERVAL": "10s",
+	})
+	waitCached(t, entries, cluster.Nodes, nil)
+	r := agentStatus(t, ns, "kip status: the images Cached, the missing one Failed, on every node", func(r status.Report) (bool, string) {
+		if r.DaemonSet != dsName+config.AgentSuffix || len(r.Nodes) != len(cluster.Nodes) {
+			return false, fmt.Sprintf("DaemonSet %q, %d nodes", r.DaemonSet, len(r.Nodes))
+		}
+		for _, n := range r.Nodes {
+			for name, c := range n.Images {
+				want := status.Cached
+				if name == "missing" {
+					want = status.Failed
+				}
+				if c.State != want {
+					return false, fmt.Sprintf("%s: %s is %s", n.Name, name, c.State)
+				}
+			}
+			if n.Agent == nil {
+				return false, n.Name + ": no agent report"
+			}
+		}
+		return len(r.Summary.Failing) == len(cluster.Nodes), r.Line()
+	})
+	for _, f := range r.Summary.Failing {
+		if f.Image != "missing" || !strings.Contains(f.Message, "not found") {
+			t.Errorf("failing %+v: want the missing image, with the runtime's reason", f)
+		}
+	}
+	for _, n := range r.Nodes {
+		if !strings.HasPrefix(n.Agent.Runtime, "containerd 1.6.20") || !strings.Contains(n.Agent.Pinning, "1.6.22+") {
+			t.Errorf("%s: agent %+v: want containerd 1.6.20 named, and why it does not pin", n.Name, *n.Agent)
+		}
+	}
+	table, _ := kipStatus(t, ns)
+	t.Logf("kip status, agent mode:\n%s", table)
+	var sleeping appsv1.DaemonSet
+	if err := cluster.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: dsName}, &sleeping); err == nil {
+		t.Errorf("agent mode runs the DaemonSet of sleeping containers too")
+	}
+
+	// Healing: an image removed from node1's runtime is pulled again.
+	c, err := cri.Dial(cluster.Socket("node1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	lost := refsOf(entries[:1])
+	if err := c.RemoveImages(context.Background(), lost); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	if err := cluster.WaitCached(context.Background(), []string{"node1"}, lost, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the image removed from node1 was back after %s (HEAL_INTERVAL=10s)", time.Since(removed).Round(time.Second))
+	agentStatus(t, ns, "node1's agent counts the heal", func(r status.Report) (bool, string) {
+		for _, n := range r.Nodes {
+			if n.Name == "node1" && n.Agent != nil {
+				return n.Agent.Heals >= 1, fmt.Sprintf("heals %d", n.Agent.Heals)
+			}
+		}
+		return false, "no node1"
+	})
+}
+
+// TestModeSwitchKeepsEveryImage switches daemonset -> agent -> daemonset
+// mode and checks, twice a second throughout, through each node's CRI that
+// every node holds every image, and that one of the two DaemonSets is ready
+// on every node: the new mode holds the images before the old one lets go.
+func TestModeSwitchKeepsEveryImage(t *testing.T) {
+	ns := namespaceAt(t, "privileged")
+	entries := pushSamples(t, "switch", 2, false)
+	images := strings.Join(entries, ";")
+	install(t, ns, map[string]string{"IMAGES": images, "CRI_SOCKET": cluster.SocketPattern()})
+	waitRolledOut(t, ns, len(cluster.Nodes))
+	waitCached(t, entries, cluster.Nodes, nil)
+
+	ctx, stop := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var gaps []string
+	checks := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			problem := protectionGap(ctx, ns, refsOf(entries))
+			mu.Lock()
+			checks++
+			if problem != "" {
+				gaps = append(gaps, time.Now().Format("15:04:05.000")+" "+problem)
+			}
+			mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	for _, mode := range []string{config.ModeAgent, config.ModeDaemonSet} {
+		start := time.Now()
+		patchConfigMap(t, ns, map[string]string{"CACHING_MODE": mode})
+		active, retired := config.ActiveDaemonSetName(dsName, mode), dsName
+		if mode == config.ModeDaemonSet {
+			retired = dsName + config.AgentSuffix
+		}
+		eventually(t, 3*time.Minute, "the "+mode+" DaemonSet ready and the other one retired", func() (bool, string) {
+			var ds appsv1.DaemonSet
+			if err := cluster.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: active}, &ds); err != nil {
+				return false, err.Error()
+			}
+			if !daemonset.RolledOut(&ds) {
+				return false, fmt.Sprintf("%s: %+v", active, ds.Status)
+			}
+			err := cluster.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: retired}, &appsv1.DaemonSet{})
+			return err != nil && strings.Contains(err.Error(), "not found"), fmt.Sprintf("%s: %v", retired, err)
+		})
+		t.Logf("switched to %s mode in %s", mode, time.Since(start).Round(time.Second))
+	}
+	stop()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gaps) > 0 {
+		t.Errorf("%d of %d checks found a gap in the protection: %v", len(gaps), checks, gaps)
+	}
+	t.Logf("%d checks of every node's runtime and of the DaemonSets during the two switches: no gap", checks)
+}
+
+// protectionGap says what is missing, at this moment, for every node to hold
+// every image under protection: "" when nothing is.
+func protectionGap(ctx context.Context, ns string, refs []string) string {
+	held, err := cluster.NodeImages(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "" // the check ended
+		}
+		return "node images: " + err.Error()
+	}
+	for _, node := range cluster.Nodes {
+		for _, ref := range refs {
+			if !cri.Has(held[node], ref) {
+				return node + " lacks " + ref
+			}
+		}
+	}
+	ready := 0
+	for _, name := range []string{dsName, dsName + config.AgentSuffix} {
+		var ds appsv1.DaemonSet
+		if err := cluster.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &ds); err == nil &&
+			int(ds.Status.NumberReady) == len(cluster.Nodes) && ds.Status.DesiredNumberScheduled == ds.Status.NumberReady {
+			ready++
+		}
+	}
+	if ready == 0 && ctx.Err() == nil {
+		return "no DaemonSet ready on every node"
+	}
+	return ""
+}
