@@ -67,7 +67,7 @@ func agentCell(f podFacts, a agentFacts, img Image) Cell {
 			break // an agent of an older template: about to be replaced
 		}
 		if r.State == report.StateCached {
-			return Cell{State: Cached, Digest: r.Digest, Since: r.Since}
+			return Cell{State: Cached, Digest: r.Digest, Since: r.Since, PullSeconds: r.PullSeconds}
 		}
 		if r.State == report.StateFailed {
 			return Cell{State: Failed, Reason: r.Reason, Message: r.Message}

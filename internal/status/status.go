@@ -45,6 +45,9 @@ type Image struct {
 // Cell is the state of one image on one node.
 type Cell struct {
 	State State `json:"state"`
+	// PullSeconds is how long the pull took, where the agent measured it
+	// (agent mode); 0 when unknown or already held.
+	PullSeconds float64 `json:"pullSeconds,omitempty"`
 	// Digest is the image ID the node reports for a cached image.
 	Digest string `json:"digest,omitempty"`
 	// Reason is the kubelet's reason for a failure (ErrImagePull,

@@ -1,6 +1,8 @@
 package puller
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -52,11 +54,20 @@ var (
 		Name: "kip_images_invalid",
 		Help: "IMAGES entries left out of the DaemonSet because they are invalid; the others are cached.",
 	})
+	pullSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kip_pull_duration_seconds",
+		Help:    "Agent mode: how long each image pull took, as the node's agent measured it.",
+		Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
+	}, []string{"node"})
+	agentHeals = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kip_agent_heals",
+		Help: "Agent mode: images the node's agent pulled again after they disappeared from the runtime, since the agent started.",
+	}, []string{"node"})
 )
 
 func init() {
 	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
-		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid)
+		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals)
 }
 
 // recordReport sets the gauges from a status report.
@@ -66,6 +77,7 @@ func recordReport(r status.Report) {
 	nodesWarm.Set(float64(r.Summary.NodesWarm))
 	imagesCached.Reset()
 	imageFailing.Reset()
+	agentHeals.Reset()
 	for _, n := range r.Nodes {
 		if !n.Selected {
 			continue
@@ -77,8 +89,40 @@ func recordReport(r status.Report) {
 			}
 		}
 		imagesCached.WithLabelValues(n.Name).Set(float64(cached))
+		if n.Agent != nil {
+			agentHeals.WithLabelValues(n.Name).Set(float64(n.Agent.Heals))
+		}
 	}
 	for _, f := range r.Summary.Failing {
 		imageFailing.WithLabelValues(f.Node, f.Image, f.Reason).Set(1)
+	}
+}
+
+// pullLog remembers the pulls already observed, so that each one counts
+// once in kip_pull_duration_seconds however often the report is read.
+type pullLog map[string]time.Time // node/image -> the cached-since of the pull observed
+
+// observe records, for each cell the agent measured a pull for, its
+// duration once, and forgets the cells no longer in the report.
+func (l pullLog) observe(r status.Report) {
+	seen := map[string]bool{}
+	for _, n := range r.Nodes {
+		for img, c := range n.Images {
+			if c.State != status.Cached || c.PullSeconds <= 0 || c.Since == nil {
+				continue
+			}
+			key := n.Name + "/" + img
+			seen[key] = true
+			if last, ok := l[key]; ok && last.Equal(*c.Since) {
+				continue
+			}
+			l[key] = *c.Since
+			pullSeconds.WithLabelValues(n.Name).Observe(c.PullSeconds)
+		}
+	}
+	for key := range l {
+		if !seen[key] {
+			delete(l, key)
+		}
 	}
 }

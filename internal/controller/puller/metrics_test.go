@@ -2,8 +2,11 @@ package puller
 
 import (
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kip-image-puller/kip/internal/status"
 )
@@ -45,5 +48,48 @@ func TestRecordReport(t *testing.T) {
 	recordReport(report)
 	if n := testutil.CollectAndCount(imageFailing); n != 0 {
 		t.Errorf("kip_image_failing has %d series after recovery, want 0", n)
+	}
+}
+
+func TestPullDurationsCountOnce(t *testing.T) {
+	pullSeconds.Reset()
+	since := time.Unix(100, 0)
+	later := time.Unix(200, 0)
+	report := func(cell status.Cell) status.Report {
+		return status.Report{Nodes: []status.Node{{Name: "n1", Selected: true, Images: map[string]status.Cell{"a": cell,
+			"held": {State: status.Cached, Since: &since}}}}}
+	}
+	log := pullLog{}
+	log.observe(report(status.Cell{State: status.Pulling}))
+	for range 3 { // the same pull, read three times
+		log.observe(report(status.Cell{State: status.Cached, Since: &since, PullSeconds: 3}))
+	}
+	log.observe(report(status.Cell{State: status.Cached, Since: &later, PullSeconds: 7})) // pulled again (healed)
+	if n := testutil.CollectAndCount(pullSeconds); n != 1 {
+		t.Fatalf("%d series, want 1 (node n1)", n)
+	}
+	h := &dto.Metric{}
+	if err := pullSeconds.WithLabelValues("n1").(prometheus.Histogram).Write(h); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.GetHistogram(); got.GetSampleCount() != 2 || got.GetSampleSum() != 10 {
+		t.Errorf("count %d, sum %v; want 2 pulls of 3 s and 7 s", got.GetSampleCount(), got.GetSampleSum())
+	}
+	log.observe(status.Report{})
+	if len(log) != 0 {
+		t.Errorf("pulls of images gone from the report are kept: %v", log)
+	}
+}
+
+func TestAgentHealsGauge(t *testing.T) {
+	recordReport(status.Report{Nodes: []status.Node{
+		{Name: "n1", Selected: true, Agent: &status.AgentNode{Heals: 4}},
+		{Name: "n2", Selected: true},
+	}})
+	if got := testutil.ToFloat64(agentHeals.WithLabelValues("n1")); got != 4 {
+		t.Errorf("n1 heals %v, want 4", got)
+	}
+	if n := testutil.CollectAndCount(agentHeals); n != 1 {
+		t.Errorf("%d series, want 1: a node without an agent has none", n)
 	}
 }

@@ -34,6 +34,7 @@ type reporter struct {
 	now    func() time.Time
 
 	failing map[string]status.Failure // by node/image, reported once while it lasts
+	pulls   pullLog
 	// The DaemonSet generation being warmed, when the reporter first saw
 	// it, and whether its warm-up was announced.
 	generation int64
@@ -56,6 +57,10 @@ func (r *reporter) Reconcile(ctx context.Context, _ reconcile.Request) (reconcil
 		return reconcile.Result{}, err
 	}
 	recordReport(report)
+	if r.pulls == nil {
+		r.pulls = pullLog{}
+	}
+	r.pulls.observe(report)
 	r.reportFailures(ds, report)
 	r.reportWarm(ds, report)
 	return reconcile.Result{}, nil
