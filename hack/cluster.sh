@@ -18,8 +18,17 @@
 # rest; the nodes' CRI sockets are files under KIP_CLUSTER_DIR.
 #
 #   hack/cluster.sh up [NODES]    start (idempotent: a healthy cluster is kept)
+#
+# Runtimes: every node runs Debian's containerd (1.6.20, which cannot pin
+# images), except the nodes listed in CONTAINERD2_NODES (numbers, e.g. "3"),
+# which run containerd CONTAINERD_VERSION (v2.4.2, built from the Go module
+# proxy by hack/kube-binaries.sh containerd2), which honours the pin label.
 #   hack/cluster.sh down          stop what up started and remove its files
 #   hack/cluster.sh status        print what runs
+#   hack/cluster.sh restart-kubelet N [gc]
+#                                 restart node N's kubelet (its pods keep running);
+#                                 gc: under disk pressure, so that the kubelet frees
+#                                 every unused, unpinned image within seconds
 #
 # Everything lives under KIP_CLUSTER_DIR (default /tmp/kip-cluster). The PIDs
 # started are recorded there and only those are stopped. Must run as root.
@@ -51,6 +60,8 @@ REGISTRY=$NODE_IP:5001
 AUTH_REGISTRY=$NODE_IP:5002
 REGISTRY_USER=kip
 ETCD_PORT=23790
+CONTAINERD2_NODES=${CONTAINERD2_NODES:-}
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 PAUSE_IMAGE=$REGISTRY/pause:3.10
 
 log() { echo "cluster: $*" >&2; }
@@ -127,6 +138,9 @@ install_packages() {
 
 build_binaries() {
   KUBE_BIN=$("$ROOT/hack/kube-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl coredns)
+  if [ -n "$CONTAINERD2_NODES" ]; then
+    CONTAINERD_VERSION=$CONTAINERD_VERSION "$ROOT/hack/kube-binaries.sh" containerd2 >/dev/null
+  fi
   (cd "$ROOT" && make -s build >/dev/null && CGO_ENABLED=0 go build -o bin/kip-dev ./cmd/kip-dev)
 }
 
@@ -261,9 +275,54 @@ EOF
 # and mounts nothing else of the node.
 socket() { echo "$DIR/sockets/node$1/containerd.sock"; }
 
+# containerd2 N: whether node N runs containerd 2 (CONTAINERD2_NODES).
+containerd2() { [[ " ${CONTAINERD2_NODES//,/ } " == *" $1 "* ]]; }
+
+# containerd2_config N DIR: containerd 2's configuration (version 3) for
+# node N; the registries are named over plain HTTP through hosts.toml.
+containerd2_config() {
+  local n=$1 d=$2 r
+  for r in "$REGISTRY" "$AUTH_REGISTRY"; do
+    mkdir -p "$d/certs.d/$r"
+    printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$r" "$r" >"$d/certs.d/$r/hosts.toml"
+  done
+  cat >"$d/containerd.toml" <<EOF
+version = 3
+root = "$d/containerd/root"
+state = "$d/containerd/state"
+[grpc]
+  address = "$(socket "$n")"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "$d/containerd/opt"
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$PAUSE_IMAGE"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$d/certs.d"
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$d/cni"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+EOF
+}
+
 start_node() {
   local n=$1 d=$DIR/nodes/node$1 token
   mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$(dirname "$(socket "$n")")"
+  if containerd2 "$n"; then
+    containerd2_config "$n" "$d"
+  else
   cat >"$d/containerd.toml" <<EOF
 version = 2
 root = "$d/containerd/root"
@@ -292,6 +351,7 @@ state = "$d/containerd/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
 EOF
+  fi
   cat >"$d/cni/10-kip.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -309,11 +369,27 @@ EOF
   ]
 }
 EOF
-  start_ns "containerd-node$n" containerd --config "$d/containerd.toml"
+  if containerd2 "$n"; then
+    # Its own shim first on the PATH: containerd finds the shim there.
+    local c2="$KUBE_BIN/containerd-$CONTAINERD_VERSION"
+    start_ns "containerd-node$n" env PATH="$c2:$PATH" "$c2/containerd" --config "$d/containerd.toml"
+  else
+    start_ns "containerd-node$n" containerd --config "$d/containerd.toml"
+  fi
   wait_for 30 "containerd of node$n" test -S "$(socket "$n")"
 
   token=$(grep ",system:node:node$n," "$DIR/pki/tokens.csv" | cut -d, -f1)
   kubeconfig "$d/kubeconfig" "system:node:node$n" "$token"
+  start_kubelet "$n"
+}
+
+# start_kubelet N [gc]: writes node N's kubelet configuration and starts
+# it. With gc, the node is under disk pressure from the start: the kubelet
+# frees every unused, unpinned image within seconds (its periodic image GC
+# runs only every 5 minutes), and evicts pods too. Restart it without gc
+# after the test.
+start_kubelet() {
+  local n=$1 gc=${2:-} d=$DIR/nodes/node$1
   cat >"$d/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -341,6 +417,13 @@ resolvConf: $DIR/resolv.conf
 # removes the others' as logs of pods it does not know.
 podLogsDir: $d/pod-logs
 EOF
+  if [ "$gc" = gc ]; then
+    # Disk pressure at once: within its 10 s housekeeping the eviction
+    # manager frees the node's unused images (the image GC manager's
+    # DeleteUnusedImages, which skips pinned ones), then evicts pods.
+    sed -i 's/^evictionHard: .*/evictionHard: {memory.available: "100Mi", nodefs.available: "99%", imagefs.available: "99%", nodefs.inodesFree: "1%"}/' "$d/kubelet.yaml"
+    printf 'imageMinimumGCAge: 1s\nevictionPressureTransitionPeriod: 1s\n' >>"$d/kubelet.yaml"
+  fi
   mkdir -p "$d/pod-logs"
   start_ns "kubelet-node$n" "$KUBE_BIN/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$d/kubeconfig" \
     --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP"
@@ -360,6 +443,7 @@ export KIP_AUTH_REGISTRY_PASSWORD_FILE=$DIR/pki/registry-password
 export KIP_NODES=$NODES
 export KIP_CLUSTER_DIR=$DIR
 export KIP_NETNS_PATH=$NETNS_PATH
+export KIP_CONTAINERD2_NODES="$(for n in $(seq "$NODES"); do containerd2 "$n" && printf 'node%s ' "$n"; done)"
 EOF
 }
 
@@ -434,6 +518,15 @@ down() {
   log "down; $DIR removed"
 }
 
+restart_kubelet() {
+  local n=$1 gc=${2:-}
+  [ -d "$DIR/nodes/node$n" ] || die "no node$n in $DIR"
+  stop "kubelet-node$n"
+  start_kubelet "$n" "$gc"
+  wait_for 60 "node$n Ready again" kubectl wait --for=condition=Ready "node/node$n" --timeout=5s
+  log "node$n's kubelet restarted${gc:+ with an eager image garbage collection}"
+}
+
 status() {
   local f
   for f in "$DIR"/pids/*.pid; do
@@ -449,5 +542,6 @@ case "${1:-}" in
   up) up; echo "$KUBE_BIN" >"$DIR/kube-bin" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up [NODES] | down | status" >&2; exit 2 ;;
+  restart-kubelet) restart_kubelet "${2:?node number}" "${3:-}" ;;
+  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc]" >&2; exit 2 ;;
 esac

@@ -6,13 +6,15 @@
 #   hack/kube-binaries.sh [component ...]    default: etcd kube-apiserver
 #
 # Components: etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl coredns
+#             containerd2 (containerd, containerd-shim-runc-v2 and ctr of CONTAINERD_VERSION, in containerd-VERSION/)
 # Environment: KUBE_VERSION (v1.37.2), ETCD_VERSION (v3.6.16), COREDNS_VERSION (v1.15.0),
-# KIP_CACHE_DIR (~/.cache/kip)
+# CONTAINERD_VERSION (v2.4.2), KIP_CACHE_DIR (~/.cache/kip)
 set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 CACHE_ROOT=${KIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kip}
 OUT="$CACHE_ROOT/kube-$KUBE_VERSION"
 components=("$@")
@@ -55,6 +57,22 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 
 for c in "${components[@]}"; do
+  if [ "$c" = containerd2 ]; then
+    # A containerd that pins (io.cri-containerd.pinned, 1.6.22+): Debian's is 1.6.20.
+    dir="$OUT/containerd-$CONTAINERD_VERSION"
+    if [ -x "$dir/containerd" ] && [ -x "$dir/containerd-shim-runc-v2" ]; then
+      log "containerd $CONTAINERD_VERSION: cached in $dir"
+      continue
+    fi
+    start=$(date +%s)
+    mkdir -p "$dir"
+    (cd "$work" && CGO_ENABLED=0 GOBIN="$dir" go install -trimpath -ldflags "-s -w" -tags "no_btrfs no_devmapper no_zfs" \
+      "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+      "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+      "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" >&2)
+    log "containerd $CONTAINERD_VERSION: built in $(( $(date +%s) - start ))s"
+    continue
+  fi
   if [ -x "$OUT/$c" ]; then
     log "$c: cached in $OUT"
     continue

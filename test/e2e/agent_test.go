@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,9 +75,25 @@ func TestAgentMode(t *testing.T) {
 			t.Errorf("failing %+v: want the missing image, with the runtime's reason", f)
 		}
 	}
+	pinning := pinningNodes(t)
 	for _, n := range r.Nodes {
+		if slices.Contains(pinning, n.Name) {
+			if !strings.HasPrefix(n.Agent.Runtime, "containerd 2.") || n.Agent.Pinning != "" {
+				t.Errorf("%s: agent %+v: want containerd 2, every image pinned", n.Name, *n.Agent)
+			}
+			continue
+		}
 		if !strings.HasPrefix(n.Agent.Runtime, "containerd 1.6.20") || !strings.Contains(n.Agent.Pinning, "1.6.22+") {
 			t.Errorf("%s: agent %+v: want containerd 1.6.20 named, and why it does not pin", n.Name, *n.Agent)
+		}
+	}
+	// Through each node's CRI, as `crictl images --pinned` shows it.
+	for _, node := range cluster.Nodes {
+		pinned := pinnedOn(t, node)
+		for _, ref := range refsOf(entries) {
+			if want := slices.Contains(pinning, node); pinned[ref] != want {
+				t.Errorf("%s: %s pinned %v, want %v", node, ref, pinned[ref], want)
+			}
 		}
 	}
 	table, _ := kipStatus(t, ns)
@@ -109,6 +126,94 @@ func TestAgentMode(t *testing.T) {
 		}
 		return false, "no node1"
 	})
+}
+
+// pinningNodes are the nodes whose runtime honours the pin label.
+func pinningNodes(t *testing.T) []string {
+	t.Helper()
+	if len(cluster.PinningNodes) == 0 {
+		t.Fatal("no node of the local cluster runs containerd 2: bring it up with CONTAINERD2_NODES=3 (the e2e harness does, unless KIP_E2E_REUSE keeps a cluster without)")
+	}
+	return cluster.PinningNodes
+}
+
+// pinnedOn reads, through node's CRI, the references of its pinned images.
+func pinnedOn(t *testing.T, node string) map[string]bool {
+	t.Helper()
+	c, err := cri.Dial(cluster.Socket(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_, pinned, err := c.HeldAndPinned(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pinned
+}
+
+// TestPinnedImagesSurviveImageGC: on a node whose runtime pins, the images
+// agent mode pinned survive the kubelet's real image garbage collection,
+// which removes an unused, unpinned control image on the same node. (The
+// kubelet runs under disk pressure for the test: its eviction manager then
+// frees unused images within seconds, by the same rule as the periodic GC.)
+func TestPinnedImagesSurviveImageGC(t *testing.T) {
+	node := pinningNodes(t)[0]
+	var num string
+	if _, err := fmt.Sscanf(node, "node%s", &num); err != nil {
+		t.Fatal(err)
+	}
+	ns := namespaceAt(t, "privileged")
+	entries := pushSamples(t, "kept", 2, false)
+	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": "agent", "CRI_SOCKET": cluster.SocketPattern()})
+	waitCached(t, entries, cluster.Nodes, nil)
+	eventually(t, time.Minute, "the images pinned on "+node, func() (bool, string) {
+		pinned := pinnedOn(t, node)
+		for _, ref := range refsOf(entries) {
+			if !pinned[ref] {
+				return false, ref + " not pinned yet"
+			}
+		}
+		return true, ""
+	})
+	control := refsOf(pushSamples(t, "control", 1, false))
+	c, err := cri.Dial(cluster.Socket(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	for _, r := range c.Pull(context.Background(), control, 1) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+
+	t.Cleanup(func() {
+		if err := sh(cluster.root, "hack/cluster.sh", "restart-kubelet", num); err != nil {
+			t.Errorf("restore %s's kubelet: %v", node, err)
+		}
+	})
+	if err := sh(cluster.root, "hack/cluster.sh", "restart-kubelet", num, "gc"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	eventually(t, 2*time.Minute, "the kubelet's image GC removes the unpinned control image from "+node, func() (bool, string) {
+		held, err := c.ImageRefs(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return !cri.Has(held, control[0]), control[0] + " still held"
+	})
+	t.Logf("the kubelet removed the unpinned control image from %s after %s", node, time.Since(start).Round(time.Second))
+	held, pinned, err := c.HeldAndPinned(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range refsOf(entries) {
+		if !held[ref] || !pinned[ref] {
+			t.Errorf("%s after the image GC: held %v, pinned %v", ref, held[ref], pinned[ref])
+		}
+	}
 }
 
 // TestModeSwitchKeepsEveryImage switches daemonset -> agent -> daemonset

@@ -70,6 +70,13 @@ func run(m *testing.M) (code int) {
 	if err != nil {
 		return fail(err)
 	}
+	// One node on containerd 2 (which pins images), the others on Debian's
+	// containerd 1.6.20 (which cannot): agent mode's tests cover both.
+	if os.Getenv("CONTAINERD2_NODES") == "" {
+		if err := os.Setenv("CONTAINERD2_NODES", "3"); err != nil {
+			return fail(err)
+		}
+	}
 	if err := sh(root, "hack/cluster.sh", "up", "3"); err != nil {
 		return fail(err)
 	}

@@ -43,20 +43,28 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // ImageRefs returns every tag and digest reference the runtime holds.
 func (c *Client) ImageRefs(ctx context.Context) (map[string]bool, error) {
+	refs, _, err := c.HeldAndPinned(ctx)
+	return refs, err
+}
+
+// HeldAndPinned returns every tag and digest reference the runtime holds, and
+// those of the images it reports as pinned (kept from the kubelet's image
+// garbage collection), as `crictl images --pinned` shows them.
+func (c *Client) HeldAndPinned(ctx context.Context) (held, pinned map[string]bool, err error) {
 	resp, err := c.Images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	refs := map[string]bool{}
+	held, pinned = map[string]bool{}, map[string]bool{}
 	for _, img := range resp.Images {
-		for _, t := range img.RepoTags {
-			refs[t] = true
-		}
-		for _, d := range img.RepoDigests {
-			refs[d] = true
+		for _, ref := range append(append([]string{}, img.RepoTags...), img.RepoDigests...) {
+			held[ref] = true
+			if img.Pinned {
+				pinned[ref] = true
+			}
 		}
 	}
-	return refs, nil
+	return held, pinned, nil
 }
 
 // Has reports whether the runtime holds ref, a tag or a digest reference.

@@ -33,6 +33,9 @@ type Env struct {
 	// NetnsPath is the network namespace the cluster lives in; pod
 	// addresses are reachable only from inside it.
 	NetnsPath string
+	// PinningNodes run containerd 2, which honours the pin label; the
+	// others run Debian's containerd 1.6.20, which does not.
+	PinningNodes []string
 }
 
 // Load reads DIR/env.
@@ -55,6 +58,7 @@ func Load(dir string) (*Env, error) {
 		AuthRegistry: kv["KIP_AUTH_REGISTRY"], AuthRegistryPush: kv["KIP_AUTH_REGISTRY_PUSH"],
 		AuthUser: kv["KIP_AUTH_REGISTRY_USER"], NetnsPath: kv["KIP_NETNS_PATH"],
 	}
+	e.PinningNodes = strings.Fields(strings.Trim(kv["KIP_CONTAINERD2_NODES"], `"`))
 	if pw, err := os.ReadFile(kv["KIP_AUTH_REGISTRY_PASSWORD_FILE"]); err == nil {
 		e.AuthPassword = strings.TrimSpace(string(pw))
 	}

@@ -30,6 +30,7 @@ func TestLoad(t *testing.T) {
 		"export KIP_AUTH_REGISTRY_USER=kip",
 		"export KIP_AUTH_REGISTRY_PASSWORD_FILE=" + pw,
 		"export KIP_NODES=3",
+		`export KIP_CONTAINERD2_NODES="node3 "`,
 	}, "\n")
 	if err := os.WriteFile(filepath.Join(dir, "env"), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
@@ -44,6 +45,12 @@ func TestLoad(t *testing.T) {
 	}
 	if got := e.Socket("node2"); got != filepath.Join(dir, "sockets", "node2", "containerd.sock") {
 		t.Errorf("Socket = %s", got)
+	}
+	if got := e.SocketPattern(); got != filepath.Join(dir, "sockets", "$(NODE_NAME)", "containerd.sock") {
+		t.Errorf("SocketPattern = %s", got)
+	}
+	if !slices.Equal(e.PinningNodes, []string{"node3"}) {
+		t.Errorf("PinningNodes = %v", e.PinningNodes)
 	}
 	if _, err := Load(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "make cluster-up") {
 		t.Errorf("Load of a missing cluster: %v", err)
