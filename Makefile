@@ -37,7 +37,7 @@ unexport KIP_CHECLUSTER_CRD
 
 test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest)
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -count=1 -tags integration -timeout 20m ./api/... ./internal/controller/... ./cmd/kip/...
+		$(GO) test -count=1 -tags integration -timeout 20m ./api/... ./internal/controller/... ./internal/agent/... ./cmd/kip/...
 ifneq ($(REAL_CHECLUSTER_CRD),)
 	@echo "again, with the real CheCluster CRD $(REAL_CHECLUSTER_CRD)"
 	KIP_CHECLUSTER_CRD="$(REAL_CHECLUSTER_CRD)" KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \

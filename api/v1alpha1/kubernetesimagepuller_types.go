@@ -65,6 +65,10 @@ type KubernetesImagePullerSpec struct {
 	// nodes; empty probes the usual paths.
 	// +optional
 	CRISocket string `json:"criSocket,omitempty"`
+	// MaxNodesPulling is MAX_NODES_PULLING: agent mode, how many nodes pull
+	// at the same time; 0 or empty, no bound.
+	// +optional
+	MaxNodesPulling string `json:"maxNodesPulling,omitempty"`
 }
 
 // FailingImage is one image failing on one node.

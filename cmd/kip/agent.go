@@ -39,6 +39,8 @@ type agentFlags struct {
 	pullSecrets                   []string
 	podName, podNamespace, health string
 	once                          bool
+	maxNodesPulling               int
+	pullSlots                     string
 }
 
 func newAgentCommand() *cobra.Command {
@@ -78,6 +80,8 @@ kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:
 	fl.StringVar(&f.podName, "pod-name", os.Getenv("POD_NAME"), "this agent's Pod, which carries the report (env POD_NAME)")
 	fl.StringVar(&f.podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "this agent's namespace (env POD_NAMESPACE)")
 	fl.StringVar(&f.health, "health-addr", ":8081", "where /readyz (every image cached) and /healthz are served; empty for none")
+	fl.IntVar(&f.maxNodesPulling, "max-nodes-pulling", 0, "how many nodes pull at once, through Leases named --pull-slots-N in --pod-namespace; 0: no bound")
+	fl.StringVar(&f.pullSlots, "pull-slots", "kip-pull-slot", "the name prefix of the pull slots' Leases")
 	fl.BoolVar(&f.once, "once", false, "sync once, print the report and exit: 0 when every image is cached, 1 otherwise")
 	return cmd
 }
@@ -140,6 +144,11 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	}
 	loop := &agent.Loop{Agent: a, Runtime: cri.Name + " " + cri.Version, CanPin: canPin, HealInterval: f.healInterval,
 		SecretProblems: problems, Report: report, Log: log}
+	if f.maxNodesPulling > 0 {
+		if loop.Slots, err = pullSlots(f); err != nil {
+			return err
+		}
+	}
 	if f.health != "" && !f.once {
 		go serveHealth(ctx, f.health, a, log)
 	}
@@ -203,6 +212,23 @@ func reporter(f agentFlags, out io.Writer) (agent.Reporter, error) {
 		_, err = cs.CoreV1().Pods(f.podNamespace).Patch(ctx, f.podName, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kip-agent"})
 		return err
 	}, nil
+}
+
+// pullSlots are the Leases through which the agents take turns.
+func pullSlots(f agentFlags) (*agent.Slots, error) {
+	if f.podName == "" || f.podNamespace == "" {
+		return nil, errors.New("--max-nodes-pulling: the pull slots are Leases in the agent's namespace; set --pod-name and --pod-namespace")
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--max-nodes-pulling: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &agent.Slots{Leases: cs.CoordinationV1().Leases(f.podNamespace), Prefix: f.pullSlots, Count: f.maxNodesPulling,
+		Holder: f.podName, DurationSeconds: 30, Retry: 2 * time.Second, Now: time.Now}, nil
 }
 
 // serveHealth serves /healthz (the agent runs) and /readyz (every image

@@ -149,7 +149,7 @@ func readStatus(ctx context.Context, c client.Client, namespace, configMap strin
 		return status.Report{}, err
 	}
 	dsName := config.ActiveDaemonSet(cm.Data)
-	r, found, err := observe.Source{Reader: c}.Read(ctx, namespace, dsName)
+	r, found, err := observe.Source{Reader: c, Events: c}.Read(ctx, namespace, dsName)
 	if err == nil && !found {
 		err = fmt.Errorf("DaemonSet %s/%s: not found (is the puller installed in namespace %s?)", namespace, dsName, namespace)
 	}

@@ -154,14 +154,16 @@ func (a *Agent) NextAttempt() time.Time {
 	return next
 }
 
-// Sync brings every image that is not Cached, and whose backoff has passed,
-// to the node: held already (by digest when the reference has one) or
-// pulled, at most Parallelism at once; then pins each one held. It returns
-// how many images it pulled.
-func (a *Agent) Sync(ctx context.Context) int {
-	now := a.opts.Now()
+// Due tells whether Sync has an image to bring: one not Cached whose
+// backoff has passed.
+func (a *Agent) Due() bool {
+	return len(a.due(a.opts.Now())) > 0
+}
+
+func (a *Agent) due(now time.Time) []config.Image {
 	var todo []config.Image
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, img := range a.images {
 		if a.reports[img.Name].State == report.StateCached {
 			continue
@@ -171,8 +173,15 @@ func (a *Agent) Sync(ctx context.Context) int {
 		}
 		todo = append(todo, img)
 	}
-	a.mu.Unlock()
+	return todo
+}
 
+// Sync brings every image that is not Cached, and whose backoff has passed,
+// to the node: held already (by digest when the reference has one) or
+// pulled, at most Parallelism at once; then pins each one held. It returns
+// how many images it pulled.
+func (a *Agent) Sync(ctx context.Context) int {
+	todo := a.due(a.opts.Now())
 	pulled := parallel.Map(todo, a.opts.Parallelism, func(img config.Image) bool {
 		report, pulled := a.bring(ctx, img)
 		a.record(img, report)

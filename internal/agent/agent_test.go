@@ -9,7 +9,12 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
 	"github.com/kip-image-puller/kip/internal/agent/report"
+
 	"github.com/kip-image-puller/kip/internal/config"
 )
 
@@ -358,5 +363,29 @@ func TestATagThatMovedIsPulledAgain(t *testing.T) {
 	}
 	if r := a.Report()[0]; r.Digest != "sha256:d-"+imgs[0].Ref {
 		t.Errorf("report %+v", r)
+	}
+}
+
+func TestSlotFree(t *testing.T) {
+	now := time.Unix(1000, 0)
+	lease := func(holder string, renewedAgo time.Duration, seconds int32) *coordinationv1.Lease {
+		renew := metav1.NewMicroTime(now.Add(-renewedAgo))
+		return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &renew, LeaseDurationSeconds: &seconds}}
+	}
+	for _, tc := range []struct {
+		name string
+		l    *coordinationv1.Lease
+		want bool
+	}{
+		{"released", lease("", 0, 30), true},
+		{"held by me", lease("me", 0, 30), true},
+		{"held by another", lease("other", 10*time.Second, 30), false},
+		{"just before expiry", lease("other", 29*time.Second, 30), false},
+		{"expired: a dead agent", lease("other", 30*time.Second, 30), true},
+		{"no renew time", &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other")}}, true},
+	} {
+		if got := Free(tc.l, "me", now); got != tc.want {
+			t.Errorf("%s: Free = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -27,6 +27,9 @@ type Loop struct {
 	SecretProblems []string
 	Report         Reporter
 	Log            logr.Logger
+	// Slots, when set, bound how many nodes pull at once: the agent holds
+	// one while it syncs.
+	Slots *Slots
 
 	heals int
 	last  *report.Node
@@ -42,7 +45,9 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 		l.Log.Info("unpinned the images no longer configured; the runtime's garbage collection may remove them", "images", released)
 	}
 	for {
-		l.Agent.Sync(ctx)
+		if err := l.sync(ctx); err != nil {
+			return err
+		}
 		l.publish(ctx)
 		if once {
 			return nil
@@ -66,6 +71,24 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 			l.Log.Info("images disappeared from the runtime; pulling them again", "images", lost)
 		}
 	}
+}
+
+// sync runs one Sync, holding a pull slot when the nodes take turns.
+func (l *Loop) sync(ctx context.Context) error {
+	if l.Slots == nil || !l.Agent.Due() {
+		l.Agent.Sync(ctx)
+		return nil
+	}
+	release, err := l.Slots.Acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopping
+		}
+		return err
+	}
+	defer release()
+	l.Agent.Sync(ctx)
+	return nil
 }
 
 // NodeReport is the report as it stands.

@@ -32,6 +32,7 @@ const (
 	KeyPullParallelism      = "PULL_PARALLELISM"
 	KeyHealInterval         = "HEAL_INTERVAL"
 	KeyCRISocket            = "CRI_SOCKET"
+	KeyMaxNodesPulling      = "MAX_NODES_PULLING"
 )
 
 // The caching modes: CACHING_MODE's values.
@@ -51,7 +52,7 @@ var Keys = []string{
 	KeyDaemonSetName, KeyDeploymentName, KeyNamespace,
 	KeyNodeSelector, KeyImagePullSecrets, KeyAffinity, KeyTolerations,
 	KeyKIPImage, KeyDaemonSetAnnotations,
-	KeyCachingMode, KeyPullParallelism, KeyHealInterval, KeyCRISocket,
+	KeyCachingMode, KeyPullParallelism, KeyHealInterval, KeyCRISocket, KeyMaxNodesPulling,
 }
 
 // Defaults are the documented defaults of every key that has one. IMAGES has
@@ -75,6 +76,7 @@ var Defaults = map[string]string{
 	KeyPullParallelism:      "4",
 	KeyHealInterval:         "5m",
 	KeyCRISocket:            "",
+	KeyMaxNodesPulling:      "0",
 }
 
 // AgentSuffix ends the name of the agents' DaemonSet: DAEMONSET_NAME and
@@ -136,6 +138,8 @@ type Config struct {
 	PullParallelism int
 	HealInterval    time.Duration
 	CRISocket       string
+	// MaxNodesPulling bounds how many nodes pull at once; 0: no bound.
+	MaxNodesPulling int
 	// Skipped holds a problem for each IMAGES entry left out because it is
 	// invalid; the valid entries are cached all the same.
 	Skipped []Problem

@@ -35,6 +35,9 @@ const MaxCachingIntervalHours = 8760 // 24 hours x 365 days
 // than this only queue inside the runtime.
 const MaxPullParallelism = 32
 
+// MaxNodesPulling bounds MAX_NODES_PULLING: one Lease per slot.
+const MaxNodesPulling = 1000
+
 // MinHealInterval and MaxHealInterval bound HEAL_INTERVAL: a check is one
 // ListImages call, cheap but not free; a day is the longest an image may stay
 // lost.
@@ -123,6 +126,7 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	cfg.PullParallelism = parseWholeNumber(KeyPullParallelism, get(KeyPullParallelism), 1, MaxPullParallelism, &errs)
 	cfg.HealInterval = parseHealInterval(get(KeyHealInterval), &errs)
 	cfg.CRISocket = parseSocket(get(KeyCRISocket), &errs)
+	cfg.MaxNodesPulling = parseWholeNumber(KeyMaxNodesPulling, get(KeyMaxNodesPulling), 0, MaxNodesPulling, &errs)
 
 	warnUnknownKeys(data, &warns)
 	if len(errs) > 0 {

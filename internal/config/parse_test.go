@@ -56,6 +56,7 @@ func TestParseDefaults(t *testing.T) {
 		{"pull parallelism", cfg.PullParallelism, 4},
 		{"heal interval", cfg.HealInterval, 5 * time.Minute},
 		{"cri socket", cfg.CRISocket, ""},
+		{"max nodes pulling", cfg.MaxNodesPulling, 0},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -190,6 +191,8 @@ func TestParseRejects(t *testing.T) {
 		{"heal interval no unit", with(KeyHealInterval, "300"), KeyHealInterval, "300"},
 		{"heal interval too short", with(KeyHealInterval, "9s"), KeyHealInterval, "9s"},
 		{"heal interval too long", with(KeyHealInterval, "25h"), KeyHealInterval, "25h"},
+		{"max nodes pulling negative", with(KeyMaxNodesPulling, "-1"), KeyMaxNodesPulling, "-1"},
+		{"max nodes pulling too many", with(KeyMaxNodesPulling, "1001"), KeyMaxNodesPulling, "1001"},
 		{"cri socket relative", with(KeyCRISocket, "run/containerd/containerd.sock"), KeyCRISocket, "run/containerd"},
 		{"cri socket unclean", with(KeyCRISocket, "/run/../etc/containerd.sock"), KeyCRISocket, "/run/../etc"},
 		{"cri socket in the root folder", with(KeyCRISocket, "/containerd.sock"), KeyCRISocket, "/containerd.sock"},
@@ -428,6 +431,7 @@ func TestAgentSettingsAtTheirBounds(t *testing.T) {
 		{KeyPullParallelism, "1"}, {KeyPullParallelism, "32"},
 		{KeyHealInterval, "10s"}, {KeyHealInterval, "24h"},
 		{KeyCRISocket, "/run/cri-dockerd.sock"},
+		{KeyMaxNodesPulling, "0"}, {KeyMaxNodesPulling, "1000"},
 		{KeyCRISocket, "/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock"},
 		{KeyCRISocket, "/nodes/$(NODE_NAME)/run/crio.sock"},
 	} {

@@ -79,6 +79,9 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 	if socketArg != "" {
 		args = append(args, socketArg)
 	}
+	if cfg.MaxNodesPulling > 0 {
+		args = append(args, "--max-nodes-pulling="+strconv.Itoa(cfg.MaxNodesPulling), "--pull-slots="+name+"-pull-slot")
+	}
 	mounts := []corev1.VolumeMount{mount}
 	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{
 		HostPath: &corev1.HostPathVolumeSource{Path: folder, Type: ptr.To(corev1.HostPathDirectory)}}}}

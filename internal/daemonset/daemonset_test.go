@@ -70,6 +70,7 @@ var goldenCases = []struct {
 			config.KeyPullParallelism:  "8",
 			config.KeyHealInterval:     "2m",
 			config.KeyCRISocket:        "/run/k3s/containerd/containerd.sock",
+			config.KeyMaxNodesPulling:  "2",
 			config.KeyImagePullSecrets: "private",
 			config.KeyTolerations:      `[{"key": "dedicated", "operator": "Exists"}]`,
 		},

@@ -2,15 +2,18 @@
 // hands it to the pure status package. It is the one read path behind
 // `kip status`, the puller's status reporter and the operator's status.
 //
-// In daemonset mode the facts are the puller's DaemonSet, its pods (found by
-// the selector the DaemonSet builder defines) and the nodes. A second source
-// of per-node facts (a node agent's reports) belongs here too, behind the
-// same Report, so that nothing downstream cares which mode produced them.
+// The facts are the puller's DaemonSet, its pods (found by the selector the
+// DaemonSet builder defines) and the nodes, in both caching modes: in agent
+// mode each agent writes its node's report on its own pod, which the status
+// package reads, so that nothing downstream cares which mode produced them.
+// Where a selected node has no pod, the DaemonSet controller's FailedCreate
+// Events say why (admission refused it, for example).
 package observe
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,7 +31,18 @@ type Source struct {
 	// NodesFromPods stands in for the nodes with the ones that run a
 	// puller pod, all Ready, for an identity that may not read nodes.
 	NodesFromPods bool
+	// Events, when set, reads the DaemonSet's FailedCreate Events when a
+	// selected node has no pod: an uncached reader (a controller's cache
+	// holds no such Event), used only then.
+	Events client.Reader
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
+
+// RefusalWindow is how recent a FailedCreate Event must be to explain a
+// missing pod: the DaemonSet controller retries, and says it again, within
+// a few minutes while the refusal lasts.
+const RefusalWindow = 10 * time.Minute
 
 // Read reads the DaemonSet namespace/name and reports on it. found is false
 // when the DaemonSet does not exist.
@@ -61,5 +75,31 @@ func (s Source) Report(ctx context.Context, ds *appsv1.DaemonSet) (status.Report
 		}
 		nodes = list.Items
 	}
-	return status.Compute(ds, pods.Items, nodes), nil
+	r := status.Compute(ds, pods.Items, nodes)
+	if s.Events != nil && r.MissingPods() {
+		msg, err := s.refusal(ctx, ds)
+		if err != nil {
+			return r, err
+		}
+		if msg != "" {
+			r.MarkRefused(msg)
+		}
+	}
+	return r, nil
+}
+
+// refusal is the message of the DaemonSet's latest FailedCreate Event of
+// the last RefusalWindow; "" when there is none.
+func (s Source) refusal(ctx context.Context, ds *appsv1.DaemonSet) (string, error) {
+	var events corev1.EventList
+	if err := s.Events.List(ctx, &events, client.InNamespace(ds.Namespace), client.MatchingFields{
+		"involvedObject.kind": "DaemonSet", "involvedObject.name": ds.Name, "reason": status.ReasonFailedCreate,
+	}); err != nil {
+		return "", fmt.Errorf("list the FailedCreate Events of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return LatestRefusal(events.Items, ds.UID, now().Add(-RefusalWindow)), nil
 }

@@ -43,6 +43,7 @@ var fields = []field{
 	{"pullParallelism", config.KeyPullParallelism, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.PullParallelism }},
 	{"healInterval", config.KeyHealInterval, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.HealInterval }},
 	{"criSocket", config.KeyCRISocket, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.CRISocket }},
+	{"maxNodesPulling", config.KeyMaxNodesPulling, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.MaxNodesPulling }},
 }
 
 // ConfigMapName is the ConfigMap a resource configures.

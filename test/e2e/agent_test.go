@@ -128,6 +128,50 @@ func TestAgentMode(t *testing.T) {
 	})
 }
 
+// TestMaxNodesPullingOne: with MAX_NODES_PULLING=1 the nodes take turns:
+// the windows in which each node's agent pulled (from its report: each
+// pull's end and duration) do not overlap.
+func TestMaxNodesPullingOne(t *testing.T) {
+	ns := namespaceAt(t, "privileged")
+	entries := pushSamples(t, "turns", 4, false)
+	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": "agent",
+		"CRI_SOCKET": cluster.SocketPattern(), "MAX_NODES_PULLING": "1"})
+	waitCached(t, entries, cluster.Nodes, nil)
+	r := agentStatus(t, ns, "every node's agent reports its pulls", func(r status.Report) (bool, string) {
+		return r.Summary.Complete() && len(r.Nodes) == len(cluster.Nodes), r.Line()
+	})
+	type window struct {
+		node       string
+		start, end time.Time
+	}
+	var windows []window
+	for _, n := range r.Nodes {
+		w := window{node: n.Name}
+		for img, c := range n.Images {
+			if c.Since == nil || c.PullSeconds <= 0 {
+				t.Fatalf("%s: %s has no pull measured: %+v", n.Name, img, c)
+			}
+			start := c.Since.Add(-time.Duration(c.PullSeconds * float64(time.Second)))
+			if w.start.IsZero() || start.Before(w.start) {
+				w.start = start
+			}
+			if c.Since.After(w.end) {
+				w.end = *c.Since
+			}
+		}
+		windows = append(windows, w)
+	}
+	slices.SortFunc(windows, func(a, b window) int { return a.start.Compare(b.start) })
+	for i := 1; i < len(windows); i++ {
+		if windows[i].start.Before(windows[i-1].end) {
+			t.Errorf("%s pulled from %s while %s pulled until %s", windows[i].node, windows[i].start.Format("15:04:05.000"), windows[i-1].node, windows[i-1].end.Format("15:04:05.000"))
+		}
+	}
+	for _, w := range windows {
+		t.Logf("%s pulled from %s to %s", w.node, w.start.Format("15:04:05.000"), w.end.Format("15:04:05.000"))
+	}
+}
+
 // pinningNodes are the nodes whose runtime honours the pin label.
 func pinningNodes(t *testing.T) []string {
 	t.Helper()

@@ -80,7 +80,7 @@ func (r *reconciler) read(ctx context.Context, kip *v1alpha1.KubernetesImagePull
 		}
 	}
 	dsName := config.ActiveDaemonSet(operator.ConfigData(kip.Spec, ns))
-	report, found, err := observe.Source{Reader: r.client}.Read(ctx, ns, dsName)
+	report, found, err := observe.Source{Reader: r.client, Events: r.events}.Read(ctx, ns, dsName)
 	if err != nil || !found {
 		return err
 	}

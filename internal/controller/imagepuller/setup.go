@@ -38,13 +38,15 @@ type Options struct {
 // its status true.
 type reconciler struct {
 	client client.Client
+	// events reads the FailedCreate Events the cache does not hold.
+	events client.Reader
 	opts   Options
 	log    logr.Logger
 }
 
 // Setup registers the controller with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
-	r := &reconciler{client: mgr.GetClient(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller")}
+	r := &reconciler{client: mgr.GetClient(), events: mgr.GetAPIReader(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller")}
 	// DaemonSets and pods belong to the puller Deployment, not the resource:
 	// they map to the resources of their namespace. Nodes map to all.
 	// Creating or deleting a resource wakes the others of its namespace.

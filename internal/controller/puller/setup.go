@@ -160,7 +160,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := b.Complete(r); err != nil {
 		return err
 	}
-	rep := &reporter{client: mgr.GetClient(), source: observe.Source{Reader: mgr.GetClient()}, events: r.events, log: log.WithName("status"), now: time.Now}
+	rep := &reporter{client: mgr.GetClient(), source: observe.Source{Reader: mgr.GetClient(), Events: mgr.GetAPIReader()}, events: r.events, log: log.WithName("status"), now: time.Now}
 	sb := ctrl.NewControllerManagedBy(mgr).
 		Named("puller-status").
 		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged)).
