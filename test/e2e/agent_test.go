@@ -353,3 +353,39 @@ func protectionGap(ctx context.Context, ns string, refs []string) string {
 	}
 	return ""
 }
+
+// TestRefusedPodsAreNamed: pods that admission refuses are named, in both
+// modes: agent mode in a namespace that enforces the restricted Pod
+// Security Standard (the agent needs a hostPath), and daemonset mode under
+// a ResourceQuota with no room for its pods. kip status says FailedCreate,
+// with the admission's message, on every node.
+func TestRefusedPodsAreNamed(t *testing.T) {
+	refused := func(t *testing.T, ns, want string) {
+		t.Helper()
+		r := agentStatus(t, ns, "kip status names the refusal on every node", func(r status.Report) (bool, string) {
+			for _, n := range r.Nodes {
+				for img, c := range n.Images {
+					if c.State != status.Failed || c.Reason != status.ReasonFailedCreate || !strings.Contains(c.Message, want) {
+						return false, fmt.Sprintf("%s: %s: %+v", n.Name, img, c)
+					}
+				}
+			}
+			return len(r.Nodes) == len(cluster.Nodes) && len(r.Summary.Failing) > 0, r.Line()
+		})
+		t.Logf("%s", r.Line())
+	}
+	t.Run("agent mode, restricted namespace", func(t *testing.T) {
+		ns := namespace(t) // restricted
+		entries := pushSamples(t, "refused", 1, false)
+		install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": "agent", "CRI_SOCKET": cluster.SocketPattern()})
+		refused(t, ns, "PodSecurity")
+	})
+	t.Run("daemonset mode, no quota left", func(t *testing.T) {
+		ns := namespace(t)
+		entries := pushSamples(t, "quota", 1, false)
+		// Room for the controller's pod only.
+		kubectl(t, "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: pods}\nspec: {hard: {pods: \"1\"}}\n", "apply", "-n", ns, "-f", "-")
+		install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";")})
+		refused(t, ns, "exceeded quota")
+	})
+}
