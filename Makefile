@@ -51,8 +51,8 @@ ifneq ($(REAL_CHECLUSTER_CRD),)
 	KIP_CHECLUSTER_CRD="$(REAL_CHECLUSTER_CRD)" $(GO) test -count=1 -tags e2e -timeout 30m -run 'Operator|CheCluster' ./test/e2e/...
 endif
 
-BENCH_IMAGES ?= 10
-BENCH_SIZE_MB ?= 60
+BENCH_IMAGES ?= 10,50
+BENCH_SIZE_MB ?= 10
 bench: kube-binaries ## Benchmarks: the controller's cache, the controller on envtest, then the puller against CRI pulls on the local cluster
 	$(GO) test -run '^$$' -bench CacheContent -benchtime 1x ./internal/observe/
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \

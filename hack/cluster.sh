@@ -4,7 +4,9 @@
 # node its own containerd (own root, state and socket) and kubelet (own root
 # dir, ports and node name), pods on one CNI bridge, cluster DNS (CoreDNS
 # with its kubernetes plugin only), and two OCI registries (one open, one
-# behind basic auth).
+# behind basic auth), and a third one that answers like a remote registry
+# (REMOTE_LATENCY before each answer's first byte, REMOTE_MB_PER_SECOND per
+# stream) for benchmarks.
 #
 # There is no kube-proxy: a Service's ClusterIP leads nowhere, except the
 # `kubernetes` Service's, which this host holds. A Service is reachable by
@@ -58,6 +60,10 @@ AUTH_REGISTRY_PUSH=127.0.0.1:5002
 # images are named by, reachable from nodes and pods alike.
 REGISTRY=$NODE_IP:5001
 AUTH_REGISTRY=$NODE_IP:5002
+REMOTE_REGISTRY_PUSH=127.0.0.1:5003
+REMOTE_REGISTRY=$NODE_IP:5003
+REMOTE_LATENCY=${REMOTE_LATENCY:-80ms}
+REMOTE_MB_PER_SECOND=${REMOTE_MB_PER_SECOND:-20}
 REGISTRY_USER=kip
 ETCD_PORT=23790
 CONTAINERD2_NODES=${CONTAINERD2_NODES:-}
@@ -148,7 +154,7 @@ kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 
 healthy() {
   local n
-  for n in forward etcd kube-apiserver kube-controller-manager kube-scheduler coredns registry auth-registry; do alive "$n" || return 1; done
+  for n in forward etcd kube-apiserver kube-controller-manager kube-scheduler coredns registry auth-registry remote-registry; do alive "$n" || return 1; done
   for n in $(seq "$NODES"); do alive "containerd-node$n" && alive "kubelet-node$n" || return 1; done
   kubectl get --raw /readyz >/dev/null 2>&1
 }
@@ -212,14 +218,17 @@ setup_network() {
   ip -n "$NETNS" addr add "$API_IP/32" dev lo
   ip -n "$NETNS" addr add "$DNS_IP/32" dev lo
   start forward "$ROOT/bin/kip-dev" forward --netns "$NETNS_PATH" \
-    "$API_HOST=$API_IP:$API_PORT" "$REGISTRY_PUSH=$REGISTRY" "$AUTH_REGISTRY_PUSH=$AUTH_REGISTRY"
+    "$API_HOST=$API_IP:$API_PORT" "$REGISTRY_PUSH=$REGISTRY" "$AUTH_REGISTRY_PUSH=$AUTH_REGISTRY" "$REMOTE_REGISTRY_PUSH=$REMOTE_REGISTRY"
 }
 
 start_registries() {
   start_ns registry "$ROOT/bin/kip-dev" registry --addr "$REGISTRY" --dir "$DIR/registry/open"
   start_ns auth-registry "$ROOT/bin/kip-dev" registry --addr "$AUTH_REGISTRY" --dir "$DIR/registry/auth" \
     --user "$REGISTRY_USER" --password-file "$DIR/pki/registry-password"
+  start_ns remote-registry "$ROOT/bin/kip-dev" registry --addr "$REMOTE_REGISTRY" --dir "$DIR/registry/remote" \
+    --latency "$REMOTE_LATENCY" --stream-mb-per-second "$REMOTE_MB_PER_SECOND"
   wait_for 20 "registry on $REGISTRY, from the host at $REGISTRY_PUSH" curl -sf "http://$REGISTRY_PUSH/v2/"
+  wait_for 20 "remote-like registry on $REMOTE_REGISTRY, from the host at $REMOTE_REGISTRY_PUSH" curl -sf "http://$REMOTE_REGISTRY_PUSH/v2/"
   wait_for 20 "registry on $AUTH_REGISTRY, from the host at $AUTH_REGISTRY_PUSH" curl -sf -u "$REGISTRY_USER:$(cat "$DIR/pki/registry-password")" "http://$AUTH_REGISTRY_PUSH/v2/"
   "$ROOT/bin/kip-dev" push-pause --registry "$REGISTRY_PUSH" --image "${PAUSE_IMAGE#*/}" --kip-sleep "$ROOT/bin/kip-sleep" >/dev/null
 }
@@ -282,7 +291,7 @@ containerd2() { [[ " ${CONTAINERD2_NODES//,/ } " == *" $1 "* ]]; }
 # node N; the registries are named over plain HTTP through hosts.toml.
 containerd2_config() {
   local n=$1 d=$2 r
-  for r in "$REGISTRY" "$AUTH_REGISTRY"; do
+  for r in "$REGISTRY" "$AUTH_REGISTRY" "$REMOTE_REGISTRY"; do
     mkdir -p "$d/certs.d/$r"
     printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$r" "$r" >"$d/certs.d/$r/hosts.toml"
   done
@@ -340,6 +349,8 @@ state = "$d/containerd/state"
     endpoint = ["http://$REGISTRY"]
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$AUTH_REGISTRY"]
     endpoint = ["http://$AUTH_REGISTRY"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REMOTE_REGISTRY"]
+    endpoint = ["http://$REMOTE_REGISTRY"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$d/cni"
@@ -439,6 +450,8 @@ export KIP_REGISTRY_PUSH=$REGISTRY_PUSH
 export KIP_AUTH_REGISTRY=$AUTH_REGISTRY
 export KIP_AUTH_REGISTRY_PUSH=$AUTH_REGISTRY_PUSH
 export KIP_AUTH_REGISTRY_USER=$REGISTRY_USER
+export KIP_REMOTE_REGISTRY=$REMOTE_REGISTRY
+export KIP_REMOTE_REGISTRY_PUSH=$REMOTE_REGISTRY_PUSH
 export KIP_AUTH_REGISTRY_PASSWORD_FILE=$DIR/pki/registry-password
 export KIP_NODES=$NODES
 export KIP_CLUSTER_DIR=$DIR
@@ -479,7 +492,8 @@ Local cluster: $NODES nodes in network namespace $NETNS; API server https://$API
   kubectl:   $KUBE_BIN/kubectl --kubeconfig $DIR/kubeconfig get nodes
   env:       source $DIR/env
   registries: $REGISTRY (open), $AUTH_REGISTRY (user $REGISTRY_USER, password in $DIR/pki/registry-password),
-             as nodes and pods name them; push to them from this host at $REGISTRY_PUSH and $AUTH_REGISTRY_PUSH
+             $REMOTE_REGISTRY (open, like a remote one: $REMOTE_LATENCY first byte, $REMOTE_MB_PER_SECOND MiB/s per stream),
+             as nodes and pods name them; push to them from this host at $REGISTRY_PUSH, $AUTH_REGISTRY_PUSH and $REMOTE_REGISTRY_PUSH
   inside:    nsenter --net=$NETNS_PATH COMMAND    (or ip netns exec $NETNS COMMAND)
   tear down: make cluster-down
 EOF
@@ -502,7 +516,7 @@ down_quiet() {
       kill -KILL "$pid" 2>/dev/null || true
     done
   done
-  for n in coredns kube-scheduler kube-controller-manager kube-apiserver etcd auth-registry registry forward; do stop "$n"; done
+  for n in coredns kube-scheduler kube-controller-manager kube-apiserver etcd remote-registry auth-registry registry forward; do stop "$n"; done
   # Mounts left under our directory (overlay snapshots, pod volumes), deepest first.
   awk -v d="$DIR" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true

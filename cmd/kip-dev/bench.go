@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
@@ -21,85 +23,218 @@ import (
 )
 
 func benchCmd() *cobra.Command {
-	var clusterDir, kipTag string
-	var count, layers int
+	var clusterDir, kipTag, registry string
+	var counts []int
+	var layers, parallelism int
 	var sizeMB int64
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the puller on the local cluster against straight CRI pulls, and print a table",
-		Long: `Measure, in one run on the local cluster (make cluster-up), for K images
-of S MB: the time from kubectl apply of the ConfigMap to every node holding
-every image; the same number of images pulled straight through each node's
-CRI one at a time and all at once (the floor); the memory the puller pods
-request and use per node; and a workspace pod's start from a cached image
-against an uncached one. Each measurement uses images no node holds yet.`,
+		Short: "Measure both caching modes on the local cluster against straight CRI pulls, and print a table",
+		Long: `Measure, in one run on the local cluster (make cluster-up), for each K of
+--images and images of S MB, each set new to every node: the time from
+kubectl apply of the ConfigMap to every node holding every image, in
+daemonset mode and in agent mode; the same number of images pulled straight
+through each node's CRI, one at a time, PULL_PARALLELISM at a time and all at
+once (the floor); the memory each mode requests and uses per node; and a
+workspace pod's start from a cached image against an uncached one.
+
+--registry remote (the default) pulls from the local cluster's remote-like
+registry (a first-byte latency and a per-stream bandwidth cap): loopback
+pulls are bound by CPU, and would not show what pulling in parallel is
+worth.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, err := localcluster.Load(clusterDir)
 			if err != nil {
 				return err
 			}
-			return runBench(cmd.Context(), e, count, sizeMB, layers, kipTag)
+			b := &bench{e: e, sizeMB: sizeMB, layers: layers, kipImage: kipTag, parallelism: parallelism, run: strconv.FormatInt(time.Now().Unix(), 36)}
+			b.registry, b.push = e.Registry, e.RegistryPush
+			if registry == "remote" {
+				if e.RemoteRegistry == "" {
+					return fmt.Errorf("--registry remote: the local cluster has no remote-like registry; bring it up again (make cluster-down cluster-up)")
+				}
+				b.registry, b.push = e.RemoteRegistry, e.RemoteRegistryPush
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			for i, k := range counts {
+				if err := b.measure(cmd.Context(), w, k, i == 0); err != nil {
+					return err
+				}
+			}
+			return w.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&clusterDir, "cluster-dir", localcluster.DefaultDir, "the local cluster's directory")
-	cmd.Flags().IntVar(&count, "images", 10, "K: images per measurement")
-	cmd.Flags().Int64Var(&sizeMB, "size-mb", 60, "S: size of each image in MB")
-	cmd.Flags().IntVar(&layers, "layers", 3, "layers per image")
+	cmd.Flags().IntSliceVar(&counts, "images", []int{10, 50}, "K: images per measurement, one table each")
+	cmd.Flags().Int64Var(&sizeMB, "size-mb", 10, "S: size of each image in MB")
+	cmd.Flags().IntVar(&layers, "layers", 2, "layers per image")
+	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "agent mode's PULL_PARALLELISM")
+	cmd.Flags().StringVar(&registry, "registry", "remote", "remote (like a remote registry) or local (loopback speed)")
 	cmd.Flags().StringVar(&kipTag, "kip-image", "kip:dev", "the puller image in the local registry (make image)")
 	return cmd
 }
 
-func runBench(ctx context.Context, e *localcluster.Env, k int, sizeMB int64, layers int, kipImage string) error {
-	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
-	run := strconv.FormatInt(time.Now().Unix(), 36)
+// bench is one benchmark run on the local cluster.
+type bench struct {
+	e              *localcluster.Env
+	registry, push string // as nodes name the images, and as this host pushes them
+	sizeMB         int64
+	layers         int
+	parallelism    int
+	kipImage, run  string
+}
+
+func (b *bench) log(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// images pushes n new images of the set and returns their references.
+func (b *bench) images(set string, n int) ([]string, error) {
 	sleep, err := imagebuild.FileFromDisk("bin/kip-sleep", "/bin/sleep", 0o755)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	push := func(set string, n int) ([]string, error) {
-		var refs []string
-		for i := 1; i <= n; i++ {
-			img, err := imagebuild.SampleImage(sizeMB<<20, layers, sleep)
-			if err != nil {
-				return nil, err
-			}
-			repoTag := fmt.Sprintf("bench/%s%d:%s", set, i, run)
-			if _, err := (&pushFlags{registry: e.RegistryPush}).push(repoTag, img); err != nil {
-				return nil, err
-			}
-			refs = append(refs, e.Registry+"/"+repoTag)
+	var refs []string
+	for i := 1; i <= n; i++ {
+		img, err := imagebuild.SampleImage(b.sizeMB<<20, b.layers, sleep)
+		if err != nil {
+			return nil, err
 		}
-		return refs, nil
+		repoTag := fmt.Sprintf("bench/%s%d:%s", set, i, b.run)
+		if _, err := (&pushFlags{registry: b.push}).push(repoTag, img); err != nil {
+			return nil, err
+		}
+		refs = append(refs, b.registry+"/"+repoTag)
 	}
-	log("pushing 3 sets of %d images of %d MB, and one more", k, sizeMB)
-	var sets [3][]string
-	for i, set := range []string{"puller", "serial", "parallel"} {
-		if sets[i], err = push(set, k); err != nil {
+	return refs, nil
+}
+
+func entries(refs []string) string {
+	var out []string
+	for i, ref := range refs {
+		out = append(out, fmt.Sprintf("img%d=%s", i+1, ref))
+	}
+	return strings.Join(out, ";")
+}
+
+// measure runs every measurement for k images and writes its table.
+func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool) error {
+	e := b.e
+	b.log("pushing 5 sets of %d images of %d MB to %s", k, b.sizeMB, b.registry)
+	var sets [5][]string
+	for i, set := range []string{"daemonset", "agent", "serial", "agentpar", "parallel"} {
+		var err error
+		if sets[i], err = b.images(fmt.Sprintf("k%d%s", k, set), k); err != nil {
 			return err
 		}
 	}
-	cold, err := push("cold", 1)
+	ns := fmt.Sprintf("kip-bench-%d", k)
+	if err := b.install(ns); err != nil {
+		return err
+	}
+	defer func() { _ = kubectl(e, "", "delete", "namespace", ns, "--wait=false") }()
+
+	apply := func(mode string, refs []string) (time.Duration, error) {
+		params := map[string]string{"IMAGES": entries(refs), "NAMESPACE": ns, "CACHING_MODE": mode,
+			"CRI_SOCKET": e.SocketPattern(), "PULL_PARALLELISM": strconv.Itoa(b.parallelism)}
+		manifest, err := processTemplate("configmap.yaml", params)
+		if err != nil {
+			return 0, err
+		}
+		b.log("%s mode: applying the ConfigMap with %d images", mode, k)
+		start := time.Now()
+		if err := kubectl(e, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
+			return 0, err
+		}
+		if err := e.WaitCached(ctx, e.Nodes, refs, 30*time.Minute); err != nil {
+			return 0, err
+		}
+		took := time.Since(start)
+		ds := "daemonset/" + config.ActiveDaemonSetName("kubernetes-image-puller", mode)
+		return took, kubectl(e, "", "rollout", "status", "-n", ns, ds, "--timeout=10m")
+	}
+	sleeping, err := apply(config.ModeDaemonSet, sets[0])
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	sleepingRSS, err := processRSS(e, func(cmdline string) bool { return strings.HasPrefix(cmdline, "/kip/sleep\x00") })
+	if err != nil {
+		return err
+	}
+	agentTime, err := apply(config.ModeAgent, sets[1])
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	agentRSS, err := processRSS(e, func(cmdline string) bool { return strings.HasPrefix(cmdline, "/usr/bin/kip\x00agent\x00") })
 	if err != nil {
 		return err
 	}
 
-	// The puller, installed by the templates, idle with a placeholder image.
-	const ns = "kip-bench"
+	b.log("CRI: pulling one at a time, %d at a time, all at once", b.parallelism)
+	serial, err := pullOnEveryNode(ctx, e, sets[2], 1)
+	if err != nil {
+		return err
+	}
+	atP, err := pullOnEveryNode(ctx, e, sets[3], b.parallelism)
+	if err != nil {
+		return err
+	}
+	floor, err := pullOnEveryNode(ctx, e, sets[4], k)
+	if err != nil {
+		return err
+	}
+
+	cfg, _, err := config.Parse(map[string]string{config.KeyImages: entries(sets[0])})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%d images of %d MB, %d nodes, registry %s\n", k, b.sizeMB, len(e.Nodes), b.registry)
+	fmt.Fprintln(w, "MEASUREMENT\tVALUE\tRATIO")
+	fmt.Fprintf(w, "daemonset mode: kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", round(sleeping), ratio(sleeping, floor))
+	fmt.Fprintf(w, "agent mode (PULL_PARALLELISM=%d): kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", b.parallelism, round(agentTime), ratio(agentTime, floor))
+	fmt.Fprintf(w, "CRI PullImage, one at a time, every node\t%v\t%.2fx\n", round(serial), ratio(serial, floor))
+	fmt.Fprintf(w, "CRI PullImage, %d at a time, every node\t%v\t%.2fx\n", b.parallelism, round(atP), ratio(atP, floor))
+	fmt.Fprintf(w, "CRI PullImage, %d at a time, every node (floor)\t%v\t1.00x\n", k, round(floor))
+	sleepingReq, agentReq := cfg.PerNode().MemoryRequest, daemonset.AgentMemoryRequest
+	for _, node := range e.Nodes {
+		fmt.Fprintf(w, "memory on %s, daemonset mode: requested / used\t%s / %.1fMi\t\n", node, sleepingReq.String(), float64(sleepingRSS[node])/(1<<20))
+		fmt.Fprintf(w, "memory on %s, agent mode: requested / used\t%s / %.1fMi\t\n", node, agentReq.String(), float64(agentRSS[node])/(1<<20))
+	}
+	if workspace {
+		cold, err := b.images("cold", 1)
+		if err != nil {
+			return err
+		}
+		b.log("workspace pods")
+		warm, err := e.StartWorkspace("bench-warm", "node1", sets[1][0])
+		if err != nil {
+			return err
+		}
+		coldStart, err := e.StartWorkspace("bench-cold", "node1", cold[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "workspace pod start, cached image\t%v\t\n", round(warm))
+		fmt.Fprintf(w, "workspace pod start, uncached image\t%v\t%.1fx the cached start\n", round(coldStart), ratio(coldStart, warm))
+	}
+	return nil
+}
+
+// install installs the puller with the templates in a new privileged
+// namespace (agent mode needs one), idle with a placeholder image.
+func (b *bench) install(ns string) error {
+	e := b.e
 	_ = kubectl(e, "", "delete", "namespace", ns, "--ignore-not-found", "--wait=true")
 	if err := kubectl(e, "", "create", "namespace", ns); err != nil {
 		return err
 	}
-	defer func() { _ = kubectl(e, "", "delete", "namespace", ns, "--wait=false") }()
-	process := func(file string, params map[string]string) (string, error) {
-		data, err := os.ReadFile(filepath.Join("deploy", "openshift", file))
-		if err != nil {
-			return "", err
-		}
-		out, err := template.Render(data, params)
-		return string(out), err
+	if err := kubectl(e, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged"); err != nil {
+		return err
 	}
 	placeholder := "placeholder=" + e.Registry + "/pause:3.10"
-	repo, tag, _ := strings.Cut(kipImage, ":")
+	repo, tag, _ := strings.Cut(b.kipImage, ":")
 	for _, step := range []struct {
 		file   string
 		params map[string]string
@@ -108,7 +243,7 @@ func runBench(ctx context.Context, e *localcluster.Env, k int, sizeMB int64, lay
 		{"configmap.yaml", map[string]string{"IMAGES": placeholder, "NAMESPACE": ns}},
 		{"app.yaml", map[string]string{"IMAGE": e.Registry + "/" + repo, "IMAGE_TAG": tag}},
 	} {
-		manifest, err := process(step.file, step.params)
+		manifest, err := processTemplate(step.file, step.params)
 		if err != nil {
 			return err
 		}
@@ -119,81 +254,17 @@ func runBench(ctx context.Context, e *localcluster.Env, k int, sizeMB int64, lay
 	if err := kubectl(e, "", "wait", "-n", ns, "--for=create", "daemonset/kubernetes-image-puller", "--timeout=5m"); err != nil {
 		return err
 	}
-	if err := kubectl(e, "", "rollout", "status", "-n", ns, "daemonset/kubernetes-image-puller", "--timeout=5m"); err != nil {
-		return err
-	}
+	return kubectl(e, "", "rollout", "status", "-n", ns, "daemonset/kubernetes-image-puller", "--timeout=5m")
+}
 
-	// 1. kubectl apply of the ConfigMap -> every node holds every image.
-	var entries []string
-	for i, ref := range sets[0] {
-		entries = append(entries, fmt.Sprintf("img%d=%s", i+1, ref))
-	}
-	manifest, err := process("configmap.yaml", map[string]string{"IMAGES": strings.Join(entries, ";"), "NAMESPACE": ns})
+// processTemplate processes deploy/openshift/FILE as oc process does.
+func processTemplate(file string, params map[string]string) (string, error) {
+	data, err := os.ReadFile(filepath.Join("deploy", "openshift", file))
 	if err != nil {
-		return err
+		return "", err
 	}
-	log("puller: applying the ConfigMap with %d images", k)
-	start := time.Now()
-	if err := kubectl(e, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
-		return err
-	}
-	if err := e.WaitCached(ctx, e.Nodes, sets[0], 15*time.Minute); err != nil {
-		return err
-	}
-	pullerTime := time.Since(start)
-	if err := kubectl(e, "", "rollout", "status", "-n", ns, "daemonset/kubernetes-image-puller", "--timeout=5m"); err != nil {
-		return err
-	}
-
-	// 2. The floor: the same number of images straight through each node's CRI, nodes at once.
-	log("CRI: pulling one at a time")
-	serial, err := pullOnEveryNode(ctx, e, sets[1], 1)
-	if err != nil {
-		return err
-	}
-	log("CRI: pulling all at once")
-	parallel, err := pullOnEveryNode(ctx, e, sets[2], k)
-	if err != nil {
-		return err
-	}
-
-	// 3. Memory per node: what the puller pod requests, what its containers use.
-	time.Sleep(2 * time.Second)
-	cfg, _, err := config.Parse(map[string]string{config.KeyImages: strings.Join(entries, ";")})
-	if err != nil {
-		return err
-	}
-	req := cfg.PerNode().MemoryRequest
-	rss, err := sleeperRSS(e)
-	if err != nil {
-		return err
-	}
-
-	// 4. A workspace pod on node1: cached image against uncached.
-	log("workspace pods")
-	warm, err := e.StartWorkspace("bench-warm", "node1", sets[0][0])
-	if err != nil {
-		return err
-	}
-	coldStart, err := e.StartWorkspace("bench-cold", "node1", cold[0])
-	if err != nil {
-		return err
-	}
-
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "%d images of %d MB, %d nodes\n", k, sizeMB, len(e.Nodes))
-	fmt.Fprintln(w, "MEASUREMENT\tVALUE\tRATIO")
-	fmt.Fprintf(w, "kubectl apply ConfigMap -> every node holds every image (puller)\t%v\t%.2fx the CRI parallel floor\n", round(pullerTime), ratio(pullerTime, parallel))
-	fmt.Fprintf(w, "CRI PullImage, one at a time, every node\t%v\t%.2fx the parallel floor\n", round(serial), ratio(serial, parallel))
-	fmt.Fprintf(w, "CRI PullImage, %d at a time, every node (floor)\t%v\t1.00x\n", k, round(parallel))
-	for _, node := range e.Nodes {
-		used := rss[node]
-		fmt.Fprintf(w, "memory on %s: requested / used by the puller containers\t%s / %.1fMi\t%.1f%% of the request used\n",
-			node, req.String(), float64(used)/(1<<20), 100*float64(used)/float64(req.Value()))
-	}
-	fmt.Fprintf(w, "workspace pod start, cached image\t%v\t\n", round(warm))
-	fmt.Fprintf(w, "workspace pod start, uncached image\t%v\t%.1fx the cached start\n", round(coldStart), ratio(coldStart, warm))
-	return w.Flush()
+	out, err := template.Render(data, params)
+	return string(out), err
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
@@ -232,9 +303,9 @@ func pullOnEveryNode(ctx context.Context, e *localcluster.Env, refs []string, pa
 	return elapsed, nil
 }
 
-// sleeperRSS sums, per node, the resident memory of the puller's sleeping
-// containers, found through their shim's CRI socket address.
-func sleeperRSS(e *localcluster.Env) (map[string]int64, error) {
+// processRSS sums, per node, the resident memory of the processes whose
+// command line match picks, found under their node's containerd shim.
+func processRSS(e *localcluster.Env, match func(cmdline string) bool) (map[string]int64, error) {
 	procs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
 		return nil, err
@@ -242,7 +313,7 @@ func sleeperRSS(e *localcluster.Env) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, p := range procs {
 		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err != nil || !strings.HasPrefix(string(cmdline), "/kip/sleep\x00") {
+		if err != nil || !match(string(cmdline)) {
 			continue
 		}
 		node := nodeOfProcess(e, p)

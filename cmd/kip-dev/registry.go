@@ -16,11 +16,15 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/spf13/cobra"
+
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 )
 
 func registryCmd() *cobra.Command {
 	var addrs []string
 	var dir, user, passwordFile string
+	var latency time.Duration
+	var mbPerSecond int
 	cmd := &cobra.Command{
 		Use:   "registry",
 		Short: "Serve an OCI registry (go-containerregistry) until SIGTERM",
@@ -32,7 +36,7 @@ func registryCmd() *cobra.Command {
 				}
 				opts = append(opts, registry.WithBlobHandler(registry.NewDiskBlobHandler(dir)))
 			}
-			h := registry.New(opts...)
+			h := registrytest.Shape(registry.New(opts...), latency, mbPerSecond<<20)
 			if user != "" {
 				pw, err := os.ReadFile(passwordFile)
 				if err != nil {
@@ -65,6 +69,8 @@ func registryCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "dir", "", "keep blobs in this directory (default: memory)")
 	cmd.Flags().StringVar(&user, "user", "", "require basic auth as this user")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the password of --user")
+	cmd.Flags().DurationVar(&latency, "latency", 0, "delay each answer's first byte, like a remote registry (e.g. 80ms)")
+	cmd.Flags().IntVar(&mbPerSecond, "stream-mb-per-second", 0, "cap each answer's body at this many MiB/s, one stream's share of a link (0: no cap)")
 	return cmd
 }
 

@@ -184,6 +184,7 @@ func TestParseRejects(t *testing.T) {
 		{"kip image invalid", with(KeyKIPImage, "kip image:1"), KeyKIPImage, "kip image:1"},
 		{"mode unknown", with(KeyCachingMode, "agents"), KeyCachingMode, "agents"},
 		{"daemonset name too long for the agents", with(KeyCachingMode, "agent", KeyDaemonSetName, strings.Repeat("d", 58)), KeyDaemonSetName, "dddd"},
+		{"daemonset name at the label limit, agent mode", with(KeyCachingMode, "agent", KeyDaemonSetName, strings.Repeat("d", 63)), KeyDaemonSetName, "dddd"},
 		{"mode wrong case", with(KeyCachingMode, "Agent"), KeyCachingMode, "Agent"},
 		{"parallelism zero", with(KeyPullParallelism, "0"), KeyPullParallelism, "0"},
 		{"parallelism too high", with(KeyPullParallelism, "33"), KeyPullParallelism, "33"},

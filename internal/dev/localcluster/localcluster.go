@@ -29,7 +29,10 @@ type Env struct {
 	Registry, RegistryPush         string
 	AuthRegistry, AuthRegistryPush string
 	AuthUser, AuthPassword         string
-	Nodes                          []string
+	// RemoteRegistry answers like a remote registry (first-byte latency,
+	// a per-stream bandwidth cap), for benchmarks.
+	RemoteRegistry, RemoteRegistryPush string
+	Nodes                              []string
 	// NetnsPath is the network namespace the cluster lives in; pod
 	// addresses are reachable only from inside it.
 	NetnsPath string
@@ -57,6 +60,7 @@ func Load(dir string) (*Env, error) {
 		Registry: kv["KIP_REGISTRY"], RegistryPush: kv["KIP_REGISTRY_PUSH"],
 		AuthRegistry: kv["KIP_AUTH_REGISTRY"], AuthRegistryPush: kv["KIP_AUTH_REGISTRY_PUSH"],
 		AuthUser: kv["KIP_AUTH_REGISTRY_USER"], NetnsPath: kv["KIP_NETNS_PATH"],
+		RemoteRegistry: kv["KIP_REMOTE_REGISTRY"], RemoteRegistryPush: kv["KIP_REMOTE_REGISTRY_PUSH"],
 	}
 	e.PinningNodes = strings.Fields(strings.Trim(kv["KIP_CONTAINERD2_NODES"], `"`))
 	if pw, err := os.ReadFile(kv["KIP_AUTH_REGISTRY_PASSWORD_FILE"]); err == nil {

@@ -30,6 +30,8 @@ func TestLoad(t *testing.T) {
 		"export KIP_AUTH_REGISTRY_USER=kip",
 		"export KIP_AUTH_REGISTRY_PASSWORD_FILE=" + pw,
 		"export KIP_NODES=3",
+		"export KIP_REMOTE_REGISTRY=10.88.0.1:5003",
+		"export KIP_REMOTE_REGISTRY_PUSH=127.0.0.1:5003",
 		`export KIP_CONTAINERD2_NODES="node3 "`,
 	}, "\n")
 	if err := os.WriteFile(filepath.Join(dir, "env"), []byte(env), 0o600); err != nil {
@@ -48,6 +50,9 @@ func TestLoad(t *testing.T) {
 	}
 	if got := e.SocketPattern(); got != filepath.Join(dir, "sockets", "$(NODE_NAME)", "containerd.sock") {
 		t.Errorf("SocketPattern = %s", got)
+	}
+	if e.RemoteRegistry != "10.88.0.1:5003" || e.RemoteRegistryPush != "127.0.0.1:5003" {
+		t.Errorf("remote registry %s, pushed to at %s", e.RemoteRegistry, e.RemoteRegistryPush)
 	}
 	if !slices.Equal(e.PinningNodes, []string{"node3"}) {
 		t.Errorf("PinningNodes = %v", e.PinningNodes)
