@@ -1,8 +1,10 @@
 package template
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 )
 
 const sample = `apiVersion: template.openshift.io/v1
@@ -132,6 +135,7 @@ func TestShippedTemplates(t *testing.T) {
 		"serviceaccount.yaml": {"ServiceAccount", "Role", "RoleBinding", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole"},
 		"configmap.yaml":      {"ConfigMap"},
 		"app.yaml":            {"Deployment"},
+		"agent-scc.yaml":      {"SecurityContextConstraints"},
 	}
 	for file, kinds := range want {
 		t.Run(file, func(t *testing.T) {
@@ -187,5 +191,52 @@ func TestConfigMapTemplateMatchesTheContract(t *testing.T) {
 	}
 	if _, warnings, err := config.Parse(cmData); err != nil || len(warnings) > 0 {
 		t.Errorf("the template's ConfigMap: %v, warnings %v", err, warnings)
+	}
+}
+
+// TestAgentSCCAllowsTheAgent: the SecurityContextConstraints shipped for
+// agent mode admit the agents' pod as the DaemonSet builder makes it: its
+// ServiceAccount in the namespace, each volume type it mounts, root with
+// every capability dropped, a read-only root filesystem, no escalation.
+func TestAgentSCCAllowsTheAgent(t *testing.T) {
+	objs := processShipped(t, "agent-scc.yaml")
+	scc := objs[0].Object
+	cfg, _, err := config.Parse(map[string]string{config.KeyImages: "a=reg/a:1", config.KeyCachingMode: config.ModeAgent, config.KeyImagePullSecrets: "regcred"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := daemonset.Build(cfg, daemonset.Options{KIPImage: "k:1"}).Spec.Template.Spec
+	users, _, _ := unstructured.NestedStringSlice(scc, "users")
+	if want := "system:serviceaccount:" + cfg.Namespace + ":" + pod.ServiceAccountName; !slices.Contains(users, want) {
+		t.Errorf("users %v, want %s", users, want)
+	}
+	volumes, _, _ := unstructured.NestedStringSlice(scc, "volumes")
+	used := []string{"projected"} // the ServiceAccount token
+	for _, v := range pod.Volumes {
+		switch {
+		case v.HostPath != nil:
+			used = append(used, "hostPath")
+		case v.Secret != nil:
+			used = append(used, "secret")
+		default:
+			t.Errorf("volume %s of an unexpected type", v.Name)
+		}
+	}
+	for _, u := range used {
+		if !slices.Contains(volumes, u) {
+			t.Errorf("the SCC does not allow %s volumes (it allows %v)", u, volumes)
+		}
+	}
+	c := pod.Containers[0].SecurityContext
+	uid, _, _ := unstructured.NestedInt64(scc, "runAsUser", "uid")
+	if uid != *c.RunAsUser {
+		t.Errorf("the SCC runs as %d, the agent as %d", uid, *c.RunAsUser)
+	}
+	drop, _, _ := unstructured.NestedStringSlice(scc, "requiredDropCapabilities")
+	ro, _, _ := unstructured.NestedBool(scc, "readOnlyRootFilesystem")
+	privileged, _, _ := unstructured.NestedBool(scc, "allowPrivilegedContainer")
+	escalation, _, _ := unstructured.NestedBool(scc, "allowPrivilegeEscalation")
+	if fmt.Sprint(drop) != "[ALL]" || !ro || privileged || escalation || !*c.ReadOnlyRootFilesystem || *c.AllowPrivilegeEscalation {
+		t.Errorf("SCC drop %v, read-only %v, privileged %v, escalation %v; agent %+v", drop, ro, privileged, escalation, c)
 	}
 }

@@ -3,6 +3,7 @@
 package chart
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,8 +43,16 @@ func load(t *testing.T) *chart.Chart {
 // render returns the chart's objects by kind, for the given values.
 func render(t *testing.T, values map[string]any) map[string][]byte {
 	t.Helper()
+	return renderOn(t, values, nil)
+}
+
+// renderOn renders for a cluster serving the extra API versions too.
+func renderOn(t *testing.T, values map[string]any, apis []string) map[string][]byte {
+	t.Helper()
 	c := load(t)
-	vals, err := chartutil.ToRenderValues(c, values, chartutil.ReleaseOptions{Name: "kip", Namespace: "tools", IsInstall: true}, nil)
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.APIVersions = append(caps.APIVersions, apis...)
+	vals, err := chartutil.ToRenderValues(c, values, chartutil.ReleaseOptions{Name: "kip", Namespace: "tools", IsInstall: true}, caps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,4 +239,58 @@ func TestRolesMatchTheOpenShiftTemplate(t *testing.T) {
 	if compared != len(chartRoles) || compared < 5 {
 		t.Errorf("compared %d roles of the template; the chart has %d", compared, len(chartRoles))
 	}
+}
+
+// TestAgentSCCOnOpenShiftOnly: the chart renders the agents'
+// SecurityContextConstraints where the cluster serves that API and agent
+// mode is chosen, the same as deploy/openshift/agent-scc.yaml grants.
+func TestAgentSCCOnOpenShiftOnly(t *testing.T) {
+	openshift := []string{"security.openshift.io/v1", "security.openshift.io/v1/SecurityContextConstraints"}
+	agent := map[string]any{"configMap": map[string]any{"cachingMode": "agent"}}
+	if objs := renderOn(t, agent, nil); objs["SecurityContextConstraints"] != nil {
+		t.Error("an SCC rendered for a cluster without the API")
+	}
+	if objs := renderOn(t, nil, openshift); objs["SecurityContextConstraints"] != nil {
+		t.Error("an SCC rendered in daemonset mode")
+	}
+	doc := renderOn(t, agent, openshift)["SecurityContextConstraints"]
+	if doc == nil {
+		t.Fatal("no SCC for agent mode on OpenShift")
+	}
+	var chartSCC map[string]any
+	if err := yaml.Unmarshal(doc, &chartSCC); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", "agent-scc.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := template.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := tmpl.Process(map[string]string{"NAMESPACE": "tools"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := objs[0].Object
+	delete(want, "metadata")
+	delete(chartSCC, "metadata")
+	if !reflect.DeepEqual(normalize(t, chartSCC), normalize(t, want)) {
+		t.Errorf("the chart's SCC %v differs from the template's %v", chartSCC, want)
+	}
+}
+
+// normalize round-trips through JSON, so that numbers compare alike.
+func normalize(t *testing.T, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
