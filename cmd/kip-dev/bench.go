@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -55,13 +56,16 @@ worth.`,
 				}
 				b.registry, b.push = e.RemoteRegistry, e.RemoteRegistryPush
 			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			for i, k := range counts {
+				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 				if err := b.measure(cmd.Context(), w, k, i == 0); err != nil {
 					return err
 				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
 			}
-			return w.Flush()
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&clusterDir, "cluster-dir", localcluster.DefaultDir, "the local cluster's directory")
@@ -73,6 +77,9 @@ worth.`,
 	cmd.Flags().StringVar(&kipTag, "kip-image", "kip:dev", "the puller image in the local registry (make image)")
 	return cmd
 }
+
+// benchCPURequest is daemonset mode's CACHING_CPU_REQUEST in the benchmark.
+const benchCPURequest = "10m"
 
 // bench is one benchmark run on the local cluster.
 type bench struct {
@@ -128,46 +135,46 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 			return err
 		}
 	}
-	ns := fmt.Sprintf("kip-bench-%d", k)
-	if err := b.install(ns); err != nil {
-		return err
-	}
-	defer func() { _ = kubectl(e, "", "delete", "namespace", ns, "--wait=false") }()
-
-	apply := func(mode string, refs []string) (time.Duration, error) {
-		params := map[string]string{"IMAGES": entries(refs), "NAMESPACE": ns, "CACHING_MODE": mode,
-			"CRI_SOCKET": e.SocketPattern(), "PULL_PARALLELISM": strconv.Itoa(b.parallelism)}
+	// Each mode in a namespace of its own, installed idle, then removed
+	// with its pods: the other mode's containers cost the nodes nothing
+	// while one is measured.
+	measureMode := func(mode string, refs []string, containers func(string) bool, perNode int) (time.Duration, map[string]int64, error) {
+		ns := fmt.Sprintf("kip-bench-%d-%s", k, mode)
+		params := map[string]string{"NAMESPACE": ns, "CACHING_MODE": mode,
+			"CRI_SOCKET": e.SocketPattern(), "PULL_PARALLELISM": strconv.Itoa(b.parallelism),
+			// 50 images at the default .05 CPU each ask 2.5 CPU: more than a
+			// node of this VM has, and the pods would not be scheduled.
+			"CACHING_CPU_REQUEST": benchCPURequest}
+		if err := b.install(ns, params); err != nil {
+			return 0, nil, err
+		}
+		defer func() { _ = kubectl(e, "", "delete", "namespace", ns, "--wait=true", "--timeout=5m") }()
+		params["IMAGES"] = entries(refs)
 		manifest, err := processTemplate("configmap.yaml", params)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		b.log("%s mode: applying the ConfigMap with %d images", mode, k)
 		start := time.Now()
 		if err := kubectl(e, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if err := e.WaitCached(ctx, e.Nodes, refs, 30*time.Minute); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		took := time.Since(start)
 		ds := "daemonset/" + config.ActiveDaemonSetName("kubernetes-image-puller", mode)
-		return took, kubectl(e, "", "rollout", "status", "-n", ns, ds, "--timeout=10m")
+		if err := kubectl(e, "", "rollout", "status", "-n", ns, ds, "--timeout=10m"); err != nil {
+			return 0, nil, err
+		}
+		mem, err := workingSet(ctx, e, ns, containers, perNode)
+		return took, mem, err
 	}
-	sleeping, err := apply(config.ModeDaemonSet, sets[0])
+	sleeping, sleepingMem, err := measureMode(config.ModeDaemonSet, sets[0], func(c string) bool { return strings.HasPrefix(c, "img") }, k)
 	if err != nil {
 		return err
 	}
-	time.Sleep(2 * time.Second)
-	sleepingRSS, err := processRSS(e, func(cmdline string) bool { return strings.HasPrefix(cmdline, "/kip/sleep\x00") })
-	if err != nil {
-		return err
-	}
-	agentTime, err := apply(config.ModeAgent, sets[1])
-	if err != nil {
-		return err
-	}
-	time.Sleep(2 * time.Second)
-	agentRSS, err := processRSS(e, func(cmdline string) bool { return strings.HasPrefix(cmdline, "/usr/bin/kip\x00agent\x00") })
+	agentTime, agentMem, err := measureMode(config.ModeAgent, sets[1], func(c string) bool { return c == daemonset.AgentContainer }, 1)
 	if err != nil {
 		return err
 	}
@@ -190,7 +197,7 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%d images of %d MB, %d nodes, registry %s\n", k, b.sizeMB, len(e.Nodes), b.registry)
+	fmt.Fprintf(w, "\n%d images of %d MB, %d nodes, registry %s, daemonset mode with CACHING_CPU_REQUEST=%s\n", k, b.sizeMB, len(e.Nodes), b.registry, benchCPURequest)
 	fmt.Fprintln(w, "MEASUREMENT\tVALUE\tRATIO")
 	fmt.Fprintf(w, "daemonset mode: kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", round(sleeping), ratio(sleeping, floor))
 	fmt.Fprintf(w, "agent mode (PULL_PARALLELISM=%d): kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", b.parallelism, round(agentTime), ratio(agentTime, floor))
@@ -199,8 +206,8 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 	fmt.Fprintf(w, "CRI PullImage, %d at a time, every node (floor)\t%v\t1.00x\n", k, round(floor))
 	sleepingReq, agentReq := cfg.PerNode().MemoryRequest, daemonset.AgentMemoryRequest
 	for _, node := range e.Nodes {
-		fmt.Fprintf(w, "memory on %s, daemonset mode: requested / used\t%s / %.1fMi\t\n", node, sleepingReq.String(), float64(sleepingRSS[node])/(1<<20))
-		fmt.Fprintf(w, "memory on %s, agent mode: requested / used\t%s / %.1fMi\t\n", node, agentReq.String(), float64(agentRSS[node])/(1<<20))
+		fmt.Fprintf(w, "memory on %s, daemonset mode: requested / working set\t%s / %.1fMi\t\n", node, sleepingReq.String(), float64(sleepingMem[node])/(1<<20))
+		fmt.Fprintf(w, "memory on %s, agent mode: requested / working set\t%s / %.1fMi\t\n", node, agentReq.String(), float64(agentMem[node])/(1<<20))
 	}
 	if workspace {
 		cold, err := b.images("cold", 1)
@@ -223,8 +230,9 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 }
 
 // install installs the puller with the templates in a new privileged
-// namespace (agent mode needs one), idle with a placeholder image.
-func (b *bench) install(ns string) error {
+// namespace (agent mode needs one), configured by params, idle with a
+// placeholder image.
+func (b *bench) install(ns string, params map[string]string) error {
 	e := b.e
 	_ = kubectl(e, "", "delete", "namespace", ns, "--ignore-not-found", "--wait=true")
 	if err := kubectl(e, "", "create", "namespace", ns); err != nil {
@@ -240,7 +248,7 @@ func (b *bench) install(ns string) error {
 		params map[string]string
 	}{
 		{"serviceaccount.yaml", map[string]string{"NAMESPACE": ns}},
-		{"configmap.yaml", map[string]string{"IMAGES": placeholder, "NAMESPACE": ns}},
+		{"configmap.yaml", withImages(params, placeholder)},
 		{"app.yaml", map[string]string{"IMAGE": e.Registry + "/" + repo, "IMAGE_TAG": tag}},
 	} {
 		manifest, err := processTemplate(step.file, step.params)
@@ -251,10 +259,22 @@ func (b *bench) install(ns string) error {
 			return err
 		}
 	}
-	if err := kubectl(e, "", "wait", "-n", ns, "--for=create", "daemonset/kubernetes-image-puller", "--timeout=5m"); err != nil {
+	ds := "daemonset/" + config.ActiveDaemonSetName("kubernetes-image-puller", params["CACHING_MODE"])
+	if err := kubectl(e, "", "wait", "-n", ns, "--for=create", ds, "--timeout=5m"); err != nil {
 		return err
 	}
-	return kubectl(e, "", "rollout", "status", "-n", ns, "daemonset/kubernetes-image-puller", "--timeout=5m")
+	return kubectl(e, "", "rollout", "status", "-n", ns, ds, "--timeout=5m")
+}
+
+// withImages is params with IMAGES set.
+func withImages(params map[string]string, images string) map[string]string {
+	out := map[string]string{"IMAGES": images}
+	for k, v := range params {
+		if k != "IMAGES" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // processTemplate processes deploy/openshift/FILE as oc process does.
@@ -303,66 +323,59 @@ func pullOnEveryNode(ctx context.Context, e *localcluster.Env, refs []string, pa
 	return elapsed, nil
 }
 
-// processRSS sums, per node, the resident memory of the processes whose
-// command line match picks, found under their node's containerd shim.
-func processRSS(e *localcluster.Env, match func(cmdline string) bool) (map[string]int64, error) {
-	procs, err := filepath.Glob("/proc/[0-9]*")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err != nil || !match(string(cmdline)) {
-			continue
-		}
-		node := nodeOfProcess(e, p)
-		if node == "" {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join(p, "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				out[node] += kb << 10
+// workingSet sums, per node, the memory working set (what the kubelet
+// evicts by, and kubectl top shows) of the containers of namespace ns that
+// match picks, from each kubelet's summary API. It waits, for at most two
+// minutes, until every node reports want of them.
+func workingSet(ctx context.Context, e *localcluster.Env, ns string, match func(container string) bool, want int) (map[string]int64, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, counted := map[string]int64{}, map[string]int{}
+		for _, node := range e.Nodes {
+			raw, err := e.RunKubectl("", "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
+			if err != nil {
+				return nil, err
 			}
-		}
-	}
-	return out, nil
-}
-
-// nodeOfProcess walks up to the containerd shim and reads which node's
-// containerd it serves.
-func nodeOfProcess(e *localcluster.Env, proc string) string {
-	for i := 0; i < 5; i++ {
-		status, err := os.ReadFile(filepath.Join(proc, "status")) //nolint:gosec // G703: a /proc path this tool built from PIDs it read
-		if err != nil {
-			return ""
-		}
-		ppid := ""
-		for _, line := range strings.Split(string(status), "\n") {
-			if strings.HasPrefix(line, "PPid:") {
-				ppid = strings.TrimSpace(strings.TrimPrefix(line, "PPid:"))
-			}
-		}
-		proc = "/proc/" + ppid
-		cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline")) //nolint:gosec // G703: a /proc path this tool built from PIDs it read
-		if err != nil {
-			return ""
-		}
-		if strings.Contains(string(cmdline), "containerd-shim") {
-			for _, node := range e.Nodes {
-				if strings.Contains(string(cmdline), e.Socket(node)) {
-					return node
+			var summary struct {
+				Pods []struct {
+					PodRef     struct{ Namespace string }
+					Containers []struct {
+						Name   string
+						Memory struct{ WorkingSetBytes *int64 }
+					}
 				}
 			}
-			return ""
+			if err := json.Unmarshal([]byte(raw), &summary); err != nil {
+				return nil, fmt.Errorf("%s's stats summary: %w", node, err)
+			}
+			for _, p := range summary.Pods {
+				if p.PodRef.Namespace != ns {
+					continue
+				}
+				for _, c := range p.Containers {
+					if match(c.Name) && c.Memory.WorkingSetBytes != nil {
+						out[node] += *c.Memory.WorkingSetBytes
+						counted[node]++
+					}
+				}
+			}
+		}
+		complete := true
+		for _, node := range e.Nodes {
+			complete = complete && counted[node] >= want
+		}
+		if complete {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the kubelets report %v of the %d containers per node in %s", counted, want, ns)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
 		}
 	}
-	return ""
 }
 
 // kubectl runs kubectl on the local cluster, for its error only.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kip-image-puller/kip/internal/config"
@@ -36,18 +38,25 @@ func agentStatus(t *testing.T, ns, what string, cond func(status.Report) (bool, 
 	return r
 }
 
-// TestAgentMode installs the puller with CACHING_MODE=agent on Debian's
-// containerd 1.6.20, which cannot pin: every node holds every image, pulled
-// through its CRI; a missing image is named per node with the runtime's
-// reason; the status says the images are not pinned and why; an image
-// removed from a node's runtime comes back by itself (healing).
+// TestAgentMode installs the puller with CACHING_MODE=agent: every node
+// holds every image, pulled through its CRI, a private one with its pull
+// secret while a broken secret is named and left out; a missing image is
+// named per node with the runtime's reason; node3's containerd 2 pins every
+// image, and on Debian's 1.6.20 the status says the images are not pinned
+// and why; an image removed from a node's runtime comes back by itself.
 func TestAgentMode(t *testing.T) {
 	ns := namespaceAt(t, "privileged")
-	entries := pushSamples(t, "agent", 3, false)
+	entries := append(pushSamples(t, "agent", 2, false), pushSamples(t, "private", 1, true)...)
+	createPullSecret(t, ns, "regcred")
+	broken := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: ns}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte("{not json")}}
+	if err := cluster.c.Create(t.Context(), broken); err != nil {
+		t.Fatal(err)
+	}
 	missing := "missing=" + cluster.Registry + "/e2e/not-pushed:v1"
 	install(t, ns, map[string]string{
 		"IMAGES": strings.Join(append(append([]string{}, entries...), missing), ";"), "CACHING_MODE": "agent",
-		"CRI_SOCKET": cluster.SocketPattern(), "HEAL_INTERVAL": "10s",
+		"CRI_SOCKET": cluster.SocketPattern(), "HEAL_INTERVAL": "10s", "IMAGE_PULL_SECRETS": "broken;regcred",
 	})
 	waitCached(t, entries, cluster.Nodes, nil)
 	r := agentStatus(t, ns, "kip status: the images Cached, the missing one Failed, on every node", func(r status.Report) (bool, string) {
@@ -66,6 +75,9 @@ func TestAgentMode(t *testing.T) {
 			}
 			if n.Agent == nil {
 				return false, n.Name + ": no agent report"
+			}
+			if len(n.Agent.SecretProblems) != 1 || !strings.HasPrefix(n.Agent.SecretProblems[0], "broken: ") {
+				return false, fmt.Sprintf("%s: secret problems %v, want the broken one named", n.Name, n.Agent.SecretProblems)
 			}
 		}
 		return len(r.Summary.Failing) == len(cluster.Nodes), r.Line()
