@@ -326,12 +326,10 @@ state = "$d/containerd/state"
 EOF
 }
 
-start_node() {
-  local n=$1 d=$DIR/nodes/node$1 token
-  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$(dirname "$(socket "$n")")"
-  if containerd2 "$n"; then
-    containerd2_config "$n" "$d"
-  else
+# containerd1_config N DIR: Debian's containerd's configuration (version 2)
+# for node N.
+containerd1_config() {
+  local n=$1 d=$2
   cat >"$d/containerd.toml" <<EOF
 version = 2
 root = "$d/containerd/root"
@@ -362,6 +360,15 @@ state = "$d/containerd/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
 EOF
+}
+
+start_node() {
+  local n=$1 d=$DIR/nodes/node$1 token
+  mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$(dirname "$(socket "$n")")"
+  if containerd2 "$n"; then
+    containerd2_config "$n" "$d"
+  else
+    containerd1_config "$n" "$d"
   fi
   cat >"$d/cni/10-kip.conflist" <<EOF
 {

@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/utils/ptr"
 )
@@ -100,17 +101,12 @@ func (s *Slots) hold(ctx context.Context, name string) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Duration(s.DurationSeconds) * time.Second / 3):
-			}
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			s.update(ctx, name, func(l *coordinationv1.Lease) {
 				now := metav1.NewMicroTime(s.Now())
 				l.Spec.RenewTime = &now
 			})
-		}
+		}, time.Duration(s.DurationSeconds)*time.Second/3)
 	}()
 	return func() {
 		cancel()
