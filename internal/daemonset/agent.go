@@ -97,9 +97,11 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 		args = append(args, "--pull-secret-dir="+AgentPullSecretDir, "--pull-secrets="+strings.Join(cfg.ImagePullSecrets, ","))
 	}
 	env := nodeEnv
-	if len(opts.Refresh.Digests) > 0 {
-		// The digest each tag resolved to at the last refresh: a tag the
-		// node holds at another digest is pulled again.
+	if len(opts.Refresh.Digests) > 0 && opts.Refresh.Rollout != "" {
+		// Once a tag moved: the digest each tag resolved to at the last
+		// refresh, so that a tag the node holds at another digest is pulled
+		// again. Not before, as in daemonset mode: recording the digests
+		// the agents just pulled must not restart them.
 		env = append(env, corev1.EnvVar{Name: EnvDigests, Value: EncodeDigests(opts.Refresh.Digests)})
 	}
 	probe := func(p string, period int32) *corev1.Probe {

@@ -109,6 +109,27 @@ func TestAgentMemoryIsConstant(t *testing.T) {
 	}
 }
 
+// TestAgentDigestsOnlyOnceATagMoved: recording the digests at the first
+// refresh leaves the agents' pods as they are; a moved tag rolls them with
+// the digests to pull.
+func TestAgentDigestsOnlyOnceATagMoved(t *testing.T) {
+	digests := map[string]string{"reg.example.com/img0:v1": "sha256:" + sha("d")}
+	env := func(refresh RefreshState) string {
+		for _, e := range Build(agentConfig(t, 1), Options{KIPImage: "k:1", Refresh: refresh}).Spec.Template.Spec.Containers[0].Env {
+			if e.Name == EnvDigests {
+				return e.Value
+			}
+		}
+		return ""
+	}
+	if got := env(RefreshState{Digests: digests}); got != "" {
+		t.Errorf("first record: %s=%s, want none", EnvDigests, got)
+	}
+	if got := env(RefreshState{Digests: digests, Rollout: "r1"}); got != EncodeDigests(digests) {
+		t.Errorf("after a move: %s=%q", EnvDigests, got)
+	}
+}
+
 func TestAgentImagesRoundTrip(t *testing.T) {
 	cfg := agentConfig(t, 3)
 	ds := Build(cfg, Options{KIPImage: "k:1"})

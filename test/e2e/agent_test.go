@@ -48,8 +48,8 @@ func TestAgentMode(t *testing.T) {
 	ns := namespaceAt(t, "privileged")
 	entries := append(pushSamples(t, "agent", 2, false), pushSamples(t, "private", 1, true)...)
 	createPullSecret(t, ns, "regcred")
-	broken := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: ns}, Type: corev1.SecretTypeDockerConfigJson,
-		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte("{not json")}}
+	// Not a pull secret: the API server refuses a malformed one.
+	broken := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: ns}, Data: map[string][]byte{"password": []byte("x")}}
 	if err := cluster.c.Create(t.Context(), broken); err != nil {
 		t.Fatal(err)
 	}
