@@ -20,8 +20,9 @@ func newRootCommand() *cobra.Command {
 Kubernetes cluster, so that pods using them start without pulling.
 
 It runs as a controller (kip controller) that keeps a DaemonSet of
-image-holding containers in line with its ConfigMap, and offers offline
-helpers to check and preview that ConfigMap.`,
+image-holding containers in line with its ConfigMap (or, in agent mode, a
+DaemonSet of agents, kip agent, that pull through each node's runtime), and
+offers offline helpers to check and preview that ConfigMap.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
