@@ -76,14 +76,15 @@ die() { log "$*"; exit 1; }
 pidfile() { echo "$DIR/pids/$1.pid"; }
 
 # alive NAME: the process recorded for NAME still runs (and is still ours:
-# its command line names our directory or binary).
+# its command line names our directory, our binaries or our network namespace,
+# whichever checkout of the project started it).
 alive() {
   local f pid
   f=$(pidfile "$1")
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -d "/proc/$pid" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -e "$DIR" -e "$KUBE_BIN" -e "$ROOT/bin"
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -e "$DIR" -e "$KUBE_BIN" -e "$ROOT/bin" -e "$NETNS_PATH"
 }
 
 # start NAME CMD...: run CMD in the background, log to logs/NAME.log, record its PID.
