@@ -192,13 +192,9 @@ func reporter(f agentFlags, out io.Writer) (agent.Reporter, error) {
 			return err
 		}, nil
 	}
-	cfg, err := rest.InClusterConfig()
+	cs, err := inCluster()
 	if err != nil {
 		return nil, fmt.Errorf("report on Pod %s/%s: %w", f.podNamespace, f.podName, err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
 	}
 	return func(ctx context.Context, r agentreport.Node) error {
 		value, err := r.Encode()
@@ -214,18 +210,23 @@ func reporter(f agentFlags, out io.Writer) (agent.Reporter, error) {
 	}, nil
 }
 
+// inCluster is a client with the agent's own ServiceAccount token.
+func inCluster() (kubernetes.Interface, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
 // pullSlots are the Leases through which the agents take turns.
 func pullSlots(f agentFlags) (*agent.Slots, error) {
 	if f.podName == "" || f.podNamespace == "" {
 		return nil, errors.New("--max-nodes-pulling: the pull slots are Leases in the agent's namespace; set --pod-name and --pod-namespace")
 	}
-	cfg, err := rest.InClusterConfig()
+	cs, err := inCluster()
 	if err != nil {
 		return nil, fmt.Errorf("--max-nodes-pulling: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
 	}
 	return &agent.Slots{Leases: cs.CoordinationV1().Leases(f.podNamespace), Prefix: f.pullSlots, Count: f.maxNodesPulling,
 		Holder: f.podName, DurationSeconds: 30, Retry: 2 * time.Second, Now: time.Now}, nil

@@ -35,8 +35,6 @@ type Source struct {
 	// selected node has no pod: an uncached reader (a controller's cache
 	// holds no such Event), used only then.
 	Events client.Reader
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 }
 
 // RefusalWindow is how recent a FailedCreate Event must be to explain a
@@ -97,9 +95,5 @@ func (s Source) refusal(ctx context.Context, ds *appsv1.DaemonSet) (string, erro
 	}); err != nil {
 		return "", fmt.Errorf("list the FailedCreate Events of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	return LatestRefusal(events.Items, ds.UID, now().Add(-RefusalWindow)), nil
+	return LatestRefusal(events.Items, ds.UID, time.Now().Add(-RefusalWindow)), nil
 }

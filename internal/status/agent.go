@@ -46,11 +46,8 @@ func (a agentFacts) node() *AgentNode {
 // container when the agent cannot run.
 func agentCell(f podFacts, a agentFacts, img Image) Cell {
 	if c, ok := f.containers[daemonset.AgentContainer]; ok {
-		if c.state == 'W' && failureReasons[c.reason] {
-			return Cell{State: Failed, Reason: "Agent:" + c.reason, Message: c.message}
-		}
-		if c.state == 'T' && c.exitCode != 0 {
-			return Cell{State: Failed, Reason: "Agent:" + orDefault(c.reason, "Error"), Message: c.message}
+		if cell, failed := containerFailure(c, "Agent:"); failed {
+			return cell
 		}
 	}
 	if a.invalid != nil {

@@ -276,11 +276,8 @@ func cellOf(f podFacts, img Image) Cell {
 	}
 	// The images are pulled only after the init container has installed the sleeper.
 	for _, c := range f.init {
-		if c.state == 'W' && failureReasons[c.reason] {
-			return Cell{State: Failed, Reason: "Init:" + c.reason, Message: c.message}
-		}
-		if c.state == 'T' && c.exitCode != 0 {
-			return Cell{State: Failed, Reason: "Init:" + orDefault(c.reason, "Error"), Message: c.message}
+		if cell, failed := containerFailure(c, "Init:"); failed {
+			return cell
 		}
 	}
 	if c, ok := f.containers[img.Name]; ok {
@@ -299,6 +296,19 @@ func cellOf(f podFacts, img Image) Cell {
 		return Cell{State: Pulling}
 	}
 	return Cell{State: Pending, Reason: "NoStatus"}
+}
+
+// containerFailure is the Failed cell of a container that will not run by
+// itself (a waiting reason that does not pass, or an exit with an error),
+// its reason prefixed by whose container it is.
+func containerFailure(c containerFact, prefix string) (Cell, bool) {
+	if c.state == 'W' && failureReasons[c.reason] {
+		return Cell{State: Failed, Reason: prefix + c.reason, Message: c.message}, true
+	}
+	if c.state == 'T' && c.exitCode != 0 {
+		return Cell{State: Failed, Reason: prefix + orDefault(c.reason, "Error"), Message: c.message}, true
+	}
+	return Cell{}, false
 }
 
 func warmSince(n Node) time.Time {
