@@ -27,6 +27,7 @@ func benchCmd() *cobra.Command {
 	var clusterDir, kipTag, registry string
 	var counts []int
 	var layers, parallelism int
+	var sweep []int
 	var sizeMB int64
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -35,8 +36,8 @@ func benchCmd() *cobra.Command {
 --images and images of S MB, each set new to every node: the time from
 kubectl apply of the ConfigMap to every node holding every image, in
 daemonset mode and in agent mode; the same number of images pulled straight
-through each node's CRI, one at a time, PULL_PARALLELISM at a time and all at
-once (the floor); the memory each mode requests and uses per node; and a
+through each node's CRI at each --sweep parallelism and all at once (the
+floor), which is what PULL_PARALLELISM's default is chosen from; the memory each mode requests and uses per node; and a
 workspace pod's start from a cached image against an uncached one.
 
 --registry remote (the default) pulls from the local cluster's remote-like
@@ -48,7 +49,7 @@ worth.`,
 			if err != nil {
 				return err
 			}
-			b := &bench{e: e, sizeMB: sizeMB, layers: layers, kipImage: kipTag, parallelism: parallelism, run: strconv.FormatInt(time.Now().Unix(), 36)}
+			b := &bench{e: e, sizeMB: sizeMB, layers: layers, kipImage: kipTag, parallelism: parallelism, sweep: sweep, run: strconv.FormatInt(time.Now().Unix(), 36)}
 			b.registry, b.push = e.Registry, e.RegistryPush
 			if registry == "remote" {
 				if e.RemoteRegistry == "" {
@@ -72,7 +73,9 @@ worth.`,
 	cmd.Flags().IntSliceVar(&counts, "images", []int{10, 50}, "K: images per measurement, one table each")
 	cmd.Flags().Int64Var(&sizeMB, "size-mb", 10, "S: size of each image in MB")
 	cmd.Flags().IntVar(&layers, "layers", 2, "layers per image")
-	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "agent mode's PULL_PARALLELISM")
+	defaultParallelism, _ := strconv.Atoi(config.Defaults[config.KeyPullParallelism])
+	cmd.Flags().IntVar(&parallelism, "parallelism", defaultParallelism, "agent mode's PULL_PARALLELISM")
+	cmd.Flags().IntSliceVar(&sweep, "sweep", []int{1, 4, 8, 16}, "the parallelism of each straight CRI measurement, besides all at once")
 	cmd.Flags().StringVar(&registry, "registry", "remote", "remote (like a remote registry) or local (loopback speed)")
 	cmd.Flags().StringVar(&kipTag, "kip-image", "kip:dev", "the puller image in the local registry (make image)")
 	return cmd
@@ -88,6 +91,7 @@ type bench struct {
 	sizeMB         int64
 	layers         int
 	parallelism    int
+	sweep          []int
 	kipImage, run  string
 }
 
@@ -127,11 +131,17 @@ func entries(refs []string) string {
 // measure runs every measurement for k images and writes its table.
 func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool) error {
 	e := b.e
-	b.log("pushing 5 sets of %d images of %d MB to %s", k, b.sizeMB, b.registry)
-	var sets [5][]string
-	for i, set := range []string{"daemonset", "agent", "serial", "agentpar", "parallel"} {
+	// A new set of images for each measurement: each one pulls to nodes
+	// that hold none of them.
+	names := []string{"daemonset", "agent", "floor"}
+	for _, p := range b.sweep {
+		names = append(names, fmt.Sprintf("cri%d", p))
+	}
+	b.log("pushing %d sets of %d images of %d MB to %s", len(names), k, b.sizeMB, b.registry)
+	sets := map[string][]string{}
+	for _, set := range names {
 		var err error
-		if sets[i], err = b.images(fmt.Sprintf("k%d%s", k, set), k); err != nil {
+		if sets[set], err = b.images(fmt.Sprintf("k%d%s", k, set), k); err != nil {
 			return err
 		}
 	}
@@ -170,30 +180,28 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 		mem, err := workingSet(ctx, e, ns, containers, perNode)
 		return took, mem, err
 	}
-	sleeping, sleepingMem, err := measureMode(config.ModeDaemonSet, sets[0], func(c string) bool { return strings.HasPrefix(c, "img") }, k)
+	sleeping, sleepingMem, err := measureMode(config.ModeDaemonSet, sets["daemonset"], func(c string) bool { return strings.HasPrefix(c, "img") }, k)
 	if err != nil {
 		return err
 	}
-	agentTime, agentMem, err := measureMode(config.ModeAgent, sets[1], func(c string) bool { return c == daemonset.AgentContainer }, 1)
-	if err != nil {
-		return err
-	}
-
-	b.log("CRI: pulling one at a time, %d at a time, all at once", b.parallelism)
-	serial, err := pullOnEveryNode(ctx, e, sets[2], 1)
-	if err != nil {
-		return err
-	}
-	atP, err := pullOnEveryNode(ctx, e, sets[3], b.parallelism)
-	if err != nil {
-		return err
-	}
-	floor, err := pullOnEveryNode(ctx, e, sets[4], k)
+	agentTime, agentMem, err := measureMode(config.ModeAgent, sets["agent"], func(c string) bool { return c == daemonset.AgentContainer }, 1)
 	if err != nil {
 		return err
 	}
 
-	cfg, _, err := config.Parse(map[string]string{config.KeyImages: entries(sets[0])})
+	b.log("CRI: pulling %v at a time, then all at once", b.sweep)
+	atP := map[int]time.Duration{}
+	for _, p := range b.sweep {
+		if atP[p], err = pullOnEveryNode(ctx, e, sets[fmt.Sprintf("cri%d", p)], p); err != nil {
+			return err
+		}
+	}
+	floor, err := pullOnEveryNode(ctx, e, sets["floor"], k)
+	if err != nil {
+		return err
+	}
+
+	cfg, _, err := config.Parse(map[string]string{config.KeyImages: entries(sets["daemonset"])})
 	if err != nil {
 		return err
 	}
@@ -201,8 +209,9 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 	fmt.Fprintln(w, "MEASUREMENT\tVALUE\tRATIO")
 	fmt.Fprintf(w, "daemonset mode: kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", round(sleeping), ratio(sleeping, floor))
 	fmt.Fprintf(w, "agent mode (PULL_PARALLELISM=%d): kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", b.parallelism, round(agentTime), ratio(agentTime, floor))
-	fmt.Fprintf(w, "CRI PullImage, one at a time, every node\t%v\t%.2fx\n", round(serial), ratio(serial, floor))
-	fmt.Fprintf(w, "CRI PullImage, %d at a time, every node\t%v\t%.2fx\n", b.parallelism, round(atP), ratio(atP, floor))
+	for _, p := range b.sweep {
+		fmt.Fprintf(w, "CRI PullImage, %d at a time, every node\t%v\t%.2fx\n", p, round(atP[p]), ratio(atP[p], floor))
+	}
 	fmt.Fprintf(w, "CRI PullImage, %d at a time, every node (floor)\t%v\t1.00x\n", k, round(floor))
 	sleepingReq, agentReq := cfg.PerNode().MemoryRequest, daemonset.AgentMemoryRequest
 	for _, node := range e.Nodes {
@@ -215,7 +224,7 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 			return err
 		}
 		b.log("workspace pods")
-		warm, err := e.StartWorkspace("bench-warm", "node1", sets[1][0])
+		warm, err := e.StartWorkspace("bench-warm", "node1", sets["agent"][0])
 		if err != nil {
 			return err
 		}

@@ -26,11 +26,12 @@ import (
 	"github.com/kip-image-puller/kip/internal/agent"
 	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 type agentFlags struct {
-	images, digests               string
+	images, digests, daemonSet    string
 	socket, hostRoot              string
 	parallelism                   int
 	attemptTimeout, healInterval  time.Duration
@@ -68,6 +69,7 @@ kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:
 	fl := cmd.Flags()
 	fl.StringVar(&f.images, "images", os.Getenv("KIP_IMAGES"), "the images, in the IMAGES format (name=ref;...) (env KIP_IMAGES)")
 	fl.StringVar(&f.digests, "digests", os.Getenv("KIP_DIGESTS"), "the digest each tag last resolved to, as a JSON object; a tag held at another digest is pulled again (env KIP_DIGESTS)")
+	fl.StringVar(&f.daemonSet, "daemonset", "", "follow the list (annotations "+daemonset.AnnotationImages+" and "+daemonset.AnnotationDigests+") on this DaemonSet in --pod-namespace, instead of --images and --digests")
 	fl.StringVar(&f.socket, "cri-socket", os.Getenv("CRI_SOCKET"), "the runtime's CRI socket; empty probes the usual containerd, CRI-O and cri-dockerd paths under --host-root (env CRI_SOCKET)")
 	fl.StringVar(&f.hostRoot, "host-root", "/", "where the host's paths are mounted, for probing")
 	fl.IntVar(&f.parallelism, "parallelism", 4, "images pulled at once on this node")
@@ -88,14 +90,31 @@ kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:
 
 func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	log := zap.New(zap.UseDevMode(false)).WithName("agent")
-	imgs, err := config.ParseImages(f.images)
-	if err != nil {
-		return fmt.Errorf("--images: %w", err)
-	}
-	var digests map[string]string
-	if f.digests != "" {
-		if err := json.Unmarshal([]byte(f.digests), &digests); err != nil {
-			return fmt.Errorf("--digests: a JSON object of image references to digests: %w", err)
+	var list agent.List
+	var lists <-chan agent.List
+	if f.daemonSet != "" {
+		if f.images != "" || f.digests != "" || f.once {
+			return errors.New("--daemonset: the list comes from the DaemonSet; leave out --images, --digests and --once")
+		}
+		if f.podNamespace == "" {
+			return errors.New("--daemonset: set --pod-namespace, the DaemonSet's namespace")
+		}
+		cs, err := inCluster()
+		if err != nil {
+			return fmt.Errorf("--daemonset: %w", err)
+		}
+		if list, lists, err = followDaemonSet(ctx, cs, f.podNamespace, f.daemonSet, log); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if list.Images, err = config.ParseImages(f.images); err != nil {
+			return fmt.Errorf("--images: %w", err)
+		}
+		if f.digests != "" {
+			if err := json.Unmarshal([]byte(f.digests), &list.Digests); err != nil {
+				return fmt.Errorf("--digests: a JSON object of image references to digests: %w", err)
+			}
 		}
 	}
 	cri, err := connectCRI(ctx, f, log)
@@ -134,16 +153,16 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		log.Error(errors.New(p), "pull secret left out; the others still work")
 	}
 
-	a := agent.New(cri, pinner, agent.KeychainCredentials(kc), imgs, agent.Options{
+	a := agent.New(cri, pinner, agent.KeychainCredentials(kc), list, agent.Options{
 		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
-		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax}, Digests: digests,
+		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
 	})
 	report, err := reporter(f, out)
 	if err != nil {
 		return err
 	}
 	loop := &agent.Loop{Agent: a, Runtime: cri.Name + " " + cri.Version, CanPin: canPin, HealInterval: f.healInterval,
-		SecretProblems: problems, Report: report, Log: log}
+		SecretProblems: problems, Report: report, Log: log, Lists: lists}
 	if f.maxNodesPulling > 0 {
 		if loop.Slots, err = pullSlots(f); err != nil {
 			return err

@@ -172,6 +172,7 @@ func renderStatus(r status.Report, output string) (string, error) {
 	}
 	var b strings.Builder
 	writeTable(&b, r)
+	writeAgents(&b, r)
 	fmt.Fprintln(&b, r.Line())
 	for _, e := range r.InvalidEntries {
 		fmt.Fprintln(&b, "invalid entry, left out:", e)
@@ -180,6 +181,33 @@ func renderStatus(r status.Report, output string) (string, error) {
 		fmt.Fprintf(&b, "every selected node holds every image since %s\n", ws.Format(time.RFC3339))
 	}
 	return b.String(), nil
+}
+
+// writeAgents writes, in agent mode, a line per node whose agent reported:
+// its runtime, whether its cached images are pinned (and, when not, why and
+// how the runtime pins), its heals and the pull secrets it left out.
+func writeAgents(w io.Writer, r status.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	header := false
+	for _, n := range r.Nodes {
+		a := n.Agent
+		if a == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "AGENT ON\tRUNTIME\tPINNED\tHEALS")
+			header = true
+		}
+		pinned := "yes"
+		if a.Pinning != "" {
+			pinned = "no: " + a.Pinning
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", n.Name, a.Runtime, pinned, a.Heals)
+		for _, p := range a.SecretProblems {
+			fmt.Fprintf(tw, "%s\tpull secret left out: %s\t\t\n", n.Name, p)
+		}
+	}
 }
 
 // writeTable writes nodes as rows and images as columns, or the transpose

@@ -50,6 +50,31 @@ func TestRenderStatusTable(t *testing.T) {
 	}
 }
 
+// TestRenderStatusSaysWhatEachAgentPins: in agent mode, a line per node
+// with its runtime and whether its images are pinned, and why not.
+func TestRenderStatusSaysWhatEachAgentPins(t *testing.T) {
+	r := report(2)
+	note := "2 cached image(s) not pinned (img1, img2): containerd 1.6.20 ignores the label"
+	r.Nodes[0].Agent = &status.AgentNode{Runtime: "containerd v2.4.2"}
+	r.Nodes[1].Agent = &status.AgentNode{Runtime: "containerd 1.6.20", Pinning: note, Heals: 3, SecretProblems: []string{"broken: no .dockerconfigjson"}}
+	out, err := renderStatus(r, "table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("want the table, the agents' header, a line per agent, the secret and the summary:\n%s", out)
+	}
+	for i, want := range []string{"AGENT ON RUNTIME PINNED HEALS", "node1 containerd v2.4.2 yes 0", "node2 containerd 1.6.20 no: " + note + " 3", "node2 pull secret left out: broken: no .dockerconfigjson"} {
+		if got := strings.Join(strings.Fields(lines[3+i]), " "); got != want {
+			t.Errorf("line %d: %q, want %q", 3+i, got, want)
+		}
+	}
+	if plain, _ := renderStatus(report(2), "table"); strings.Contains(plain, "AGENT") {
+		t.Errorf("daemonset mode shows agents:\n%s", plain)
+	}
+}
+
 func TestRenderStatusNamesInvalidEntries(t *testing.T) {
 	r := report(2)
 	r.InvalidEntries = []string{`IMAGES: value "Bad=x:1": entry 3: name "Bad" becomes a container name`}

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -78,9 +80,6 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// Backoff spaces the attempts of an image that keeps failing.
 	Backoff Backoff
-	// Digests are the digests the controller last resolved each tag to: a
-	// tag held at another digest is pulled again.
-	Digests map[string]string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -92,8 +91,11 @@ type Agent struct {
 	creds Credentials
 	opts  Options
 
-	mu      sync.Mutex
-	images  []config.Image
+	mu     sync.Mutex
+	images []config.Image
+	// digests are the digests the controller last resolved each tag to: a
+	// tag held at another digest is pulled again.
+	digests map[string]string
 	reports map[string]report.Image // by image name
 	retry   map[string]retryState   // by image name
 }
@@ -103,20 +105,56 @@ type retryState struct {
 	next     time.Time
 }
 
-// New returns an agent for images. pin may be nil.
-func New(rt Runtime, pin Pinner, creds Credentials, images []config.Image, opts Options) *Agent {
+// List is what an agent holds: the images, and the digest each tag last
+// resolved to (a tag held at another digest is pulled again).
+type List struct {
+	Images  []config.Image
+	Digests map[string]string
+}
+
+// New returns an agent for list. pin may be nil.
+func New(rt Runtime, pin Pinner, creds Credentials, list List, opts Options) *Agent {
 	if opts.Parallelism < 1 {
 		opts.Parallelism = 1
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Agent{rt: rt, pin: pin, creds: creds, opts: opts, images: images,
-		reports: map[string]report.Image{}, retry: map[string]retryState{}}
-	for _, img := range images {
-		a.reports[img.Name] = report.Image{Name: img.Name, Image: img.Ref, State: report.StatePulling}
-	}
+	a := &Agent{rt: rt, pin: pin, creds: creds, opts: opts, reports: map[string]report.Image{}, retry: map[string]retryState{}}
+	a.Update(list)
 	return a
+}
+
+// Update takes up a new list and tells whether it differs from the one
+// held. An image that stays keeps its state and its backoff; a new one, or
+// one whose tag moved to a digest other than the one the node holds, waits
+// for the next Sync; one that left is forgotten (Release unpins it).
+func (a *Agent) Update(list List) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if slices.Equal(a.images, list.Images) && maps.Equal(a.digests, list.Digests) {
+		return false
+	}
+	reports, retry := map[string]report.Image{}, map[string]retryState{}
+	for _, img := range list.Images {
+		r, known := a.reports[img.Name]
+		want, pinned := list.Digests[img.Ref]
+		switch {
+		case !known || r.Image != img.Ref:
+			r = report.Image{Name: img.Name, Image: img.Ref, State: report.StatePulling}
+		case pinned && r.State == report.StateCached && r.Digest != want && want != a.digests[img.Ref]:
+			// The tag moved: Sync asks the runtime, and pulls when the
+			// node holds another digest.
+			r = report.Image{Name: img.Name, Image: img.Ref, State: report.StatePulling}
+		default:
+			if st, waiting := a.retry[img.Name]; waiting {
+				retry[img.Name] = st
+			}
+		}
+		reports[img.Name] = r
+	}
+	a.images, a.digests, a.reports, a.retry = list.Images, list.Digests, reports, retry
+	return true
 }
 
 // Report is a copy of every image's state, in IMAGES order.
@@ -243,7 +281,9 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool
 
 // moved tells whether ref's tag resolved to a digest the node does not hold.
 func (a *Agent) moved(ref string, held Held) bool {
-	want, ok := a.opts.Digests[ref]
+	a.mu.Lock()
+	want, ok := a.digests[ref]
+	a.mu.Unlock()
 	if !ok {
 		return false
 	}
@@ -339,9 +379,11 @@ func (a *Agent) Release(ctx context.Context) ([]string, error) {
 	if a.pin == nil {
 		return nil, nil
 	}
+	a.mu.Lock()
 	keep := make([]string, 0, len(a.images))
 	for _, img := range a.images {
 		keep = append(keep, img.Ref)
 	}
+	a.mu.Unlock()
 	return a.pin.Unpin(ctx, keep)
 }

@@ -130,7 +130,7 @@ func TestSyncPullsWhatIsMissingAndPinsWhatIsHeld(t *testing.T) {
 	imgs := images(3)
 	rt.held[imgs[0].Ref] = Held{RepoDigests: []string{"reg.test/img0@sha256:already"}}
 	pin := &fakePinner{rt: rt}
-	a := New(rt, pin, noCreds, imgs, opts(&clock{t: time.Unix(0, 0)}))
+	a := New(rt, pin, noCreds, List{Images: imgs}, opts(&clock{t: time.Unix(0, 0)}))
 	if a.AllCached() {
 		t.Fatal("cached before any sync")
 	}
@@ -164,7 +164,7 @@ func TestSyncBoundsParallelPulls(t *testing.T) {
 			rt.gate = make(chan struct{})
 			o := opts(&clock{})
 			o.Parallelism = limit
-			a := New(rt, nil, noCreds, images(7), o)
+			a := New(rt, nil, noCreds, List{Images: images(7)}, o)
 			done := make(chan int)
 			go func() { done <- a.Sync(context.Background()) }()
 			// Let pulls through one at a time, each time once the pool is full.
@@ -197,7 +197,7 @@ func TestFailedPullsBackOffWithACap(t *testing.T) {
 	imgs := images(2)
 	rt.fail[imgs[1].Ref] = errors.New("rpc error: code = NotFound desc = not found")
 	c := &clock{t: time.Unix(1000, 0)}
-	a := New(rt, nil, noCreds, imgs, opts(c))
+	a := New(rt, nil, noCreds, List{Images: imgs}, opts(c))
 	a.Sync(context.Background())
 	r := a.Report()
 	if r[0].State != report.StateCached || r[1].State != report.StateFailed || r[1].Reason != report.ReasonErrImagePull || !strings.Contains(r[1].Message, "NotFound") {
@@ -238,7 +238,7 @@ func TestAPullThatHangsTimesOut(t *testing.T) {
 	rt.gate = make(chan struct{}) // never opened
 	o := opts(&clock{})
 	o.AttemptTimeout = 20 * time.Millisecond
-	a := New(rt, nil, noCreds, images(1), o)
+	a := New(rt, nil, noCreds, List{Images: images(1)}, o)
 	a.Sync(context.Background())
 	if r := a.Report()[0]; r.State != report.StateFailed || !strings.Contains(r.Message, "no pull within 20ms") {
 		t.Errorf("report %+v", r)
@@ -258,7 +258,7 @@ func TestCredentialsGoToTheirImageOnly(t *testing.T) {
 		}
 		return nil, nil
 	}
-	a := New(rt, nil, creds, imgs, opts(&clock{}))
+	a := New(rt, nil, creds, List{Images: imgs}, opts(&clock{}))
 	a.Sync(context.Background())
 	if rt.creds["private.test/app:v1"] != login || rt.creds["open.test/app:v1"] != nil {
 		t.Errorf("credentials sent: %+v", rt.creds)
@@ -274,7 +274,7 @@ func TestCredentialsGoToTheirImageOnly(t *testing.T) {
 
 func TestAPinFailureIsReported(t *testing.T) {
 	rt := newFakeRuntime()
-	a := New(rt, &fakePinner{rt: rt, err: errors.New("containerd: permission denied")}, noCreds, images(1), opts(&clock{}))
+	a := New(rt, &fakePinner{rt: rt, err: errors.New("containerd: permission denied")}, noCreds, List{Images: images(1)}, opts(&clock{}))
 	a.Sync(context.Background())
 	if r := a.Report()[0]; r.State != report.StateCached || r.Pinned || r.PinError != "containerd: permission denied" {
 		t.Errorf("report %+v", r)
@@ -284,7 +284,7 @@ func TestAPinFailureIsReported(t *testing.T) {
 func TestHealPullsAgainWhatDisappeared(t *testing.T) {
 	rt := newFakeRuntime()
 	imgs := images(3)
-	a := New(rt, nil, noCreds, imgs, opts(&clock{}))
+	a := New(rt, nil, noCreds, List{Images: imgs}, opts(&clock{}))
 	a.Sync(context.Background())
 	if lost, err := a.Heal(context.Background()); err != nil || len(lost) != 0 {
 		t.Fatalf("lost %v, %v with everything held", lost, err)
@@ -307,14 +307,14 @@ func TestHealPullsAgainWhatDisappeared(t *testing.T) {
 func TestReleaseKeepsTheConfiguredImages(t *testing.T) {
 	rt := newFakeRuntime()
 	pin := &fakePinner{rt: rt}
-	a := New(rt, pin, noCreds, images(2), opts(&clock{}))
+	a := New(rt, pin, noCreds, List{Images: images(2)}, opts(&clock{}))
 	if _, err := a.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(pin.keep) != "[reg.test/img0:v1 reg.test/img1:v1]" {
 		t.Errorf("keep %v", pin.keep)
 	}
-	if got, err := New(rt, nil, noCreds, images(2), opts(&clock{})).Release(context.Background()); got != nil || err != nil {
+	if got, err := New(rt, nil, noCreds, List{Images: images(2)}, opts(&clock{})).Release(context.Background()); got != nil || err != nil {
 		t.Errorf("without a pinner: %v, %v", got, err)
 	}
 }
@@ -355,15 +355,68 @@ func TestATagThatMovedIsPulledAgain(t *testing.T) {
 	for _, img := range imgs {
 		rt.held[img.Ref] = Held{RepoDigests: []string{img.Ref + "@sha256:old"}}
 	}
-	o := opts(&clock{})
-	o.Digests = map[string]string{imgs[0].Ref: "sha256:d-" + imgs[0].Ref, imgs[1].Ref: "sha256:old"}
-	a := New(rt, nil, noCreds, imgs, o)
+	digests := map[string]string{imgs[0].Ref: "sha256:d-" + imgs[0].Ref, imgs[1].Ref: "sha256:old"}
+	a := New(rt, nil, noCreds, List{Images: imgs, Digests: digests}, opts(&clock{}))
 	if n := a.Sync(context.Background()); n != 1 || rt.pulls[imgs[0].Ref] != 1 || rt.pulls[imgs[1].Ref] != 0 {
 		t.Errorf("pulled %d: %v", n, rt.pulls)
 	}
 	if r := a.Report()[0]; r.Digest != "sha256:d-"+imgs[0].Ref {
 		t.Errorf("report %+v", r)
 	}
+}
+
+// TestUpdateTakesUpANewList: what stays keeps its state and backoff, what
+// is new or moved waits for the next Sync, what left is forgotten and its
+// pin released; the same list again is no change.
+func TestUpdateTakesUpANewList(t *testing.T) {
+	rt := newFakeRuntime()
+	imgs := images(4)
+	rt.fail[imgs[3].Ref] = errors.New("not found")
+	pin := &fakePinner{rt: rt}
+	c := &clock{t: time.Unix(0, 0)}
+	a := New(rt, pin, noCreds, List{Images: imgs[:2]}, opts(c))
+	a.Sync(context.Background())
+	if a.Update(List{Images: imgs[:2]}) {
+		t.Error("the same list reported as a change")
+	}
+
+	// img0 stays, img1 leaves, img2 and the failing img3 come.
+	a.Update(List{Images: []config.Image{imgs[0], imgs[2], imgs[3]}})
+	if got := states(a.Report()); got != "img0=Cached img2=Pulling img3=Pulling" {
+		t.Errorf("after the update: %s", got)
+	}
+	if _, err := a.Release(context.Background()); err != nil || fmt.Sprint(pin.keep) != fmt.Sprint([]string{imgs[0].Ref, imgs[2].Ref, imgs[3].Ref}) {
+		t.Errorf("Release keeps %v (%v)", pin.keep, err)
+	}
+	if n := a.Sync(context.Background()); n != 1 || rt.pulls[imgs[0].Ref] != 1 {
+		t.Errorf("second sync pulled %d; pulls %v", n, rt.pulls)
+	}
+	next := a.NextAttempt()
+
+	// img0's tag moves: only img0 is checked again; img3 keeps its backoff.
+	moved := List{Images: []config.Image{imgs[0], imgs[2], imgs[3]}, Digests: map[string]string{imgs[0].Ref: "sha256:new"}}
+	if !a.Update(moved) {
+		t.Fatal("new digests reported as no change")
+	}
+	if got := states(a.Report()); got != "img0=Pulling img2=Cached img3=Failed" {
+		t.Errorf("after the move: %s", got)
+	}
+	if a.NextAttempt() != next {
+		t.Errorf("img3's next attempt %v, was %v", a.NextAttempt(), next)
+	}
+	rt.held[imgs[0].Ref] = Held{RepoDigests: []string{"reg.test/img0@sha256:new"}} // what a pull brings
+	a.Sync(context.Background())
+	if r := a.Report()[0]; r.State != "Cached" || r.Digest != "sha256:new" {
+		t.Errorf("img0 after the move: %+v", r)
+	}
+}
+
+func states(rs []report.Image) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name+"="+string(r.State))
+	}
+	return strings.Join(out, " ")
 }
 
 func TestSlotFree(t *testing.T) {

@@ -30,6 +30,9 @@ type Loop struct {
 	// Slots, when set, bound how many nodes pull at once: the agent holds
 	// one while it syncs.
 	Slots *Slots
+	// Lists, when set, brings new lists, which the agent takes up between
+	// syncs: the pins of images that left are released, new ones brought.
+	Lists <-chan List
 
 	heals int
 	last  *report.Node
@@ -38,12 +41,7 @@ type Loop struct {
 // Run releases the pins of images no longer configured, then loops. With
 // once, it returns after the first sync and report.
 func (l *Loop) Run(ctx context.Context, once bool) error {
-	released, err := l.Agent.Release(ctx)
-	if err != nil {
-		l.Log.Error(err, "unpin the images no longer configured")
-	} else if len(released) > 0 {
-		l.Log.Info("unpinned the images no longer configured; the runtime's garbage collection may remove them", "images", released)
-	}
+	l.release(ctx)
 	for {
 		if err := l.sync(ctx); err != nil {
 			return err
@@ -59,6 +57,12 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case list := <-l.Lists:
+			if l.Agent.Update(list) {
+				l.Log.Info("took up a new list", "images", len(list.Images))
+				l.release(ctx)
+			}
+			continue
 		case <-time.After(wait):
 		}
 		lost, err := l.Agent.Heal(ctx)
@@ -70,6 +74,16 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 			l.heals += len(lost)
 			l.Log.Info("images disappeared from the runtime; pulling them again", "images", lost)
 		}
+	}
+}
+
+// release unpins the images no longer configured.
+func (l *Loop) release(ctx context.Context) {
+	released, err := l.Agent.Release(ctx)
+	if err != nil {
+		l.Log.Error(err, "unpin the images no longer configured")
+	} else if len(released) > 0 {
+		l.Log.Info("unpinned the images no longer configured; the runtime's garbage collection may remove them", "images", released)
 	}
 }
 

@@ -73,7 +73,7 @@ var Defaults = map[string]string{
 	KeyTolerations:          "[]",
 	KeyDaemonSetAnnotations: "{}",
 	KeyCachingMode:          ModeDaemonSet,
-	KeyPullParallelism:      "4",
+	KeyPullParallelism:      "8",
 	KeyHealInterval:         "5m",
 	KeyCRISocket:            "",
 	KeyMaxNodesPulling:      "0",

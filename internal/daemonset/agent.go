@@ -1,6 +1,7 @@
 package daemonset
 
 import (
+	"fmt"
 	"path"
 	"strconv"
 	"strings"
@@ -24,13 +25,14 @@ const (
 	AgentContainer = "kip-agent"
 	// AgentServiceAccount is the agents' ServiceAccount, installed with the
 	// puller: it may read and patch Pods in the namespace, so that each
-	// agent reports on its own Pod.
+	// agent reports on its own Pod, and read the DaemonSets, so that each
+	// agent follows the list on its own.
 	AgentServiceAccount = "kip-agent"
-	// EnvImages carries IMAGES to the agent.
-	EnvImages = "KIP_IMAGES"
-	// EnvDigests carries the digests of the last refresh, as the
-	// AnnotationDigests JSON object.
-	EnvDigests = "KIP_DIGESTS"
+	// AnnotationImages on the agents' DaemonSet (not on its pod template)
+	// carries IMAGES, which the agents watch: a new list reaches the
+	// running agents without restarting them. The digests of the last
+	// refresh travel the same way, in AnnotationDigests.
+	AnnotationImages = "kip.dev/images"
 	// HostRoot is where the host's runtime folder is mounted, read-only.
 	HostRoot = "/host"
 	// RuntimeFolder holds the usual CRI sockets on the host (containerd,
@@ -74,7 +76,7 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 		mount.MountPath = HostRoot + folder
 		socketArg = "--cri-socket=" + HostRoot + cfg.CRISocket
 	}
-	args := []string{"agent", "--host-root=" + HostRoot, "--parallelism=" + strconv.Itoa(cfg.PullParallelism),
+	args := []string{"agent", "--daemonset=" + name, "--host-root=" + HostRoot, "--parallelism=" + strconv.Itoa(cfg.PullParallelism),
 		"--heal-interval=" + cfg.HealInterval.String(), "--health-addr=:" + strconv.Itoa(AgentHealthPort)}
 	if socketArg != "" {
 		args = append(args, socketArg)
@@ -96,14 +98,6 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 	if len(cfg.ImagePullSecrets) > 0 {
 		args = append(args, "--pull-secret-dir="+AgentPullSecretDir, "--pull-secrets="+strings.Join(cfg.ImagePullSecrets, ","))
 	}
-	env := nodeEnv
-	if len(opts.Refresh.Digests) > 0 && opts.Refresh.Rollout != "" {
-		// Once a tag moved: the digest each tag resolved to at the last
-		// refresh, so that a tag the node holds at another digest is pulled
-		// again. Not before, as in daemonset mode: recording the digests
-		// the agents just pulled must not restart them.
-		env = append(env, corev1.EnvVar{Name: EnvDigests, Value: EncodeDigests(opts.Refresh.Digests)})
-	}
 	probe := func(p string, period int32) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromInt32(AgentHealthPort)}},
 			PeriodSeconds: period, FailureThreshold: 3}
@@ -115,10 +109,9 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 		Command:         []string{"/usr/bin/kip"},
 		Args:            args,
 		Env: append([]corev1.EnvVar{
-			{Name: EnvImages, Value: imagesValue(cfg.Images)},
 			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}},
-		}, env...),
+		}, nodeEnv...),
 		Ports: []corev1.ContainerPort{{Name: "health", ContainerPort: AgentHealthPort}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceMemory: AgentMemoryRequest, corev1.ResourceCPU: AgentCPURequest},
@@ -172,6 +165,10 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 			},
 		},
 	}
+	if ds.Annotations == nil {
+		ds.Annotations = map[string]string{}
+	}
+	ds.Annotations[AnnotationImages] = imagesValue(cfg.Images)
 	if opts.Owner != nil {
 		ds.OwnerReferences = []metav1.OwnerReference{*opts.Owner}
 	}
@@ -193,19 +190,27 @@ func imagesValue(images []config.Image) string {
 	return b.String()
 }
 
-// AgentImages reads the images an agents' DaemonSet caches; ok is false
-// for a DaemonSet of sleeping containers.
-func AgentImages(ds *appsv1.DaemonSet) (images []config.Image, ok bool) {
+// IsAgents tells whether ds is an agents' DaemonSet, not one of sleeping
+// containers.
+func IsAgents(ds *appsv1.DaemonSet) bool {
 	for _, c := range ds.Spec.Template.Spec.Containers {
-		if c.Name != AgentContainer {
-			continue
-		}
-		for _, e := range c.Env {
-			if e.Name == EnvImages {
-				images, err := config.ParseImages(e.Value)
-				return images, err == nil
-			}
+		if c.Name == AgentContainer {
+			return true
 		}
 	}
-	return nil, false
+	return false
+}
+
+// AgentImages reads the images an agents' DaemonSet caches, from its
+// AnnotationImages.
+func AgentImages(ds *appsv1.DaemonSet) ([]config.Image, error) {
+	v, ok := ds.Annotations[AnnotationImages]
+	if !ok {
+		return nil, fmt.Errorf("DaemonSet %s/%s: no annotation %s", ds.Namespace, ds.Name, AnnotationImages)
+	}
+	images, err := config.ParseImages(v)
+	if err != nil {
+		return nil, fmt.Errorf("DaemonSet %s/%s: annotation %s: %w", ds.Namespace, ds.Name, AnnotationImages, err)
+	}
+	return images, nil
 }

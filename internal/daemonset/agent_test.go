@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
@@ -109,39 +110,43 @@ func TestAgentMemoryIsConstant(t *testing.T) {
 	}
 }
 
-// TestAgentDigestsOnlyOnceATagMoved: recording the digests at the first
-// refresh leaves the agents' pods as they are; a moved tag rolls them with
-// the digests to pull.
-func TestAgentDigestsOnlyOnceATagMoved(t *testing.T) {
+// TestAgentListIsNotInThePodTemplate: a new list, or newly recorded
+// digests, change the DaemonSet's annotations and leave its pod template
+// as it is, so the running agents take them up without a restart.
+func TestAgentListIsNotInThePodTemplate(t *testing.T) {
 	digests := map[string]string{"reg.example.com/img0:v1": "sha256:" + sha("d")}
-	env := func(refresh RefreshState) string {
-		for _, e := range Build(agentConfig(t, 1), Options{KIPImage: "k:1", Refresh: refresh}).Spec.Template.Spec.Containers[0].Env {
-			if e.Name == EnvDigests {
-				return e.Value
-			}
-		}
-		return ""
+	before := Build(agentConfig(t, 1), Options{KIPImage: "k:1"})
+	after := Build(agentConfig(t, 2), Options{KIPImage: "k:1", Refresh: RefreshState{Digests: digests, Rollout: "r1"}})
+	if !equality.Semantic.DeepEqual(before.Spec.Template, after.Spec.Template) {
+		t.Errorf("the pod template changed with the list:\n%v\n%v", before.Spec.Template, after.Spec.Template)
 	}
-	if got := env(RefreshState{Digests: digests}); got != "" {
-		t.Errorf("first record: %s=%s, want none", EnvDigests, got)
+	if before.Annotations[AnnotationImages] == after.Annotations[AnnotationImages] {
+		t.Errorf("%s did not change: %q", AnnotationImages, after.Annotations[AnnotationImages])
 	}
-	if got := env(RefreshState{Digests: digests, Rollout: "r1"}); got != EncodeDigests(digests) {
-		t.Errorf("after a move: %s=%q", EnvDigests, got)
+	if got := RecordedRefresh(after).Digests; fmt.Sprint(got) != fmt.Sprint(digests) {
+		t.Errorf("recorded digests %v, want %v", got, digests)
 	}
 }
 
 func TestAgentImagesRoundTrip(t *testing.T) {
 	cfg := agentConfig(t, 3)
 	ds := Build(cfg, Options{KIPImage: "k:1"})
-	got, ok := AgentImages(ds)
-	if !ok || fmt.Sprint(got) != fmt.Sprint(cfg.Images) {
-		t.Errorf("AgentImages = %v, %v; want %v", got, ok, cfg.Images)
+	got, err := AgentImages(ds)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(cfg.Images) || !IsAgents(ds) {
+		t.Errorf("AgentImages = %v, %v; want %v", got, err, cfg.Images)
 	}
 	if ds.Name != cfg.DaemonSetName+config.AgentSuffix || ds.Spec.Template.Spec.ServiceAccountName != AgentServiceAccount {
 		t.Errorf("name %s, service account %s", ds.Name, ds.Spec.Template.Spec.ServiceAccountName)
 	}
 	sleeping := Build(mustParse(t, map[string]string{config.KeyImages: "a=a:1"}), Options{KIPImage: "k:1"})
-	if _, ok := AgentImages(sleeping); ok {
+	if IsAgents(sleeping) {
 		t.Error("a DaemonSet of sleeping containers read as an agents' one")
+	}
+	if _, err := AgentImages(sleeping); err == nil || !strings.Contains(err.Error(), AnnotationImages) {
+		t.Errorf("AgentImages of a DaemonSet without the annotation: %v", err)
+	}
+	ds.Annotations[AnnotationImages] = "a=;"
+	if _, err := AgentImages(ds); err == nil || !strings.Contains(err.Error(), AnnotationImages) {
+		t.Errorf("AgentImages of an unreadable annotation: %v", err)
 	}
 }

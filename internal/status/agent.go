@@ -17,6 +17,10 @@ type AgentNode struct {
 	Heals          int      `json:"heals,omitempty"`
 }
 
+// ReasonNewList is why an image of a list the agent has not taken up yet
+// is Pending; it does within a second or two, without a restart.
+const ReasonNewList = "NewList"
+
 // agentFacts is what an agent's Pod says: its report, when it wrote one.
 type agentFacts struct {
 	report  *report.Node
@@ -61,7 +65,7 @@ func agentCell(f podFacts, a agentFacts, img Image) Cell {
 			continue
 		}
 		if r.Image != img.Ref {
-			break // an agent of an older template: about to be replaced
+			break // the agent has not taken up the new list yet
 		}
 		if r.State == report.StateCached {
 			return Cell{State: Cached, Digest: r.Digest, Since: r.Since, PullSeconds: r.PullSeconds}
@@ -71,5 +75,5 @@ func agentCell(f podFacts, a agentFacts, img Image) Cell {
 		}
 		return Cell{State: Pulling}
 	}
-	return Cell{State: Pending, Reason: "Rollout"}
+	return Cell{State: Pending, Reason: ReasonNewList}
 }

@@ -58,10 +58,10 @@ func TestComputeAgentMode(t *testing.T) {
 			"java": {State: Cached, Digest: "sha256:j", Since: &since},
 			"node": {State: Failed, Reason: report.ReasonImagePullBackOff, Message: "not found"}}},
 		{"a report of an older list", pod(ds, "n1", agentRunning, reported(t, older)), map[string]Cell{
-			"java": {State: Pending, Reason: "Rollout"}, "node": {State: Pulling}}},
+			"java": {State: Pending, Reason: ReasonNewList}, "node": {State: Pulling}}},
 		{"no report yet", pod(ds, "n1", agentRunning), map[string]Cell{"java": {State: Pulling}, "node": {State: Pulling}}},
 		{"a report without the image", pod(ds, "n1", agentRunning, reported(t, report.Node{})), map[string]Cell{
-			"java": {State: Pending, Reason: "Rollout"}, "node": {State: Pending, Reason: "Rollout"}}},
+			"java": {State: Pending, Reason: ReasonNewList}, "node": {State: Pending, Reason: ReasonNewList}}},
 		{"an unreadable report", pod(ds, "n1", agentRunning, annotated("{")), map[string]Cell{
 			"java": {State: Pending, Reason: "UnreadableReport", Message: "annotation kip.dev/agent-report: unexpected end of JSON input"},
 			"node": {State: Pending, Reason: "UnreadableReport", Message: "annotation kip.dev/agent-report: unexpected end of JSON input"}}},

@@ -144,11 +144,14 @@ var failureReasons = map[string]bool{
 // ignored.
 func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Report {
 	r := Report{DaemonSet: ds.Name, Namespace: ds.Namespace}
-	agentImages, agentMode := daemonset.AgentImages(ds)
-	for _, img := range agentImages {
-		r.Images = append(r.Images, Image{Name: img.Name, Ref: img.Ref})
-	}
-	if !agentMode {
+	agentMode := daemonset.IsAgents(ds)
+	if agentMode {
+		// The controller wrote the annotation: unreadable, it lists nothing.
+		agentImages, _ := daemonset.AgentImages(ds)
+		for _, img := range agentImages {
+			r.Images = append(r.Images, Image{Name: img.Name, Ref: img.Ref})
+		}
+	} else {
 		for _, c := range ds.Spec.Template.Spec.Containers {
 			r.Images = append(r.Images, Image{Name: c.Name, Ref: c.Image})
 		}

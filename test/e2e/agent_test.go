@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
@@ -138,6 +139,56 @@ func TestAgentMode(t *testing.T) {
 		}
 		return false, "no node1"
 	})
+
+	// A new list reaches the running agents: no restart, the new image
+	// pulled and pinned, the pin of the image that left released.
+	pods := agentPods(t, ns)
+	fresh := pushSamples(t, "agentnew", 1, false)
+	kept := []string{entries[0], entries[2]}
+	start := time.Now()
+	patchConfigMap(t, ns, map[string]string{"IMAGES": strings.Join(append(append([]string{}, kept...), fresh...), ";")})
+	waitCached(t, fresh, cluster.Nodes, nil)
+	t.Logf("a new image in IMAGES was on every node %s after the ConfigMap changed, with the agents running on", time.Since(start).Round(100*time.Millisecond))
+	agentStatus(t, ns, "kip status: the new list cached everywhere, nothing failing", func(r status.Report) (bool, string) {
+		return r.Summary.ImagesCached == r.Summary.ImagesWanted && r.Summary.ImagesWanted == 3*len(cluster.Nodes) && len(r.Summary.Failing) == 0, r.Line()
+	})
+	if after := agentPods(t, ns); !slices.Equal(podUIDs(after), podUIDs(pods)) || restarts(after) != restarts(pods) {
+		t.Errorf("the agents restarted for a new list: pods %v -> %v, restarts %d -> %d", podUIDs(pods), podUIDs(after), restarts(pods), restarts(after))
+	}
+	for _, node := range pinning {
+		eventually(t, time.Minute, node+": the new image pinned, the one that left unpinned", func() (bool, string) {
+			pinned := pinnedOn(t, node)
+			left := refsOf(entries[1:2])[0]
+			for _, ref := range refsOf(append(kept, fresh...)) {
+				if !pinned[ref] {
+					return false, ref + " not pinned"
+				}
+			}
+			return !pinned[left], left + " still pinned"
+		})
+	}
+}
+
+// agentPods are the agents' pods in ns.
+func agentPods(t *testing.T, ns string) []corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := cluster.c.List(context.Background(), &pods, client.InNamespace(ns),
+		client.MatchingLabels{"app.kubernetes.io/instance": dsName + config.AgentSuffix, "app.kubernetes.io/component": daemonset.AgentComponent}); err != nil {
+		t.Fatal(err)
+	}
+	return pods.Items
+}
+
+// restarts sums the pods' container restarts.
+func restarts(pods []corev1.Pod) int32 {
+	var n int32
+	for _, p := range pods {
+		for _, c := range p.Status.ContainerStatuses {
+			n += c.RestartCount
+		}
+	}
+	return n
 }
 
 // TestMaxNodesPullingOne: with MAX_NODES_PULLING=1 the nodes take turns:

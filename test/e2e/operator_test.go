@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/deploy"
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/bundle"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
@@ -212,6 +215,64 @@ spec:
 		recorded := ds.Annotations[daemonset.AnnotationDigests]
 		return strings.Contains(recorded, ref), recorded
 	})
+}
+
+// TestOperatorAgentMode: a KubernetesImagePuller with cachingMode: agent,
+// in a privileged namespace: the operator binds the agents' ClusterRole to
+// their ServiceAccount there, every node holds the images, pinned where
+// the runtime pins, and the resource says Ready=True with the same counts
+// as in daemonset mode; back to daemonset mode, the agents go.
+func TestOperatorAgentMode(t *testing.T) {
+	c := installOperator(t)
+	ns := namespaceAt(t, "privileged")
+	entries := pushSamples(t, "opagent", 2, false)
+	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
+kind: KubernetesImagePuller
+metadata:
+  name: image-puller
+spec:
+  images: %q
+  cachingMode: agent
+  criSocket: %q
+  pullParallelism: "8"
+`, strings.Join(entries, ";"), cluster.SocketPattern())
+	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
+	got := applyUntilReady(t, c, kip, key, entries)
+	n := len(cluster.Nodes)
+	if got.Status.ImagesCached != fmt.Sprintf("%d/%d", 2*n, 2*n) || got.Status.NodesWarm != fmt.Sprintf("%d/%d", n, n) {
+		t.Errorf("status %+v: want every image on every node", got.Status)
+	}
+	var binding rbacv1.RoleBinding
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: daemonset.AgentServiceAccount}, &binding); err != nil {
+		t.Fatalf("the agents' RoleBinding: %v", err)
+	}
+	if binding.RoleRef.Kind != "ClusterRole" || binding.RoleRef.Name != deploy.AgentClusterRole {
+		t.Errorf("the agents' RoleBinding binds %+v", binding.RoleRef)
+	}
+	var ds appsv1.DaemonSet
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: dsName + config.AgentSuffix}, &ds); err != nil {
+		t.Fatalf("the agents' DaemonSet: %v", err)
+	}
+	if args := strings.Join(ds.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--parallelism=8") {
+		t.Errorf("agent args %q: want pullParallelism 8", args)
+	}
+	for _, node := range pinningNodes(t) {
+		pinned := pinnedOn(t, node)
+		for _, ref := range refsOf(entries) {
+			if !pinned[ref] {
+				t.Errorf("%s: %s not pinned", node, ref)
+			}
+		}
+	}
+	t.Logf("kubectl get kubernetesimagepullers -n %s\n%s", ns, kubectl(t, "", "get", "kubernetesimagepullers", "-n", ns))
+
+	kubectl(t, "", "patch", "kubernetesimagepuller", "image-puller", "-n", ns, "--type", "merge", "-p", `{"spec": {"cachingMode": "daemonset"}}`)
+	eventually(t, 3*time.Minute, "back to daemonset mode: the agents' DaemonSet retired", func() (bool, string) {
+		err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: dsName + config.AgentSuffix}, &appsv1.DaemonSet{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	waitCached(t, entries, cluster.Nodes, nil)
+	waitReady(t, c, key)
 }
 
 // waitResourceGone waits until the KubernetesImagePuller key is gone.

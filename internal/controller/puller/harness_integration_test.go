@@ -174,7 +174,8 @@ func getDaemonSet(ns, name string) (*appsv1.DaemonSet, error) {
 
 func containerImages(ds *appsv1.DaemonSet) string {
 	var parts []string
-	if images, agent := daemonset.AgentImages(ds); agent {
+	if daemonset.IsAgents(ds) {
+		images, _ := daemonset.AgentImages(ds)
 		for _, img := range images {
 			parts = append(parts, img.Name+"="+img.Ref)
 		}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kip-image-puller/kip/internal/agent"
+	"github.com/kip-image-puller/kip/internal/daemonset"
+)
+
+// followDaemonSet watches the agents' DaemonSet and returns the list it
+// carries now, then each new one. The list lives in the DaemonSet's own
+// annotations, not in its pod template, so a new list reaches the running
+// agents in about a second, with no restart. An annotation that does not
+// parse is logged and skipped: the agent keeps the last good list.
+func followDaemonSet(ctx context.Context, cs kubernetes.Interface, namespace, name string, log logr.Logger) (agent.List, <-chan agent.List, error) {
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}))
+	informer := factory.Apps().V1().DaemonSets().Informer()
+	// Only the newest list matters: a list not taken up yet is replaced.
+	lists := make(chan agent.List, 1)
+	var seen string
+	take := func(obj any) {
+		ds, ok := obj.(*appsv1.DaemonSet)
+		if !ok {
+			return
+		}
+		key := ds.Annotations[daemonset.AnnotationImages] + "\n" + ds.Annotations[daemonset.AnnotationDigests]
+		if key == seen {
+			return // a status change
+		}
+		seen = key
+		images, err := daemonset.AgentImages(ds)
+		if err != nil {
+			log.Error(err, "the list on the DaemonSet does not parse; keeping the last good one")
+			return
+		}
+		select {
+		case <-lists:
+		default:
+		}
+		lists <- agent.List{Images: images, Digests: daemonset.RecordedRefresh(ds).Digests}
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    take,
+		UpdateFunc: func(_, obj any) { take(obj) },
+	}); err != nil {
+		return agent.List{}, nil, err
+	}
+	factory.Start(ctx.Done())
+	log.Info("waiting for the list on the DaemonSet", "daemonset", namespace+"/"+name)
+	select {
+	case list := <-lists:
+		return list, lists, nil
+	case <-ctx.Done():
+		return agent.List{}, nil, ctx.Err()
+	}
+}
