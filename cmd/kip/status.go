@@ -184,11 +184,12 @@ func renderStatus(r status.Report, output string) (string, error) {
 }
 
 // writeAgents writes, in agent mode, a line per node whose agent reported:
-// its runtime, whether its cached images are pinned (and, when not, why and
-// how the runtime pins), its heals and the pull secrets it left out.
+// its runtime, its heals, and whether its cached images are pinned (and,
+// when not, why and how the runtime pins); then the pull secrets each agent
+// left out.
 func writeAgents(w io.Writer, r status.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	defer tw.Flush()
+	var secrets []string
 	header := false
 	for _, n := range r.Nodes {
 		a := n.Agent
@@ -196,17 +197,21 @@ func writeAgents(w io.Writer, r status.Report) {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(tw, "AGENT ON\tRUNTIME\tPINNED\tHEALS")
+			fmt.Fprintln(tw, "AGENT ON\tRUNTIME\tHEALS\tPINNED")
 			header = true
 		}
 		pinned := "yes"
 		if a.Pinning != "" {
 			pinned = "no: " + a.Pinning
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", n.Name, a.Runtime, pinned, a.Heals)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Name, a.Runtime, a.Heals, pinned)
 		for _, p := range a.SecretProblems {
-			fmt.Fprintf(tw, "%s\tpull secret left out: %s\t\t\n", n.Name, p)
+			secrets = append(secrets, fmt.Sprintf("%s: pull secret left out: %s", n.Name, p))
 		}
+	}
+	_ = tw.Flush()
+	for _, line := range secrets {
+		fmt.Fprintln(w, line)
 	}
 }
 

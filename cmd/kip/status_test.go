@@ -65,7 +65,7 @@ func TestRenderStatusSaysWhatEachAgentPins(t *testing.T) {
 	if len(lines) != 8 {
 		t.Fatalf("want the table, the agents' header, a line per agent, the secret and the summary:\n%s", out)
 	}
-	for i, want := range []string{"AGENT ON RUNTIME PINNED HEALS", "node1 containerd v2.4.2 yes 0", "node2 containerd 1.6.20 no: " + note + " 3", "node2 pull secret left out: broken: no .dockerconfigjson"} {
+	for i, want := range []string{"AGENT ON RUNTIME HEALS PINNED", "node1 containerd v2.4.2 0 yes", "node2 containerd 1.6.20 3 no: " + note, "node2: pull secret left out: broken: no .dockerconfigjson"} {
 		if got := strings.Join(strings.Fields(lines[3+i]), " "); got != want {
 			t.Errorf("line %d: %q, want %q", 3+i, got, want)
 		}
