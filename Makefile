@@ -34,10 +34,19 @@ kube-binaries: ## Build etcd and kube-apiserver from source (cached)
 # the repository. Every test first runs with the project's own fixture.
 REAL_CHECLUSTER_CRD := $(or $(KIP_CHECLUSTER_CRD),$(shell hack/real-crds.sh org.eclipse.che_checlusters.yaml))
 unexport KIP_CHECLUSTER_CRD
+# The same for node-readiness-controller's NodeReadinessRule CRD, which
+# judges the rule in deploy/node-readiness.
+REAL_READINESS_CRD := $(or $(KIP_READINESS_CRD),$(shell hack/real-crds.sh readiness.node.x-k8s.io_nodereadinessrules.yaml))
+unexport KIP_READINESS_CRD
 
 test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest)
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -count=1 -tags integration -timeout 20m ./api/... ./internal/controller/... ./internal/agent/... ./cmd/kip/...
+		$(GO) test -count=1 -tags integration -timeout 20m ./api/... ./internal/controller/... ./internal/agent/... ./cmd/kip/... ./deploy/...
+ifneq ($(REAL_READINESS_CRD),)
+	@echo "again, with the real NodeReadinessRule CRD $(REAL_READINESS_CRD)"
+	KIP_READINESS_CRD="$(REAL_READINESS_CRD)" KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
+		$(GO) test -count=1 -tags integration -timeout 5m ./deploy/...
+endif
 ifneq ($(REAL_CHECLUSTER_CRD),)
 	@echo "again, with the real CheCluster CRD $(REAL_CHECLUSTER_CRD)"
 	KIP_CHECLUSTER_CRD="$(REAL_CHECLUSTER_CRD)" KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \

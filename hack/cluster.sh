@@ -31,6 +31,12 @@
 #                                 restart node N's kubelet (its pods keep running);
 #                                 gc: under disk pressure, so that the kubelet frees
 #                                 every unused, unpinned image within seconds
+#   hack/cluster.sh add-node [TAINT]
+#                                 start one more node (the next number; up to
+#                                 SPARE_NODES beyond those of `up`), registered
+#                                 with TAINT (kubelet --register-with-taints,
+#                                 e.g. kip.dev/warming=:NoSchedule); prints its name
+#   hack/cluster.sh remove-node N stop node N, remove its files and its Node
 #
 # Everything lives under KIP_CLUSTER_DIR (default /tmp/kip-cluster). The PIDs
 # started are recorded there and only those are stopped. Must run as root.
@@ -38,7 +44,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${KIP_CLUSTER_DIR:-/tmp/kip-cluster}
-NODES=${2:-${NODES:-3}}
+NODES=${NODES:-3}
+if [ "${1:-}" = up ]; then NODES=${2:-$NODES}; fi
 NETNS=${KIP_NETNS:-kip-cluster}
 NETNS_PATH=/run/netns/$NETNS
 BRIDGE=kip0
@@ -66,6 +73,9 @@ REMOTE_LATENCY=${REMOTE_LATENCY:-80ms}
 REMOTE_MB_PER_SECOND=${REMOTE_MB_PER_SECOND:-20}
 REGISTRY_USER=kip
 ETCD_PORT=23790
+# Nodes add-node may start beyond those of `up`: the API server reads its
+# node tokens once, at start.
+SPARE_NODES=${SPARE_NODES:-4}
 CONTAINERD2_NODES=${CONTAINERD2_NODES:-}
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 PAUSE_IMAGE=$REGISTRY/pause:3.10
@@ -174,7 +184,7 @@ make_pki() {
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
   ADMIN_TOKEN=$(openssl rand -hex 16)
   echo "$ADMIN_TOKEN,kip-admin,kip-admin,system:masters" >"$p/tokens.csv"
-  for n in $(seq "$NODES"); do
+  for n in $(seq $((NODES + SPARE_NODES))); do
     echo "$(openssl rand -hex 16),system:node:node$n,node$n,system:nodes" >>"$p/tokens.csv"
   done
   openssl rand -hex 12 >"$p/registry-password"
@@ -444,8 +454,47 @@ EOF
     printf 'imageMinimumGCAge: 1s\nevictionPressureTransitionPeriod: 1s\n' >>"$d/kubelet.yaml"
   fi
   mkdir -p "$d/pod-logs"
+  # A node that add-node registered with taints keeps the flag on restart.
+  local taints=()
+  if [ -s "$d/register-with-taints" ]; then taints=(--register-with-taints "$(cat "$d/register-with-taints")"); fi
   start_ns "kubelet-node$n" "$KUBE_BIN/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$d/kubeconfig" \
-    --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP"
+    --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP" "${taints[@]}"
+}
+
+# add_node [TAINT]: starts the next node, registered with TAINT.
+add_node() {
+  local taint=${1:-} n=1
+  alive kube-apiserver && kubectl get --raw /readyz >/dev/null 2>&1 || die "no cluster runs in $DIR: hack/cluster.sh up first"
+  while [ -d "$DIR/nodes/node$n" ]; do n=$((n + 1)); done
+  grep -q ",system:node:node$n," "$DIR/pki/tokens.csv" ||
+    die "no token for node$n: the cluster was brought up with fewer spare nodes; bring it up again (down, then up)"
+  mkdir -p "$DIR/nodes/node$n"
+  if [ -n "$taint" ]; then echo "$taint" >"$DIR/nodes/node$n/register-with-taints"; fi
+  start_node "$n"
+  wait_for 120 "node$n registered" kubectl get "node/node$n"
+  log "node$n added${taint:+, registered with the taint $taint}"
+  echo "node$n"
+}
+
+# remove_node N: stops node N's kubelet and runtime, with its pods, and
+# removes its files and its Node object.
+remove_node() {
+  local n=$1 d=$DIR/nodes/node$1
+  [ -d "$d" ] || die "no node$n in $DIR"
+  stop "kubelet-node$n"
+  if alive "containerd-node$n" && [ -x "$ROOT/bin/kip-dev" ]; then
+    timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$(socket "$n")" >/dev/null 2>&1 || true
+  fi
+  stop "containerd-node$n"
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $(socket "$n")" || true); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  awk -v d="$d" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  kubectl delete "node/node$n" --ignore-not-found --wait=false >/dev/null
+  rm -rf "$d" "$(dirname "$(socket "$n")")"
+  log "node$n removed"
 }
 
 write_env() {
@@ -565,5 +614,7 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   restart-kubelet) restart_kubelet "${2:?node number}" "${3:-}" ;;
-  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc]" >&2; exit 2 ;;
+  add-node) add_node "${2:-}" ;;
+  remove-node) remove_node "${2:?node number}" ;;
+  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc] | add-node [TAINT] | remove-node N" >&2; exit 2 ;;
 esac

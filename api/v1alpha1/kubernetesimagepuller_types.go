@@ -69,6 +69,19 @@ type KubernetesImagePullerSpec struct {
 	// at the same time; 0 or empty, no bound.
 	// +optional
 	MaxNodesPulling string `json:"maxNodesPulling,omitempty"`
+	// NodeCondition is NODE_CONDITION: "true" keeps the condition
+	// kip.dev/ImagesCached on each selected node.
+	// +optional
+	NodeCondition string `json:"nodeCondition,omitempty"`
+	// WarmNodeTaint is WARM_NODE_TAINT: a startup taint's key, tolerated by
+	// the puller's pods and removed from a node once it holds every image.
+	// +optional
+	WarmNodeTaint string `json:"warmNodeTaint,omitempty"`
+	// WarmNodeTimeout is WARM_NODE_TIMEOUT: the longest a node keeps
+	// WarmNodeTaint while not warm, from its creation, such as 30m; 0 is no
+	// bound.
+	// +optional
+	WarmNodeTimeout string `json:"warmNodeTimeout,omitempty"`
 }
 
 // FailingImage is one image failing on one node.
@@ -104,6 +117,10 @@ type KubernetesImagePullerStatus struct {
 	// NodesWarm is "warm/selected".
 	// +optional
 	NodesWarm string `json:"nodesWarm,omitempty"`
+	// NodesTainted counts the selected nodes that still carry
+	// warmNodeTaint, kept from workloads while they warm.
+	// +optional
+	NodesTainted int32 `json:"nodesTainted,omitempty"`
 	// Failing lists the images failing, by node.
 	// +optional
 	Failing []FailingImage `json:"failing,omitempty"`

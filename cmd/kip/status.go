@@ -235,6 +235,9 @@ func writeTable(w io.Writer, r status.Report) {
 		if n.Cordoned {
 			marks = append(marks, "Cordoned")
 		}
+		if n.WarmingTaint {
+			marks = append(marks, "Tainted")
+		}
 		if len(marks) == 0 {
 			return n.Name
 		}

@@ -75,6 +75,21 @@ func TestRenderStatusSaysWhatEachAgentPins(t *testing.T) {
 	}
 }
 
+// TestRenderStatusMarksTaintedNodes: a node that still carries
+// WARM_NODE_TAINT is marked, and the summary counts it.
+func TestRenderStatusMarksTaintedNodes(t *testing.T) {
+	r := report(2)
+	r.Nodes[0].WarmingTaint = true
+	r.Summary.NodesTainted = 1
+	out, err := renderStatus(r, "table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "node1 (Tainted)") || !strings.Contains(out, "node2 (Cordoned)") || !strings.Contains(out, "1 tainted while warming") {
+		t.Errorf("want node1 marked Tainted and counted:\n%s", out)
+	}
+}
+
 func TestRenderStatusNamesInvalidEntries(t *testing.T) {
 	r := report(2)
 	r.InvalidEntries = []string{`IMAGES: value "Bad=x:1": entry 3: name "Bad" becomes a container name`}

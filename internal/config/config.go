@@ -33,6 +33,9 @@ const (
 	KeyHealInterval         = "HEAL_INTERVAL"
 	KeyCRISocket            = "CRI_SOCKET"
 	KeyMaxNodesPulling      = "MAX_NODES_PULLING"
+	KeyNodeCondition        = "NODE_CONDITION"
+	KeyWarmNodeTaint        = "WARM_NODE_TAINT"
+	KeyWarmNodeTimeout      = "WARM_NODE_TIMEOUT"
 )
 
 // The caching modes: CACHING_MODE's values.
@@ -53,6 +56,7 @@ var Keys = []string{
 	KeyNodeSelector, KeyImagePullSecrets, KeyAffinity, KeyTolerations,
 	KeyKIPImage, KeyDaemonSetAnnotations,
 	KeyCachingMode, KeyPullParallelism, KeyHealInterval, KeyCRISocket, KeyMaxNodesPulling,
+	KeyNodeCondition, KeyWarmNodeTaint, KeyWarmNodeTimeout,
 }
 
 // Defaults are the documented defaults of every key that has one. IMAGES has
@@ -77,6 +81,9 @@ var Defaults = map[string]string{
 	KeyHealInterval:         "5m",
 	KeyCRISocket:            "",
 	KeyMaxNodesPulling:      "0",
+	KeyNodeCondition:        "false",
+	KeyWarmNodeTaint:        "",
+	KeyWarmNodeTimeout:      "30m",
 }
 
 // AgentSuffix ends the name of the agents' DaemonSet: DAEMONSET_NAME and
@@ -140,6 +147,13 @@ type Config struct {
 	CRISocket       string
 	// MaxNodesPulling bounds how many nodes pull at once; 0: no bound.
 	MaxNodesPulling int
+	// NodeCondition keeps the condition ImagesCached on each selected node.
+	NodeCondition bool
+	// WarmNodeTaint is a startup taint's key: the puller's pods tolerate
+	// it, and it is removed from a node once the node is warm, or once
+	// WarmNodeTimeout has passed since the node was created (0: no bound).
+	WarmNodeTaint   string
+	WarmNodeTimeout time.Duration
 	// Skipped holds a problem for each IMAGES entry left out because it is
 	// invalid; the valid entries are cached all the same.
 	Skipped []Problem

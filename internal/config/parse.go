@@ -127,6 +127,9 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	cfg.HealInterval = parseHealInterval(get(KeyHealInterval), &errs)
 	cfg.CRISocket = parseSocket(get(KeyCRISocket), &errs)
 	cfg.MaxNodesPulling = parseWholeNumber(KeyMaxNodesPulling, get(KeyMaxNodesPulling), 0, MaxNodesPulling, &errs)
+	cfg.NodeCondition = parseBool(KeyNodeCondition, get(KeyNodeCondition), &errs)
+	cfg.WarmNodeTaint = parseTaintKey(get(KeyWarmNodeTaint), cfg.NodeCondition, &errs)
+	cfg.WarmNodeTimeout = parseWarmNodeTimeout(get(KeyWarmNodeTimeout), &errs)
 
 	warnUnknownKeys(data, &warns)
 	if len(errs) > 0 {
@@ -259,6 +262,43 @@ func parseHealInterval(value string, errs *problems) time.Duration {
 	d, err := time.ParseDuration(value)
 	if err != nil || d < MinHealInterval || d > MaxHealInterval {
 		errs.add(KeyHealInterval, value, "a duration from %s to %s, such as 5m", MinHealInterval, "24h")
+		return 0
+	}
+	return d
+}
+
+func parseBool(key, value string, errs *problems) bool {
+	b, err := strconv.ParseBool(value)
+	if err != nil || (value != "true" && value != "false") {
+		errs.add(key, value, "true or false")
+		return false
+	}
+	return b
+}
+
+// parseTaintKey reads WARM_NODE_TAINT: a taint key, removed once the node's
+// condition turns True, so it needs NODE_CONDITION=true.
+func parseTaintKey(value string, condition bool, errs *problems) string {
+	if value == "" {
+		return ""
+	}
+	if msgs := validation.IsQualifiedName(value); len(msgs) > 0 {
+		errs.add(KeyWarmNodeTaint, value, "a taint key, such as kip.dev/warming or startup-taint.cluster-autoscaler.kubernetes.io/kip: %s", strings.Join(msgs, "; "))
+		return ""
+	}
+	if !condition {
+		errs.add(KeyWarmNodeTaint, value, "set with %s=true: the taint goes once the node's condition says it is warm", KeyNodeCondition)
+	}
+	return value
+}
+
+// MaxWarmNodeTimeout bounds WARM_NODE_TIMEOUT.
+const MaxWarmNodeTimeout = 24 * time.Hour
+
+func parseWarmNodeTimeout(value string, errs *problems) time.Duration {
+	d, err := time.ParseDuration(value)
+	if err != nil || d < 0 || d > MaxWarmNodeTimeout {
+		errs.add(KeyWarmNodeTimeout, value, "a duration up to 24h, such as 30m, or 0 for no bound (the taint stays until the node is warm)")
 		return 0
 	}
 	return d

@@ -198,6 +198,13 @@ func TestParseRejects(t *testing.T) {
 		{"cri socket unclean", with(KeyCRISocket, "/run/../etc/containerd.sock"), KeyCRISocket, "/run/../etc"},
 		{"cri socket in the root folder", with(KeyCRISocket, "/containerd.sock"), KeyCRISocket, "/containerd.sock"},
 		{"cri socket named after the node", with(KeyCRISocket, "/run/$(NODE_NAME).sock"), KeyCRISocket, "$(NODE_NAME).sock"},
+		{"node condition not a bool", with(KeyNodeCondition, "yes"), KeyNodeCondition, "yes"},
+		{"node condition capitalised", with(KeyNodeCondition, "True"), KeyNodeCondition, "True"},
+		{"warm node taint without the condition", with(KeyWarmNodeTaint, "kip.dev/warming"), KeyWarmNodeTaint, "kip.dev/warming"},
+		{"warm node taint not a key", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "kip.dev/warming=:NoSchedule"), KeyWarmNodeTaint, "kip.dev/warming=:NoSchedule"},
+		{"warm node timeout no unit", with(KeyWarmNodeTimeout, "30"), KeyWarmNodeTimeout, "30"},
+		{"warm node timeout negative", with(KeyWarmNodeTimeout, "-1m"), KeyWarmNodeTimeout, "-1m"},
+		{"warm node timeout too long", with(KeyWarmNodeTimeout, "25h"), KeyWarmNodeTimeout, "25h"},
 		{"cri socket node folder under the root", with(KeyCRISocket, "/$(NODE_NAME)/c.sock"), KeyCRISocket, "/$(NODE_NAME)/c.sock"},
 		{"cri socket two node folders", with(KeyCRISocket, "/s/$(NODE_NAME)/$(NODE_NAME)/c.sock"), KeyCRISocket, "/s/"},
 		{"cri socket node folder last", with(KeyCRISocket, "/s/$(NODE_NAME)"), KeyCRISocket, "/s/"},
@@ -425,8 +432,8 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-// TestAgentSettingsAtTheirBounds accepts each agent setting at the edges of
-// its range.
+// TestAgentSettingsAtTheirBounds accepts each agent and new-node setting
+// at the edges of its range.
 func TestAgentSettingsAtTheirBounds(t *testing.T) {
 	for _, kv := range [][2]string{
 		{KeyPullParallelism, "1"}, {KeyPullParallelism, "32"},
@@ -435,6 +442,8 @@ func TestAgentSettingsAtTheirBounds(t *testing.T) {
 		{KeyMaxNodesPulling, "0"}, {KeyMaxNodesPulling, "1000"},
 		{KeyCRISocket, "/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock"},
 		{KeyCRISocket, "/nodes/$(NODE_NAME)/run/crio.sock"},
+		{KeyNodeCondition, "true"}, {KeyNodeCondition, "false"},
+		{KeyWarmNodeTimeout, "0"}, {KeyWarmNodeTimeout, "24h"},
 	} {
 		if _, _, err := Parse(with(kv[0], kv[1])); err != nil {
 			t.Errorf("%s=%s: %v", kv[0], kv[1], err)
@@ -459,5 +468,18 @@ func TestSplitNodeSocket(t *testing.T) {
 		if got := fmt.Sprint(prefix, " ", rest, " ", named); got != want {
 			t.Errorf("SplitNodeSocket(%q) = %q, want %q", socket, got, want)
 		}
+	}
+}
+
+// TestNewNodeSettings: the startup taint with its condition and timeout;
+// the defaults ask for neither.
+func TestNewNodeSettings(t *testing.T) {
+	cfg, _, err := Parse(with(KeyNodeCondition, "true", KeyWarmNodeTaint, "startup-taint.cluster-autoscaler.kubernetes.io/kip", KeyWarmNodeTimeout, "0"))
+	if err != nil || !cfg.NodeCondition || cfg.WarmNodeTaint != "startup-taint.cluster-autoscaler.kubernetes.io/kip" || cfg.WarmNodeTimeout != 0 {
+		t.Errorf("%+v, %v", cfg, err)
+	}
+	def, _, err := Parse(with())
+	if err != nil || def.NodeCondition || def.WarmNodeTaint != "" || def.WarmNodeTimeout != 30*time.Minute {
+		t.Errorf("defaults: condition %v, taint %q, timeout %v, %v", def.NodeCondition, def.WarmNodeTaint, def.WarmNodeTimeout, err)
 	}
 }

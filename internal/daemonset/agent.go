@@ -138,7 +138,7 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 			Name:        name,
 			Namespace:   cfg.Namespace,
 			Labels:      agentLabels(name),
-			Annotations: daemonSetAnnotations(cfg.DaemonSetAnnotations, opts.Refresh.Digests),
+			Annotations: daemonSetAnnotations(cfg, opts.Refresh.Digests),
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(name)},
@@ -153,7 +153,7 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 					Volumes:            volumes,
 					NodeSelector:       cfg.NodeSelector,
 					Affinity:           cfg.Affinity,
-					Tolerations:        cfg.Tolerations,
+					Tolerations:        tolerations(cfg),
 					ImagePullSecrets:   pullSecrets,
 					ServiceAccountName: AgentServiceAccount,
 					SecurityContext: &corev1.PodSecurityContext{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/nodewarm"
 )
 
 // Label values and annotations of the DaemonSet (the label keys are in
@@ -154,7 +155,7 @@ func Build(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 			Name:        cfg.DaemonSetName,
 			Namespace:   cfg.Namespace,
 			Labels:      Labels(cfg.DaemonSetName),
-			Annotations: daemonSetAnnotations(cfg.DaemonSetAnnotations, opts.Refresh.Digests),
+			Annotations: daemonSetAnnotations(cfg, opts.Refresh.Digests),
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(cfg.DaemonSetName)},
@@ -179,7 +180,7 @@ func Build(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 					Volumes:                       []corev1.Volume{sleepVolume()},
 					NodeSelector:                  cfg.NodeSelector,
 					Affinity:                      cfg.Affinity,
-					Tolerations:                   cfg.Tolerations,
+					Tolerations:                   tolerations(cfg),
 					ImagePullSecrets:              pullSecrets,
 					SecurityContext:               podSecurity,
 					AutomountServiceAccountToken:  ptr.To(false),
@@ -212,18 +213,43 @@ func sleepVolume() corev1.Volume {
 	}
 }
 
-func daemonSetAnnotations(user, digests map[string]string) map[string]string {
-	if len(user) == 0 && len(digests) == 0 {
+// daemonSetAnnotations are DAEMONSET_ANNOTATIONS, the digests of the last
+// refresh, and what NODE_CONDITION and WARM_NODE_TAINT ask of the status
+// reporter.
+func daemonSetAnnotations(cfg *config.Config, digests map[string]string) map[string]string {
+	settings := NewNodeSettings(cfg).Encode()
+	if len(cfg.DaemonSetAnnotations) == 0 && len(digests) == 0 && settings == "" {
 		return nil
 	}
 	out := map[string]string{}
-	for k, v := range user {
+	for k, v := range cfg.DaemonSetAnnotations {
 		out[k] = v
 	}
 	if len(digests) > 0 {
 		out[AnnotationDigests] = EncodeDigests(digests)
 	}
+	if settings != "" {
+		out[nodewarm.AnnotationSettings] = settings
+	}
 	return out
+}
+
+// NewNodeSettings are the node warmer's settings of cfg.
+func NewNodeSettings(cfg *config.Config) nodewarm.Settings {
+	s := nodewarm.Settings{Condition: cfg.NodeCondition, Taint: cfg.WarmNodeTaint}
+	if s.Taint != "" {
+		s.Timeout = cfg.WarmNodeTimeout
+	}
+	return s
+}
+
+// tolerations are TOLERATIONS, and the startup taint's where one is set:
+// the puller's pods must run on a node that carries it.
+func tolerations(cfg *config.Config) []corev1.Toleration {
+	if cfg.WarmNodeTaint == "" {
+		return cfg.Tolerations
+	}
+	return append(append([]corev1.Toleration{}, cfg.Tolerations...), nodewarm.Toleration(cfg.WarmNodeTaint))
 }
 
 // EncodeDigests renders recorded digests as the AnnotationDigests value

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/nodewarm"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -189,20 +191,38 @@ func TestDaemonSetAnnotations(t *testing.T) {
 	cases := []struct {
 		name          string
 		user, digests map[string]string
+		nodes         nodewarm.Settings
 		want          map[string]string
 	}{
-		{"none", nil, nil, nil},
-		{"the user's only", map[string]string{"team": "ws"}, nil, map[string]string{"team": "ws"}},
-		{"digests only", nil, map[string]string{"a:1": "sha256:1"}, map[string]string{AnnotationDigests: `{"a:1":"sha256:1"}`}},
-		{"both", map[string]string{"team": "ws"}, map[string]string{"a:1": "sha256:1"},
+		{"none", nil, nil, nodewarm.Settings{}, nil},
+		{"the user's only", map[string]string{"team": "ws"}, nil, nodewarm.Settings{}, map[string]string{"team": "ws"}},
+		{"digests only", nil, map[string]string{"a:1": "sha256:1"}, nodewarm.Settings{}, map[string]string{AnnotationDigests: `{"a:1":"sha256:1"}`}},
+		{"both", map[string]string{"team": "ws"}, map[string]string{"a:1": "sha256:1"}, nodewarm.Settings{},
 			map[string]string{"team": "ws", AnnotationDigests: `{"a:1":"sha256:1"}`}},
+		{"the node condition", nil, nil, nodewarm.Settings{Condition: true}, map[string]string{nodewarm.AnnotationSettings: `{"condition":true}`}},
+		{"the startup taint", nil, nil, nodewarm.Settings{Condition: true, Taint: "kip.dev/warming", Timeout: 30 * time.Minute},
+			map[string]string{nodewarm.AnnotationSettings: `{"condition":true,"taint":"kip.dev/warming","timeout":"30m0s"}`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := daemonSetAnnotations(tc.user, tc.digests)
+			cfg := &config.Config{DaemonSetAnnotations: tc.user, NodeCondition: tc.nodes.Condition, WarmNodeTaint: tc.nodes.Taint, WarmNodeTimeout: tc.nodes.Timeout}
+			got := daemonSetAnnotations(cfg, tc.digests)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("annotations %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestStartupTaintIsTolerated: with WARM_NODE_TAINT, the pods of both
+// modes tolerate the taint, besides TOLERATIONS.
+func TestStartupTaintIsTolerated(t *testing.T) {
+	for _, mode := range []string{config.ModeDaemonSet, config.ModeAgent} {
+		cfg := mustParse(t, map[string]string{config.KeyImages: "a=a:1", config.KeyCachingMode: mode,
+			config.KeyTolerations: `[{"key":"gpu","operator":"Exists"}]`, config.KeyNodeCondition: "true", config.KeyWarmNodeTaint: "kip.dev/warming"})
+		got := Build(cfg, Options{KIPImage: "k:1"}).Spec.Template.Spec.Tolerations
+		if len(got) != 2 || got[0].Key != "gpu" || got[1] != nodewarm.Toleration("kip.dev/warming") || len(cfg.Tolerations) != 1 {
+			t.Errorf("%s mode: tolerations %+v", mode, got)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kip-image-puller/kip/internal/nodewarm"
 	"github.com/kip-image-puller/kip/internal/status"
 )
 
@@ -27,9 +28,9 @@ func TrimPod(obj any) (any, error) {
 	return status.CompactPod(p), nil
 }
 
-// TrimNode keeps what the status and node selection read of a node: its
-// identity and labels, whether it is cordoned, its taints and its Ready
-// condition.
+// TrimNode keeps what the status, node selection and the node warmer read
+// of a node: its identity and labels, whether it is cordoned, its taints,
+// its Ready condition and kip's ImagesCached.
 func TrimNode(obj any) (any, error) {
 	n, ok := obj.(*corev1.Node)
 	if !ok {
@@ -41,8 +42,11 @@ func TrimNode(obj any) (any, error) {
 		Spec:       corev1.NodeSpec{Unschedulable: n.Spec.Unschedulable, Taints: n.Spec.Taints},
 	}
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			out.Status.Conditions = []corev1.NodeCondition{{Type: c.Type, Status: c.Status, Reason: c.Reason, LastTransitionTime: c.LastTransitionTime}}
+		switch c.Type {
+		case corev1.NodeReady:
+			out.Status.Conditions = append(out.Status.Conditions, corev1.NodeCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, LastTransitionTime: c.LastTransitionTime})
+		case nodewarm.ConditionType:
+			out.Status.Conditions = append(out.Status.Conditions, c) // the node warmer compares all of it
 		}
 	}
 	return out, nil

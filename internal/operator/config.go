@@ -44,6 +44,9 @@ var fields = []field{
 	{"healInterval", config.KeyHealInterval, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.HealInterval }},
 	{"criSocket", config.KeyCRISocket, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.CRISocket }},
 	{"maxNodesPulling", config.KeyMaxNodesPulling, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.MaxNodesPulling }},
+	{"nodeCondition", config.KeyNodeCondition, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.NodeCondition }},
+	{"warmNodeTaint", config.KeyWarmNodeTaint, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.WarmNodeTaint }},
+	{"warmNodeTimeout", config.KeyWarmNodeTimeout, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.WarmNodeTimeout }},
 }
 
 // ConfigMapName is the ConfigMap a resource configures.

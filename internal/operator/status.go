@@ -3,6 +3,7 @@ package operator
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -87,6 +88,7 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		s := o.Report.Summary
 		st.ImagesCached = fmt.Sprintf("%d/%d", s.ImagesCached, s.ImagesWanted)
 		st.NodesWarm = fmt.Sprintf("%d/%d", s.NodesWarm, s.NodesSelected)
+		st.NodesTainted = int32(min(s.NodesTainted, math.MaxInt32)) //nolint:gosec // bounded above
 		refs := map[string]string{}
 		for _, img := range o.Report.Images {
 			refs[img.Name] = img.Ref

@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/nodewarm"
 )
 
 // State is what a node says about one image.
@@ -65,7 +66,10 @@ type Node struct {
 	Selected bool   `json:"selected"`
 	Ready    bool   `json:"ready"`
 	Cordoned bool   `json:"cordoned"`
-	Pod      string `json:"pod,omitempty"`
+	// WarmingTaint: the node carries WARM_NODE_TAINT, which goes once it
+	// is warm (or WARM_NODE_TIMEOUT passed).
+	WarmingTaint bool   `json:"warmingTaint,omitempty"`
+	Pod          string `json:"pod,omitempty"`
 	// Agent is what the node's agent says of its runtime, in agent mode.
 	Agent *AgentNode `json:"agent,omitempty"`
 	// Images maps an image name to its cell.
@@ -97,8 +101,11 @@ type Failure struct {
 type Summary struct {
 	NodesSelected int `json:"nodesSelected"`
 	NodesWarm     int `json:"nodesWarm"`
-	ImagesWanted  int `json:"imagesWanted"`
-	ImagesCached  int `json:"imagesCached"`
+	// NodesTainted counts the selected nodes that still carry
+	// WARM_NODE_TAINT: kept from workloads while they warm.
+	NodesTainted int `json:"nodesTainted,omitempty"`
+	ImagesWanted int `json:"imagesWanted"`
+	ImagesCached int `json:"imagesCached"`
 	// Failing lists image failures on nodes that are Ready and not cordoned.
 	Failing []Failure `json:"failing,omitempty"`
 	// WarmSince is when the last node became fully warm, once all are.
@@ -157,6 +164,9 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 		}
 	}
 	podOn := podsByNode(ds, pods)
+	// The controller wrote the annotation: unreadable, it names no taint.
+	settings, _ := nodewarm.DecodeSettings(ds.Annotations[nodewarm.AnnotationSettings])
+	taint := settings.Taint
 	sorted := append([]corev1.Node(nil), nodes...)
 	slices.SortFunc(sorted, func(a, b corev1.Node) int { return strings.Compare(a.Name, b.Name) })
 
@@ -170,6 +180,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 			Cordoned: node.Spec.Unschedulable,
 			Images:   map[string]Cell{},
 		}
+		n.WarmingTaint = taint != "" && nodewarm.HasTaint(node, taint)
 		pod := podOn[node.Name]
 		var facts podFacts
 		var agent agentFacts
@@ -196,6 +207,9 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 		}
 		if n.Selected {
 			r.Summary.NodesSelected++
+			if n.WarmingTaint {
+				r.Summary.NodesTainted++
+			}
 			r.Summary.ImagesWanted += len(r.Images)
 			counts := n.Ready && !n.Cordoned
 			for _, img := range r.Images {
@@ -346,6 +360,9 @@ func (r Report) Line() string {
 		}
 	}
 	line := fmt.Sprintf("%d/%d images cached on %d/%d nodes (%d warm)", s.ImagesCached, s.ImagesWanted, ready, s.NodesSelected, s.NodesWarm)
+	if s.NodesTainted > 0 {
+		line += fmt.Sprintf(", %d tainted while warming", s.NodesTainted)
+	}
 	if len(s.Failing) == 0 {
 		return line
 	}

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kip-image-puller/kip/internal/nodewarm"
 )
 
 var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
@@ -375,5 +377,26 @@ func TestCompactPodKeepsEveryState(t *testing.T) {
 	}
 	if len(compact.init) != 1 || compact.init[0] != full.init[0] || !reflect.DeepEqual(compact.images, full.images) || compact.pending != full.pending {
 		t.Errorf("compact %+v, want %+v", compact, full)
+	}
+}
+
+// TestWarmingTaintIsCounted: with WARM_NODE_TAINT set, a selected node that
+// still carries the taint is marked and counted, whatever its effect; a
+// node carrying another taint, or the taint when none is configured, is not.
+func TestWarmingTaintIsCounted(t *testing.T) {
+	ds := daemonSet("a=reg/a:1")
+	ds.Spec.Template.Spec.Tolerations = []corev1.Toleration{nodewarm.Toleration("kip.dev/warming")}
+	nodes := []corev1.Node{node("node1", tainted("kip.dev/warming")), node("node2", tainted("other")), node("node3")}
+	pods := []corev1.Pod{pod(ds, "node1", statuses(waiting("a", "ContainerCreating", ""))), pod(ds, "node2", statuses(running("a", time.Unix(0, 0))))}
+	if r := Compute(ds, pods, nodes); r.Summary.NodesTainted != 0 || r.Nodes[0].WarmingTaint {
+		t.Errorf("no taint configured: %+v", r.Summary)
+	}
+	ds.Annotations = map[string]string{nodewarm.AnnotationSettings: nodewarm.Settings{Condition: true, Taint: "kip.dev/warming"}.Encode()}
+	r := Compute(ds, pods, nodes)
+	if r.Summary.NodesTainted != 1 || !r.Nodes[0].WarmingTaint || r.Nodes[1].WarmingTaint || r.Nodes[2].WarmingTaint {
+		t.Errorf("summary %+v, nodes %+v", r.Summary, r.Nodes)
+	}
+	if line := r.Line(); !strings.Contains(line, ", 1 tainted while warming") {
+		t.Errorf("line %q", line)
 	}
 }

@@ -294,3 +294,78 @@ func normalize(t *testing.T, v map[string]any) map[string]any {
 	}
 	return out
 }
+
+// TestNewNodesRBACOnlyWhenAsked: the chart grants nodes/status patch only
+// with configMap.nodeCondition, and nodes patch only with
+// configMap.warmNodeTaint, each as the OpenShift template of that option
+// does; by default the puller may not write nodes at all.
+func TestNewNodesRBACOnlyWhenAsked(t *testing.T) {
+	writes := func(objs map[string][]byte) map[string]bool {
+		out := map[string]bool{}
+		for key, doc := range objs {
+			if kind, _, ok := strings.Cut(key, "/"); !ok || kind != "ClusterRole" {
+				continue
+			}
+			var role rbacv1.ClusterRole
+			if err := yaml.Unmarshal(doc, &role); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range role.Rules {
+				for _, res := range r.Resources {
+					if strings.HasPrefix(res, "nodes") && !reflect.DeepEqual(r.Verbs, []string{"get", "list", "watch"}) {
+						out[res+" "+strings.Join(r.Verbs, ",")] = true
+					}
+				}
+			}
+		}
+		return out
+	}
+	condition := map[string]any{"nodeCondition": true}
+	taint := map[string]any{"nodeCondition": true, "warmNodeTaint": "kip.dev/warming"}
+	for _, tc := range []struct {
+		name   string
+		values map[string]any
+		want   []string
+	}{
+		{"default", nil, nil},
+		{"nodeCondition", condition, []string{"nodes/status patch"}},
+		{"warmNodeTaint", taint, []string{"nodes patch", "nodes/status patch"}},
+	} {
+		var values map[string]any
+		if tc.values != nil {
+			values = map[string]any{"configMap": tc.values}
+		}
+		got := writes(render(t, values))
+		var keys []string
+		for k := range got {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if !reflect.DeepEqual(keys, tc.want) && (len(keys) != 0 || len(tc.want) != 0) {
+			t.Errorf("%s: the puller may %v, want %v", tc.name, keys, tc.want)
+		}
+	}
+	for file, resource := range map[string]string{"node-condition-rbac.yaml": "nodes/status", "warm-node-taint-rbac.yaml": "nodes"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl, err := template.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := tmpl.Process(map[string]string{"NAMESPACE": "tools"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var role rbacv1.ClusterRole
+		raw, _ := objs[0].MarshalJSON()
+		if err := yaml.Unmarshal(raw, &role); err != nil {
+			t.Fatal(err)
+		}
+		if len(role.Rules) != 1 || !reflect.DeepEqual(role.Rules[0].Resources, []string{resource}) || !reflect.DeepEqual(role.Rules[0].Verbs, []string{"patch"}) ||
+			objs[1].GetKind() != "ClusterRoleBinding" {
+			t.Errorf("%s: %+v, then %s", file, role.Rules, objs[1].GetKind())
+		}
+	}
+}

@@ -5,6 +5,7 @@ package puller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -77,10 +78,19 @@ func (c *controllerRun) stop(t *testing.T) {
 	}
 }
 
-type runOption func(*ctrl.Options, *Options)
+// runSettings are what a runOption may change: the manager's options, the
+// controller's, and the client's transport.
+type runSettings struct {
+	mo    *ctrl.Options
+	o     *Options
+	wraps []func(http.RoundTripper) http.RoundTripper
+}
+
+type runOption func(*runSettings)
 
 func withLeaderElection(id string) runOption {
-	return func(mo *ctrl.Options, _ *Options) {
+	return func(rs *runSettings) {
+		mo := rs.mo
 		mo.LeaderElection = true
 		mo.LeaderElectionID = id
 		mo.LeaderElectionReleaseOnCancel = true
@@ -94,11 +104,17 @@ func withLeaderElection(id string) runOption {
 }
 
 func withSyncPeriod(d time.Duration) runOption {
-	return func(mo *ctrl.Options, _ *Options) { mo.Cache.SyncPeriod = &d }
+	return func(rs *runSettings) { rs.mo.Cache.SyncPeriod = &d }
 }
 
 func withOptions(f func(*Options)) runOption {
-	return func(_ *ctrl.Options, o *Options) { f(o) }
+	return func(rs *runSettings) { f(rs.o) }
+}
+
+// withTransport wraps the controller's client transport, to see or stage
+// what happens around its requests.
+func withTransport(wrap func(http.RoundTripper) http.RoundTripper) runOption {
+	return func(rs *runSettings) { rs.wraps = append(rs.wraps, wrap) }
 }
 
 // startController runs the controller for namespace ns until the test ends.
@@ -114,8 +130,12 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 		// Images on made-up registries fail at once, with no DNS lookup.
 		Resolver: registry.Resolver{Timeout: 10 * time.Second, Parallel: 4, Transport: registrytest.LoopbackOnly()},
 	}
+	rs := &runSettings{mo: &mo, o: &o}
 	for _, opt := range opts {
-		opt(&mo, &o)
+		opt(rs)
+	}
+	for _, wrap := range rs.wraps {
+		rc.Wrap(wrap)
 	}
 	mgr, err := NewManager(rc, mo, o)
 	if err != nil {

@@ -54,6 +54,11 @@ var (
 		Name: "kip_images_invalid",
 		Help: "IMAGES entries left out of the DaemonSet because they are invalid; the others are cached.",
 	})
+	nodeWarmSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kip_node_warm_seconds",
+		Help:    "With NODE_CONDITION=true: time from a node's creation to it holding every image, for each node that joined while the controller ran or still carried WARM_NODE_TAINT.",
+		Buckets: []float64{5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600},
+	})
 	pullSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kip_pull_duration_seconds",
 		Help:    "Agent mode: how long each image pull took, as the node's agent measured it.",
@@ -67,7 +72,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
-		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals)
+		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, nodeWarmSeconds)
 }
 
 // recordReport sets the gauges from a status report.

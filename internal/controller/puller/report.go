@@ -35,6 +35,7 @@ type reporter struct {
 
 	failing map[string]status.Failure // by node/image, reported once while it lasts
 	pulls   pullLog
+	nodes   *nodeWarmer // the node condition and the startup taint
 	// The DaemonSet generation being warmed, when the reporter first saw
 	// it, and whether its warm-up was announced.
 	generation int64
@@ -63,7 +64,8 @@ func (r *reporter) Reconcile(ctx context.Context, _ reconcile.Request) (reconcil
 	r.pulls.observe(report)
 	r.reportFailures(ds, report)
 	r.reportWarm(ds, report)
-	return reconcile.Result{}, nil
+	after, err := r.nodes.sync(ctx, ds, report)
+	return reconcile.Result{RequeueAfter: after}, err
 }
 
 func (r *reporter) reportFailures(ds *appsv1.DaemonSet, report status.Report) {

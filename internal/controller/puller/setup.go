@@ -160,7 +160,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := b.Complete(r); err != nil {
 		return err
 	}
-	rep := &reporter{client: mgr.GetClient(), source: observe.Source{Reader: mgr.GetClient(), Events: mgr.GetAPIReader()}, events: r.events, log: log.WithName("status"), now: time.Now}
+	rep := &reporter{client: mgr.GetClient(), source: observe.Source{Reader: mgr.GetClient(), Events: mgr.GetAPIReader()}, events: r.events, log: log.WithName("status"), now: time.Now,
+		nodes: &nodeWarmer{client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), events: r.events, log: log.WithName("nodes"), now: time.Now, started: time.Now(), fieldOwner: o.FieldOwner}}
 	sb := ctrl.NewControllerManagedBy(mgr).
 		Named("puller-status").
 		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged)).
@@ -174,6 +175,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(observe.NodeChanged))
 	default:
 		rep.source.NodesFromPods = true
+		rep.nodes.unreadable = true
 		log.Info("no permission to list and watch nodes; the status counts the nodes that run a puller pod, all as Ready")
 	}
 	return sb.Complete(rep)

@@ -31,3 +31,22 @@ func CheClusterCRD() (string, error) {
 	}
 	return path, nil
 }
+
+// ReadinessRuleCRDEnv names a real NodeReadinessRule CRD
+// (node-readiness-controller's, v0.5.0) to check the shipped rule against
+// instead of the project's own minimal fixture.
+const ReadinessRuleCRDEnv = "KIP_READINESS_CRD"
+
+// ReadinessRuleCRD is the NodeReadinessRule CRD the tests install: the
+// project's own minimal fixture (test/fixtures), or the file
+// $KIP_READINESS_CRD names.
+func ReadinessRuleCRD() (string, error) {
+	path := os.Getenv(ReadinessRuleCRDEnv)
+	if path == "" {
+		return RepoFile("test/fixtures/nodereadinessrules.readiness.node.x-k8s.io.yaml"), nil
+	}
+	if _, err := os.Stat(path); err != nil { //nolint:gosec // G703: the developer names this file
+		return "", fmt.Errorf("%s: %w", ReadinessRuleCRDEnv, err)
+	}
+	return path, nil
+}
