@@ -25,6 +25,14 @@ const PullerClusterRole = "kip-image-puller"
 // each agent reports on its own Pod.
 const AgentClusterRole = "kip-agent"
 
+// NodeConditionClusterRole and WarmNodeTaintClusterRole are the
+// ClusterRoles the operator binds, cluster-wide, to a puller whose resource
+// sets nodeCondition or warmNodeTaint (operator/rbac/node_roles.yaml).
+const (
+	NodeConditionClusterRole = "kip-node-condition"
+	WarmNodeTaintClusterRole = "kip-warm-node-taint"
+)
+
 // PullSecretDir is where the operator mounts the pull secrets a resource
 // names into the puller's pod, one directory per Secret.
 const PullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential

@@ -461,6 +461,29 @@ EOF
     --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" --hostname-override "node$n" --node-ip "$NODE_IP" "${taints[@]}"
 }
 
+# unmount_under DIR: the mounts left under DIR (overlay snapshots, pod
+# volumes), deepest first.
+unmount_under() {
+  awk -v d="$1" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+
+# stop_node N: stops node N's kubelet, its pods' containers and its
+# containerd, with the shims it started.
+stop_node() {
+  local n=$1 pid
+  stop "kubelet-node$n"
+  if alive "containerd-node$n" && [ -x "$ROOT/bin/kip-dev" ]; then
+    timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$(socket "$n")" >/dev/null 2>&1 || true
+  fi
+  stop "containerd-node$n"
+  # The shims (and their containers) of our containerd, found by its socket.
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $(socket "$n")" || true); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
 # add_node [TAINT]: starts the next node, registered with TAINT.
 add_node() {
   local taint=${1:-} n=1
@@ -481,17 +504,8 @@ add_node() {
 remove_node() {
   local n=$1 d=$DIR/nodes/node$1
   [ -d "$d" ] || die "no node$n in $DIR"
-  stop "kubelet-node$n"
-  if alive "containerd-node$n" && [ -x "$ROOT/bin/kip-dev" ]; then
-    timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$(socket "$n")" >/dev/null 2>&1 || true
-  fi
-  stop "containerd-node$n"
-  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $(socket "$n")" || true); do
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  awk -v d="$d" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  stop_node "$n"
+  unmount_under "$d"
   kubectl delete "node/node$n" --ignore-not-found --wait=false >/dev/null
   rm -rf "$d" "$(dirname "$(socket "$n")")"
   log "node$n removed"
@@ -562,22 +576,10 @@ down_quiet() {
   local d n
   for d in "$DIR"/nodes/node*; do
     [ -d "$d" ] || continue
-    n=${d##*/node}
-    stop "kubelet-node$n"
-    if alive "containerd-node$n" && [ -x "$ROOT/bin/kip-dev" ]; then
-      timeout 120 "$ROOT/bin/kip-dev" cri teardown --socket "$(socket "$n")" >/dev/null 2>&1 || true
-    fi
-    stop "containerd-node$n"
-    # The shims (and their containers) of our containerd, found by its socket.
-    for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $(socket "$n")" || true); do
-      kill -KILL "$pid" 2>/dev/null || true
-    done
+    stop_node "${d##*/node}"
   done
   for n in coredns kube-scheduler kube-controller-manager kube-apiserver etcd remote-registry auth-registry registry forward; do stop "$n"; done
-  # Mounts left under our directory (overlay snapshots, pod volumes), deepest first.
-  awk -v d="$DIR" 'index($2, d"/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  unmount_under "$DIR"
   # The namespace takes the bridge, the pods' veths and the API address with it.
   if [ -f "$DIR/netns-created" ]; then ip netns delete "$NETNS" 2>/dev/null || true; fi
   rm -rf "$DIR"

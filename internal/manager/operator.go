@@ -109,9 +109,11 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 		&corev1.ServiceAccount{}: {Label: ours},
 		&rbacv1.Role{}:           {Label: ours},
 		&rbacv1.RoleBinding{}:    {Label: ours},
-		&corev1.ConfigMap{}:      {Label: ours},
-		&appsv1.Deployment{}:     {Label: ours},
-		&appsv1.DaemonSet{}:      {Label: pullers},
+		// The node bindings (cluster-scoped) of nodeCondition and warmNodeTaint.
+		&rbacv1.ClusterRoleBinding{}: {Label: ours},
+		&corev1.ConfigMap{}:          {Label: ours},
+		&appsv1.Deployment{}:         {Label: ours},
+		&appsv1.DaemonSet{}:          {Label: pullers},
 		// Pods and nodes trimmed to what the status reads (observe.TrimPod).
 		&corev1.Pod{}:  {Label: pullers, Transform: observe.TrimPod},
 		&corev1.Node{}: {Transform: observe.TrimNode},

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,21 @@ type Objects struct {
 	// report on their own Pods (deploy.AgentClusterRole).
 	AgentServiceAccount *corev1.ServiceAccount
 	AgentRoleBinding    *rbacv1.RoleBinding
+	// NodeBindings are cluster-scoped, outside List: a ClusterRoleBinding
+	// of deploy.NodeConditionClusterRole (nodeCondition) and of
+	// deploy.WarmNodeTaintClusterRole (warmNodeTaint) to the puller's
+	// ServiceAccount, only while the resource asks for them. A namespaced
+	// resource cannot own them: LabelNamespace and labels.Instance name it.
+	NodeBindings []*rbacv1.ClusterRoleBinding
 }
+
+// LabelNamespace on a NodeBinding is its resource's namespace.
+const LabelNamespace = "kip.dev/namespace"
+
+// AnnotationNodeAccess on the puller's pod template names the node
+// bindings it runs with: a change restarts it, so that it finds the node
+// access it now has (or no longer has).
+const AnnotationNodeAccess = "kip.dev/node-access"
 
 // List is the objects in apply order: permissions, then configuration, then
 // the Deployment that uses both.
@@ -105,6 +120,18 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		Data:       ConfigData(spec, kip.Namespace),
 	}
 	objs.Deployment.Spec.Template.Spec.Containers[0].Image = image
+	objs.NodeBindings = nodeBindings(kip, objs.ServiceAccount.Name, cfg)
+	if len(objs.NodeBindings) > 0 {
+		var access []string
+		for _, b := range objs.NodeBindings {
+			access = append(access, b.RoleRef.Name)
+		}
+		tmpl := &objs.Deployment.Spec.Template
+		if tmpl.Annotations == nil {
+			tmpl.Annotations = map[string]string{}
+		}
+		tmpl.Annotations[AnnotationNodeAccess] = strings.Join(access, ",")
+	}
 	owner := metav1.OwnerReference{
 		APIVersion: v1alpha1.GroupVersion.String(), Kind: "KubernetesImagePuller",
 		Name: kip.Name, UID: kip.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -122,6 +149,37 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		meta.SetLabels(l)
 	}
 	return objs, nil
+}
+
+// nodeBindings are the ClusterRoleBindings cfg's node settings need.
+func nodeBindings(kip *v1alpha1.KubernetesImagePuller, serviceAccount string, cfg *config.Config) []*rbacv1.ClusterRoleBinding {
+	var roles []string
+	if cfg.NodeCondition {
+		roles = append(roles, deploy.NodeConditionClusterRole)
+	}
+	if cfg.WarmNodeTaint != "" {
+		roles = append(roles, deploy.WarmNodeTaintClusterRole)
+	}
+	var out []*rbacv1.ClusterRoleBinding
+	for _, role := range roles {
+		out = append(out, &rbacv1.ClusterRoleBinding{
+			TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name: NodeBindingName(kip.Namespace, kip.Name, role),
+				Labels: map[string]string{labels.ManagedBy: labels.ManagedByOperator, labels.Instance: kip.Name, LabelNamespace: kip.Namespace,
+					labels.Name: daemonset.AppName, labels.PartOf: daemonset.AppName},
+			},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: kip.Namespace}},
+		})
+	}
+	return out
+}
+
+// NodeBindingName names the ClusterRoleBinding of role for the resource
+// name in namespace.
+func NodeBindingName(namespace, name, role string) string {
+	return role + "-" + namespace + "-" + name
 }
 
 // mountPullSecrets mounts each named Secret into the puller's pod under

@@ -3,6 +3,7 @@ package operator
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -107,5 +108,49 @@ func TestBuildMountsThePullSecrets(t *testing.T) {
 	kip.Spec.ImagePullSecrets = ""
 	if objs, err = Build(kip, "reg/kip:default"); err != nil || len(objs.Deployment.Spec.Template.Spec.Volumes) != 0 {
 		t.Errorf("without pull secrets: volumes %v, %v", objs.Deployment.Spec.Template.Spec.Volumes, err)
+	}
+}
+
+// TestBuildBindsNodeAccessOnlyWhenAsked: nodeCondition binds the node
+// condition's ClusterRole to the puller, cluster-wide, and warmNodeTaint
+// the taint's; without them there is no binding and no annotation, and the
+// pod template's annotation names what is bound, so that a change restarts
+// the puller.
+func TestBuildBindsNodeAccessOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		condition string
+		taint     string
+		want      []string
+	}{
+		{"neither", "", "", nil},
+		{"the condition", "true", "", []string{deploy.NodeConditionClusterRole}},
+		{"the condition and the taint", "true", "kip.dev/warming", []string{deploy.NodeConditionClusterRole, deploy.WarmNodeTaintClusterRole}},
+	} {
+		kip := &v1alpha1.KubernetesImagePuller{
+			ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: "tools", UID: "uid-1"},
+			Spec:       v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", DeploymentName: "kip", NodeCondition: tc.condition, WarmNodeTaint: tc.taint},
+		}
+		objs, err := Build(kip, "reg/kip:default")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []string
+		for _, b := range objs.NodeBindings {
+			got = append(got, b.RoleRef.Name)
+			s := b.Subjects
+			if len(s) != 1 || s[0].Kind != "ServiceAccount" || s[0].Name != "kip" || s[0].Namespace != "tools" || b.Namespace != "" || len(b.OwnerReferences) != 0 ||
+				b.Name != NodeBindingName("tools", "puller", b.RoleRef.Name) || b.Labels[LabelNamespace] != "tools" || b.Labels[labels.Instance] != "puller" ||
+				b.Labels[labels.ManagedBy] != labels.ManagedByOperator {
+				t.Errorf("%s: binding %+v", tc.name, b)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: binds %v, want %v", tc.name, got, tc.want)
+		}
+		access, annotated := objs.Deployment.Spec.Template.Annotations[AnnotationNodeAccess]
+		if annotated != (len(tc.want) > 0) || (annotated && access != strings.Join(tc.want, ",")) {
+			t.Errorf("%s: %s=%q", tc.name, AnnotationNodeAccess, access)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/yaml"
@@ -189,18 +190,7 @@ func TestRenderValuesInEitherForm(t *testing.T) {
 // the same permissions.
 func TestRolesMatchTheOpenShiftTemplate(t *testing.T) {
 	rendered := render(t, nil)
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", "serviceaccount.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := template.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := tmpl.Process(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := openShiftTemplate(t, "serviceaccount.yaml", nil)
 	// Cluster-wide names carry the service account and namespace; compare
 	// each role by kind and what its name ends with.
 	suffix := func(name string) string {
@@ -261,7 +251,18 @@ func TestAgentSCCOnOpenShiftOnly(t *testing.T) {
 	if err := yaml.Unmarshal(doc, &chartSCC); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", "agent-scc.yaml"))
+	want := openShiftTemplate(t, "agent-scc.yaml", map[string]string{"NAMESPACE": "tools"})[0].Object
+	delete(want, "metadata")
+	delete(chartSCC, "metadata")
+	if !reflect.DeepEqual(normalize(t, chartSCC), normalize(t, want)) {
+		t.Errorf("the chart's SCC %v differs from the template's %v", chartSCC, want)
+	}
+}
+
+// openShiftTemplate processes deploy/openshift/FILE as oc process does.
+func openShiftTemplate(t *testing.T, file string, params map[string]string) []unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,16 +270,11 @@ func TestAgentSCCOnOpenShiftOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := tmpl.Process(map[string]string{"NAMESPACE": "tools"})
+	objs, err := tmpl.Process(params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := objs[0].Object
-	delete(want, "metadata")
-	delete(chartSCC, "metadata")
-	if !reflect.DeepEqual(normalize(t, chartSCC), normalize(t, want)) {
-		t.Errorf("the chart's SCC %v differs from the template's %v", chartSCC, want)
-	}
+	return objs
 }
 
 // normalize round-trips through JSON, so that numbers compare alike.
@@ -346,18 +342,7 @@ func TestNewNodesRBACOnlyWhenAsked(t *testing.T) {
 		}
 	}
 	for file, resource := range map[string]string{"node-condition-rbac.yaml": "nodes/status", "warm-node-taint-rbac.yaml": "nodes"} {
-		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "openshift", file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl, err := template.Parse(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := tmpl.Process(map[string]string{"NAMESPACE": "tools"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		objs := openShiftTemplate(t, file, map[string]string{"NAMESPACE": "tools"})
 		var role rbacv1.ClusterRole
 		raw, _ := objs[0].MarshalJSON()
 		if err := yaml.Unmarshal(raw, &role); err != nil {

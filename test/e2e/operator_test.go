@@ -34,6 +34,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/nodewarm"
 	"github.com/kip-image-puller/kip/internal/operator"
 )
 
@@ -273,6 +274,45 @@ spec:
 	})
 	waitCached(t, entries, cluster.Nodes, nil)
 	waitReady(t, c, key)
+}
+
+// TestOperatorNodeCondition: nodeCondition on a KubernetesImagePuller binds
+// the node condition's ClusterRole to its puller, which then keeps
+// kip.dev/ImagesCached on every node; deleting the resource removes the
+// binding, which no owner reference could.
+func TestOperatorNodeCondition(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "opcond", 3, false)
+	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
+kind: KubernetesImagePuller
+metadata:
+  name: image-puller
+spec:
+  images: %q
+  nodeCondition: "true"
+`, strings.Join(entries, ";"))
+	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
+	applyUntilReady(t, c, kip, key, entries)
+	binding := operator.NodeBindingName(ns, "image-puller", deploy.NodeConditionClusterRole)
+	if err := c.Get(context.Background(), client.ObjectKey{Name: binding}, &rbacv1.ClusterRoleBinding{}); err != nil {
+		t.Errorf("the node condition's ClusterRoleBinding: %v", err)
+	}
+	for _, name := range cluster.Nodes {
+		eventually(t, time.Minute, name+": "+string(nodewarm.ConditionType)+"=True for these 3 images", func() (bool, string) {
+			var n corev1.Node
+			if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &n); err != nil {
+				return false, err.Error()
+			}
+			cond := nodewarm.Current(&n)
+			return cond != nil && cond.Status == corev1.ConditionTrue && cond.Message == "3/3 cached", fmt.Sprintf("%+v", cond)
+		})
+	}
+	kubectl(t, "", "delete", "kubernetesimagepuller", "image-puller", "-n", ns)
+	eventually(t, time.Minute, "the ClusterRoleBinding removed with the resource", func() (bool, string) {
+		err := c.Get(context.Background(), client.ObjectKey{Name: binding}, &rbacv1.ClusterRoleBinding{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
 }
 
 // waitResourceGone waits until the KubernetesImagePuller key is gone.

@@ -42,8 +42,15 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 		func() error { return r.replaceRoleRef(ctx, objs.AgentRoleBinding) },
 		func() error { return apply(ctx, r.client, objs.AgentRoleBinding, rbacv1ac.ExtractRoleBinding) },
 		func() error { return apply(ctx, r.client, objs.ConfigMap, corev1ac.ExtractConfigMap) },
-		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) },
 	}
+	for _, b := range objs.NodeBindings {
+		steps = append(steps, func() error { return apply(ctx, r.client, b, rbacv1ac.ExtractClusterRoleBinding) })
+	}
+	// The node bindings before the Deployment: a puller restarted for new
+	// node access finds it granted.
+	steps = append(steps,
+		func() error { return r.pruneNodeBindings(ctx, kip.Namespace, kip.Name, objs.NodeBindings) },
+		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) })
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -109,6 +116,29 @@ func (r *reconciler) prune(ctx context.Context, kip *v1alpha1.KubernetesImagePul
 			}
 			r.log.Info("deleted an object no longer used", "kind", k.kind, "name", obj.GetName(), "kubernetesimagepuller", client.ObjectKeyFromObject(kip))
 		}
+	}
+	return nil
+}
+
+// pruneNodeBindings deletes the node bindings of the resource name in
+// namespace that keep is without: the field was cleared, or the resource
+// is gone (keep is empty). They are cluster-scoped, so no owner reference
+// takes them with the resource.
+func (r *reconciler) pruneNodeBindings(ctx context.Context, namespace, name string, keep []*rbacv1.ClusterRoleBinding) error {
+	var list rbacv1.ClusterRoleBindingList
+	if err := r.client.List(ctx, &list, client.MatchingLabels{labels.ManagedBy: labels.ManagedByOperator,
+		labels.Instance: name, operator.LabelNamespace: namespace}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		b := &list.Items[i]
+		if slices.ContainsFunc(keep, func(k *rbacv1.ClusterRoleBinding) bool { return k.Name == b.Name }) {
+			continue
+		}
+		if err := r.client.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete ClusterRoleBinding %s, no longer asked for: %w", b.Name, err)
+		}
+		r.log.Info("removed a node binding no longer asked for", "clusterrolebinding", b.Name, "kubernetesimagepuller", namespace+"/"+name)
 	}
 	return nil
 }

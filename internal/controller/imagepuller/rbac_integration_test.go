@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,29 +28,33 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/operator"
 )
 
-// TestOperatorRBACIsEnough runs the operator as a ServiceAccount that holds
-// exactly the ClusterRole of deploy/operator, so the API server's RBAC
-// authorizer and its escalation check decide: the operator must install a
-// puller, RoleBinding included, without holding what it grants.
-func TestOperatorRBACIsEnough(t *testing.T) {
+// operatorIdentity is a client configuration that acts as a ServiceAccount
+// of ns holding exactly the ClusterRole of deploy/operator (under a name
+// of the test's own), with the ClusterRoles it binds installed under their
+// fixed names: the API server's RBAC authorizer and its escalation check
+// decide what the operator may do.
+func operatorIdentity(t *testing.T, ns string) *rest.Config {
+	t.Helper()
 	ctx := context.Background()
-	ns := env.Namespace(t)
-	// The operator's ClusterRole under a name of this test's own; the
-	// puller ClusterRole under its fixed name, which the operator binds.
-	for file, name := range map[string]string{"role.yaml": ns + "-kip-operator", "puller_role.yaml": deploy.PullerClusterRole, "agent_role.yaml": deploy.AgentClusterRole} {
+	for file, name := range map[string]string{"role.yaml": ns + "-kip-operator", "puller_role.yaml": "", "agent_role.yaml": "", "node_roles.yaml": ""} {
 		data, err := os.ReadFile(testenv.RepoFile(filepath.Join("deploy", "operator", "rbac", file)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var role rbacv1.ClusterRole
-		if err := yaml.UnmarshalStrict(data, &role); err != nil {
-			t.Fatal(err)
-		}
-		role.Name = name
-		if err := env.Client.Create(ctx, &role); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
+		for _, doc := range strings.Split(string(data), "\n---\n") {
+			var role rbacv1.ClusterRole
+			if err := yaml.UnmarshalStrict([]byte(doc), &role); err != nil {
+				t.Fatal(err)
+			}
+			if name != "" {
+				role.Name = name
+			}
+			if err := env.Client.Create(ctx, &role); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
 		}
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "kip-operator", Namespace: ns}}
@@ -60,10 +66,68 @@ func TestOperatorRBACIsEnough(t *testing.T) {
 	}
 	env.Create(t, binding)
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
-
 	asOperator := rest.CopyConfig(env.Config)
 	asOperator.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":kip-operator"}
-	testenv.StartOperator(t, asOperator, manager.Options{Namespaces: []string{ns}}, 0)
+	return asOperator
+}
+
+// TestNodeBindingsFollowTheResource: nodeCondition and warmNodeTaint bind
+// their ClusterRoles to the puller, cluster-wide, as the operator's own
+// RBAC allows (bind on those roles only); clearing a field removes its
+// binding, and deleting the resource removes the rest, which no owner
+// reference can take with it.
+func TestNodeBindingsFollowTheResource(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	testenv.StartOperator(t, operatorIdentity(t, ns), manager.Options{Namespaces: []string{ns}}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", NodeCondition: "true", WarmNodeTaint: "kip.dev/warming"})
+	env.Create(t, kip)
+	bindings := func(want ...string) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, fmt.Sprintf("node bindings %v", want), func() (bool, string) {
+			var list rbacv1.ClusterRoleBindingList
+			if err := env.Client.List(ctx, &list, client.MatchingLabels{operator.LabelNamespace: ns}); err != nil {
+				return false, err.Error()
+			}
+			var got []string
+			for _, b := range list.Items {
+				if b.Subjects[0].Name != "kubernetes-image-puller" || b.Subjects[0].Namespace != ns || b.Name != operator.NodeBindingName(ns, kip.Name, b.RoleRef.Name) {
+					return false, fmt.Sprintf("binding %+v", b)
+				}
+				got = append(got, b.RoleRef.Name)
+			}
+			return slices.Equal(got, want), fmt.Sprint(got)
+		})
+	}
+	bindings(deploy.NodeConditionClusterRole, deploy.WarmNodeTaintClusterRole)
+	var dep appsv1.Deployment
+	owned(t, kip, "kubernetes-image-puller", &dep)
+	if got := dep.Spec.Template.Annotations[operator.AnnotationNodeAccess]; got != deploy.NodeConditionClusterRole+","+deploy.WarmNodeTaintClusterRole {
+		t.Errorf("the puller's pod template says %s=%q", operator.AnnotationNodeAccess, got)
+	}
+
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(kip), kip); err != nil {
+		t.Fatal(err)
+	}
+	kip.Spec.WarmNodeTaint = ""
+	if err := env.Client.Update(ctx, kip); err != nil {
+		t.Fatal(err)
+	}
+	bindings(deploy.NodeConditionClusterRole)
+
+	if err := env.Client.Delete(ctx, kip); err != nil {
+		t.Fatal(err)
+	}
+	bindings()
+}
+
+// TestOperatorRBACIsEnough runs the operator as a ServiceAccount that holds
+// exactly the ClusterRole of deploy/operator, so the API server's RBAC
+// authorizer and its escalation check decide: the operator must install a
+// puller, RoleBinding included, without holding what it grants.
+func TestOperatorRBACIsEnough(t *testing.T) {
+	ns := env.Namespace(t)
+	testenv.StartOperator(t, operatorIdentity(t, ns), manager.Options{Namespaces: []string{ns}}, 0)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", ImagePullSecrets: "regcred"})
 	env.Create(t, kip)
 

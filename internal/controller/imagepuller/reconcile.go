@@ -17,11 +17,16 @@ import (
 
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var kip v1alpha1.KubernetesImagePuller
-	if err := r.client.Get(ctx, req.NamespacedName, &kip); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+	switch err := r.client.Get(ctx, req.NamespacedName, &kip); {
+	case apierrors.IsNotFound(err):
+		// The garbage collector removes what it owned; its node bindings
+		// are cluster-scoped, which no namespaced object can own.
+		return reconcile.Result{}, r.pruneNodeBindings(ctx, req.Namespace, req.Name, nil)
+	case err != nil:
+		return reconcile.Result{}, err
 	}
 	if kip.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil // the garbage collector removes what it owns
+		return reconcile.Result{}, r.pruneNodeBindings(ctx, kip.Namespace, kip.Name, nil)
 	}
 	obs := operator.Observation{Generation: kip.Generation}
 

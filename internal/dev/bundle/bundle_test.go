@@ -143,7 +143,7 @@ func TestOperatorBindsThePullerRole(t *testing.T) {
 		}
 	}
 	slices.Sort(bindable)
-	if want := []string{deploy.AgentClusterRole, deploy.PullerClusterRole}; !slices.Equal(bindable, want) {
+	if want := []string{deploy.AgentClusterRole, deploy.PullerClusterRole, deploy.NodeConditionClusterRole, deploy.WarmNodeTaintClusterRole}; !slices.Equal(bindable, want) {
 		t.Errorf("the operator may bind clusterroles %v, want exactly %v", bindable, want)
 	}
 	tmpl, err := template.Parse(deploy.ServiceAccountTemplate)
@@ -182,6 +182,40 @@ func TestOperatorBindsThePullerRole(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no Role in the template")
+	}
+}
+
+// TestNodeRolesGrantOnlyWhatEachOptionNeeds: the ClusterRoles the operator
+// binds for nodeCondition and warmNodeTaint grant the nodes/status patch
+// and the nodes patch of the OpenShift templates of those options (and,
+// for the condition, the node read that an operator-run puller otherwise
+// lacks), and nothing more.
+func TestNodeRolesGrantOnlyWhatEachOptionNeeds(t *testing.T) {
+	objs := render(t)
+	for role, want := range map[string][]string{
+		deploy.NodeConditionClusterRole: {"get nodes", "list nodes", "watch nodes", "patch nodes/status"},
+		deploy.WarmNodeTaintClusterRole: {"patch nodes"},
+	} {
+		var cr rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs["ClusterRole"][role], &cr); err != nil {
+			t.Fatalf("the ClusterRole %s: %v", role, err)
+		}
+		var got []string
+		for _, r := range cr.Rules {
+			if !slices.Equal(r.APIGroups, []string{""}) || len(r.ResourceNames) > 0 {
+				t.Errorf("%s: rule %+v", role, r)
+			}
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					got = append(got, v+" "+res)
+				}
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s grants %v, want %v", role, got, want)
+		}
 	}
 }
 

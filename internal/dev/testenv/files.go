@@ -22,14 +22,7 @@ const CheClusterCRDEnv = "KIP_CHECLUSTER_CRD"
 // CheClusterCRD is the CheCluster CRD the tests install: the project's own
 // minimal fixture (test/fixtures), or the file $KIP_CHECLUSTER_CRD names.
 func CheClusterCRD() (string, error) {
-	path := os.Getenv(CheClusterCRDEnv)
-	if path == "" {
-		return RepoFile("test/fixtures/checlusters.org.eclipse.che.yaml"), nil
-	}
-	if _, err := os.Stat(path); err != nil { //nolint:gosec // G703: the developer names this file
-		return "", fmt.Errorf("%s: %w", CheClusterCRDEnv, err)
-	}
-	return path, nil
+	return crdFile(CheClusterCRDEnv, "test/fixtures/checlusters.org.eclipse.che.yaml")
 }
 
 // ReadinessRuleCRDEnv names a real NodeReadinessRule CRD
@@ -41,12 +34,18 @@ const ReadinessRuleCRDEnv = "KIP_READINESS_CRD"
 // project's own minimal fixture (test/fixtures), or the file
 // $KIP_READINESS_CRD names.
 func ReadinessRuleCRD() (string, error) {
-	path := os.Getenv(ReadinessRuleCRDEnv)
+	return crdFile(ReadinessRuleCRDEnv, "test/fixtures/nodereadinessrules.readiness.node.x-k8s.io.yaml")
+}
+
+// crdFile is the file the environment variable env names, or else the
+// project's own fixture.
+func crdFile(env, fixture string) (string, error) {
+	path := os.Getenv(env)
 	if path == "" {
-		return RepoFile("test/fixtures/nodereadinessrules.readiness.node.x-k8s.io.yaml"), nil
+		return RepoFile(fixture), nil
 	}
 	if _, err := os.Stat(path); err != nil { //nolint:gosec // G703: the developer names this file
-		return "", fmt.Errorf("%s: %w", ReadinessRuleCRDEnv, err)
+		return "", fmt.Errorf("%s: %w", env, err)
 	}
 	return path, nil
 }
