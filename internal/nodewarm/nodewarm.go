@@ -109,7 +109,14 @@ func Desired(images []Image) corev1.NodeCondition {
 		case img.Cached:
 			cached++
 		case img.Failed != "":
-			failing = append(failing, fmt.Sprintf("%s (%s)", img.Name, img.Failed))
+			reason := img.Failed
+			if reason == "ImagePullBackOff" {
+				// The kubelet alternates between the two while a pull keeps
+				// failing: one state, or the condition would be written
+				// again at each turn.
+				reason = "ErrImagePull"
+			}
+			failing = append(failing, fmt.Sprintf("%s (%s)", img.Name, reason))
 		}
 	}
 	sort.Strings(failing)
@@ -141,7 +148,9 @@ type Plan struct {
 }
 
 // Decide plans what to write on node, which should carry want, at now.
+// The times it writes are whole seconds, as the API server keeps them.
 func Decide(node *corev1.Node, want corev1.NodeCondition, s Settings, now time.Time) Plan {
+	now = now.Truncate(time.Second)
 	var p Plan
 	if s.Condition {
 		current := Current(node)

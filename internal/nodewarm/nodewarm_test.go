@@ -18,7 +18,9 @@ func TestDesired(t *testing.T) {
 		{"every image", []Image{cached("a"), cached("b")}, "True", ReasonAllCached, "2/2 cached"},
 		{"on their way", []Image{cached("a"), {Name: "b"}, {Name: "c"}}, "False", ReasonWarming, "1/3 cached"},
 		{"failing, named in order", []Image{{Name: "app9", Failed: "ImagePullBackOff"}, {Name: "app7", Failed: "ErrImagePull"}, cached("b")},
-			"False", ReasonImagesFailing, "1/3 cached; failing: app7 (ErrImagePull), app9 (ImagePullBackOff)"},
+			"False", ReasonImagesFailing, "1/3 cached; failing: app7 (ErrImagePull), app9 (ErrImagePull)"},
+		{"other failures keep their reason", []Image{{Name: "app", Failed: "CreateContainerError"}},
+			"False", ReasonImagesFailing, "0/1 cached; failing: app (CreateContainerError)"},
 	} {
 		c := Desired(tc.images)
 		if c.Type != ConditionType || string(c.Status) != tc.status || c.Reason != tc.reason || c.Message != tc.message {

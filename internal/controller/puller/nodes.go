@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -42,7 +43,16 @@ type nodeWarmer struct {
 
 	warmSeen  map[string]bool // nodes whose time to warm was observed
 	forbidden map[string]bool // permission problems, reported once each
+	// written is the condition last written on each node: for a few
+	// seconds the cache may not show it yet, and the same write must not
+	// go out twice.
+	written map[string]corev1.NodeCondition
 }
+
+// cacheLag bounds how long a written condition is preferred to a cache
+// that does not show it: past that, the cache is right (someone else
+// removed or changed it).
+const cacheLag = 10 * time.Second
 
 // sync writes the plans of the selected nodes of report and returns when
 // to look again with nothing changed (0: no need).
@@ -55,7 +65,7 @@ func (w *nodeWarmer) sync(ctx context.Context, ds *appsv1.DaemonSet, report stat
 		return 0, nil
 	}
 	if w.warmSeen == nil {
-		w.warmSeen, w.forbidden = map[string]bool{}, map[string]bool{}
+		w.warmSeen, w.forbidden, w.written = map[string]bool{}, map[string]bool{}, map[string]corev1.NodeCondition{}
 	}
 	if w.unreadable {
 		return 0, w.allowed(ds, apierrors.NewForbidden(corev1.Resource("nodes"), "", errors.New("this identity may not list and watch nodes")), "nodes (list, watch)", "NODE_CONDITION=true")
@@ -77,11 +87,12 @@ func (w *nodeWarmer) sync(ctx context.Context, ds *appsv1.DaemonSet, report stat
 		}
 		want := nodewarm.Desired(warmImages(row))
 		w.observeWarm(node, want, s, now)
-		plan := nodewarm.Decide(node, want, s, now)
+		plan := nodewarm.Decide(w.latest(node, now), want, s, now)
 		if plan.Condition != nil {
 			if err := w.writeCondition(ctx, ds, node.Name, *plan.Condition); err != nil {
 				return 0, err
 			}
+			w.written[node.Name] = *plan.Condition
 		}
 		if plan.RemoveTaint {
 			if err := w.removeTaint(ctx, ds, node, s, plan.TimedOut, want, now); err != nil {
@@ -93,6 +104,22 @@ func (w *nodeWarmer) sync(ctx context.Context, ds *appsv1.DaemonSet, report stat
 		}
 	}
 	return next, nil
+}
+
+// latest is the cached node, with the condition last written on it when the
+// cache does not show that one yet, for at most cacheLag.
+func (w *nodeWarmer) latest(node *corev1.Node, now time.Time) *corev1.Node {
+	mine, ok := w.written[node.Name]
+	if !ok {
+		return node
+	}
+	if cur := nodewarm.Current(node); (cur != nil && !cur.LastHeartbeatTime.Before(&mine.LastHeartbeatTime)) || now.Sub(mine.LastHeartbeatTime.Time) > cacheLag {
+		delete(w.written, node.Name)
+		return node
+	}
+	out := node.DeepCopy()
+	out.Status.Conditions = append(slices.DeleteFunc(out.Status.Conditions, func(c corev1.NodeCondition) bool { return c.Type == nodewarm.ConditionType }), mine)
+	return out
 }
 
 // warmImages is a report's node row as package nodewarm reads it.

@@ -187,7 +187,7 @@ func TestNodeConditionAndStartupTaint(t *testing.T) {
 		t.Fatal(err)
 	}
 	timedOut := waitForEvent(t, ns, ReasonWarmTimeout, "DaemonSet", "removed taint "+taint+" from node "+n3)
-	if !strings.Contains(timedOut.Note, "WARM_NODE_TIMEOUT=8s") || !strings.Contains(timedOut.Note, "failing: node (ImagePullBackOff)") {
+	if !strings.Contains(timedOut.Note, "WARM_NODE_TIMEOUT=8s") || !strings.Contains(timedOut.Note, "failing: node (ErrImagePull)") {
 		t.Errorf("timeout event %q", timedOut.Note)
 	}
 	if created := getNode(t, n3).CreationTimestamp.Time; time.Since(created) < 8*time.Second {
@@ -196,5 +196,5 @@ func TestNodeConditionAndStartupTaint(t *testing.T) {
 	if keys := taintKeys(getNode(t, n3)); keys != "" {
 		t.Errorf("%s keeps taints %s", n3, keys)
 	}
-	waitForCondition(t, n3, corev1.ConditionFalse, "failing: node (ImagePullBackOff)")
+	waitForCondition(t, n3, corev1.ConditionFalse, "failing: node (ErrImagePull)")
 }
