@@ -72,7 +72,7 @@ kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:
 	fl.StringVar(&f.daemonSet, "daemonset", "", "follow the list (annotations "+daemonset.AnnotationImages+" and "+daemonset.AnnotationDigests+") on this DaemonSet in --pod-namespace, instead of --images and --digests")
 	fl.StringVar(&f.socket, "cri-socket", os.Getenv("CRI_SOCKET"), "the runtime's CRI socket; empty probes the usual containerd, CRI-O and cri-dockerd paths under --host-root (env CRI_SOCKET)")
 	fl.StringVar(&f.hostRoot, "host-root", "/", "where the host's paths are mounted, for probing")
-	fl.IntVar(&f.parallelism, "parallelism", 4, "images pulled at once on this node")
+	fl.IntVar(&f.parallelism, "parallelism", 8, "images pulled at once on this node")
 	fl.DurationVar(&f.attemptTimeout, "attempt-timeout", 10*time.Minute, "the longest one pull attempt may take")
 	fl.DurationVar(&f.backoffInitial, "backoff-initial", 10*time.Second, "the wait after an image's first failed pull; doubled after each next one")
 	fl.DurationVar(&f.backoffMax, "backoff-max", 5*time.Minute, "the longest wait between an image's attempts")

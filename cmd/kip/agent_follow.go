@@ -26,6 +26,11 @@ func followDaemonSet(ctx context.Context, cs kubernetes.Interface, namespace, na
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		}))
 	informer := factory.Apps().V1().DaemonSets().Informer()
+	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		log.Error(err, "cannot watch the DaemonSet that carries the list; the agents' Role must allow get, list and watch on daemonsets", "daemonset", namespace+"/"+name)
+	}); err != nil {
+		return agent.List{}, nil, err
+	}
 	// Only the newest list matters: a list not taken up yet is replaced.
 	lists := make(chan agent.List, 1)
 	var seen string
