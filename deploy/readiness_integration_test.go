@@ -3,6 +3,7 @@
 package deploy_test
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -43,9 +44,12 @@ func TestNodeReadinessRuleIsAccepted(t *testing.T) {
 		conditions[0].(map[string]any)["requiredStatus"] != "True" || mode != "bootstrap-only" {
 		t.Errorf("the rule waits for %v, %s; want %s=True, bootstrap-only", conditions, mode, nodewarm.ConditionType)
 	}
-	if err := env.Client.Create(t.Context(), rule.DeepCopy()); err != nil {
+	created := rule.DeepCopy()
+	if err := env.Client.Create(t.Context(), created); err != nil {
 		t.Fatalf("the shipped rule is refused: %v", err)
 	}
+	// Cluster-scoped: gone before the next run on the same API server.
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), created) })
 
 	wrong := rule.DeepCopy()
 	wrong.SetName("kip-wrong-taint")
