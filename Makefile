@@ -23,8 +23,9 @@ build: ## Build kip and the static kip-sleep into bin/
 
 test: lint test-unit test-integration test-e2e ## Every tier
 
-test-unit: ## Pure packages and commands, with the fuzz seed corpora
+test-unit: ## Pure packages and commands, with the fuzz seed corpora; the dashboard's and alerts' PromQL
 	$(GO) test -count=1 ./...
+	cd test/monitoring && $(GO) test -count=1 ./...
 
 kube-binaries: ## Build etcd and kube-apiserver from source (cached)
 	hack/kube-binaries.sh etcd kube-apiserver

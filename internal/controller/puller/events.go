@@ -103,6 +103,7 @@ func (r *reconciler) reportMissingConfigMap(src configSource, d *appsv1.Deployme
 // reportInvalid tells, once per distinct error, that the configuration
 // whose Fingerprint is fingerprint is refused; the Event carries it.
 func (r *reconciler) reportInvalid(regarding runtime.Object, err error, fingerprint string) {
+	configInvalid.Set(1)
 	msg := err.Error()
 	key := fingerprint + " " + msg
 	if key == r.lastInvalid {
@@ -121,6 +122,7 @@ func (r *reconciler) reportInvalid(regarding runtime.Object, err error, fingerpr
 }
 
 func (r *reconciler) reportValid(regarding runtime.Object, warnings []config.Problem) {
+	configInvalid.Set(0)
 	if r.lastInvalid != "" {
 		r.events.emit(regarding, corev1.EventTypeNormal, ReasonConfigurationValid, "the configuration is valid again")
 		r.lastInvalid = ""

@@ -50,6 +50,10 @@ var (
 		Name: "kip_configuration_errors_total",
 		Help: "Invalid configurations seen (each distinct one counted once).",
 	})
+	configInvalid = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kip_configuration_invalid",
+		Help: "1 while the configuration is invalid and the last good DaemonSet stays in place, else 0.",
+	})
 	imagesInvalid = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kip_images_invalid",
 		Help: "IMAGES entries left out of the DaemonSet because they are invalid; the others are cached.",
@@ -72,7 +76,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
-		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, nodeWarmSeconds)
+		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, nodeWarmSeconds, configInvalid)
 }
 
 // recordReport sets the gauges from a status report.

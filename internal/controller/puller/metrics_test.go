@@ -1,15 +1,25 @@
 package puller
 
 import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/kip-image-puller/kip/internal/status"
 )
+
+var update = flag.Bool("update", false, "rewrite deploy/monitoring/metrics.txt")
 
 func TestRecordReport(t *testing.T) {
 	report := status.Report{
@@ -91,5 +101,83 @@ func TestAgentHealsGauge(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(agentHeals); n != 1 {
 		t.Errorf("%d series, want 1: a node without an agent has none", n)
+	}
+}
+
+// TestConfigurationInvalidGauge: 1 while the configuration is refused, 0
+// once a valid one is applied.
+func TestConfigurationInvalidGauge(t *testing.T) {
+	r := &reconciler{}
+	r.reportInvalid(nil, errors.New("IMAGES: value \"\": at least one image"), "f1")
+	if got := testutil.ToFloat64(configInvalid); got != 1 {
+		t.Errorf("after an invalid configuration: %v", got)
+	}
+	r.reportValid(nil, nil)
+	if got := testutil.ToFloat64(configInvalid); got != 0 {
+		t.Errorf("after a valid one: %v", got)
+	}
+}
+
+// TestMetricsPassPromlintAndAreListed lints every kip metric with
+// client_golang's promlint, and checks deploy/monitoring/metrics.txt, the
+// list the dashboard and the alerts are checked against (test/monitoring),
+// names each metric the controller serves, with its type: `go test
+// ./internal/controller/puller -run TestMetrics -update` rewrites it.
+func TestMetricsPassPromlintAndAreListed(t *testing.T) {
+	// A vector shows in a scrape once it has a child.
+	imagesCached.WithLabelValues("lint")
+	imageFailing.WithLabelValues("lint", "lint", "ErrImagePull")
+	pullSeconds.WithLabelValues("lint")
+	agentHeals.WithLabelValues("lint")
+	t.Cleanup(func() {
+		imagesCached.DeleteLabelValues("lint")
+		imageFailing.DeleteLabelValues("lint", "lint", "ErrImagePull")
+		pullSeconds.DeleteLabelValues("lint")
+		agentHeals.DeleteLabelValues("lint")
+	})
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours []*dto.MetricFamily
+	var lines []string
+	for _, f := range families {
+		name := f.GetName()
+		// The Go runtime's go_* change with each Go release, and
+		// controller-runtime's show once its controllers ran: the
+		// dashboard names neither.
+		if strings.HasPrefix(name, "kip_") || strings.HasPrefix(name, "process_") {
+			lines = append(lines, name+" "+strings.ToLower(f.GetType().String()))
+		}
+		if strings.HasPrefix(name, "kip_") {
+			ours = append(ours, f)
+		}
+	}
+	if len(ours) < 14 {
+		t.Errorf("%d kip metrics gathered", len(ours))
+	}
+	problems, err := promlint.NewWithMetricFamilies(ours).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	sort.Strings(lines)
+	got := "# The puller's metrics and the process's, as the controller serves them\n" +
+		"# (name, type): the dashboard and the alerts in this folder may name only\n" +
+		"# these.\n" + strings.Join(lines, "\n") + "\n"
+	path := filepath.Join("..", "..", "..", "deploy", "monitoring", "metrics.txt")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != got {
+		t.Errorf("%s is stale (rewrite it with -update):\n%s", path, got)
 	}
 }
