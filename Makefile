@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Where the from-source Kubernetes binaries are cached (per version).
 export KIP_CACHE_DIR ?= $(HOME)/.cache/kip
 
-.PHONY: all build fmt mutate test test-unit test-integration test-e2e bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests bundle deploy-operator
+.PHONY: all build fmt mutate test test-unit test-integration test-e2e test-faults bench fuzz lint kube-binaries clean cluster-up cluster-down image demo manifests bundle deploy-operator
 
 all: build
 
@@ -53,6 +53,9 @@ ifneq ($(REAL_CHECLUSTER_CRD),)
 	KIP_CHECLUSTER_CRD="$(REAL_CHECLUSTER_CRD)" KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
 		$(GO) test -count=1 -tags integration -timeout 20m ./internal/controller/imagepuller/... ./internal/controller/checluster/...
 endif
+
+test-faults: ## The fault-injection tests alone (part of test-e2e), on a fresh local cluster
+	$(GO) test -count=1 -tags e2e -timeout 30m -run 'TestFault' -v ./test/e2e/...
 
 test-e2e: ## On a fresh 3-node local cluster (root; builds it, tears it down after)
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...

@@ -37,6 +37,9 @@
 #                                 with TAINT (kubelet --register-with-taints,
 #                                 e.g. kip.dev/warming=:NoSchedule); prints its name
 #   hack/cluster.sh remove-node N stop node N, remove its files and its Node
+#   hack/cluster.sh outage WHAT SECONDS
+#                                 stop etcd, kube-apiserver, kubelet-nodeN or
+#                                 containerd-nodeN for SECONDS, then start it again
 #
 # Everything lives under KIP_CLUSTER_DIR (default /tmp/kip-cluster). The PIDs
 # started are recorded there and only those are stopped. Must run as root.
@@ -244,13 +247,16 @@ start_registries() {
   "$ROOT/bin/kip-dev" push-pause --registry "$REGISTRY_PUSH" --image "${PAUSE_IMAGE#*/}" --kip-sleep "$ROOT/bin/kip-sleep" >/dev/null
 }
 
-start_control_plane() {
-  local p=$DIR/pki
+start_etcd() {
   start_ns etcd "$KUBE_BIN/etcd" --data-dir "$DIR/etcd" --name kip \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
     --initial-cluster "kip=http://127.0.0.1:$((ETCD_PORT + 10))" --unsafe-no-fsync
   wait_for 30 "etcd" ns curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  local p=$DIR/pki
   start_ns kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address "$API_IP" --secure-port "$API_PORT" --advertise-address "$API_IP" \
@@ -262,6 +268,12 @@ start_control_plane() {
     --kubelet-preferred-address-types InternalIP \
     --kubelet-client-certificate "$p/kubelet-client.crt" --kubelet-client-key "$p/kubelet-client.key"
   wait_for 120 "kube-apiserver" kubectl get --raw /readyz
+}
+
+start_control_plane() {
+  local p=$DIR/pki
+  start_etcd
+  start_apiserver
   kubeconfig "$DIR/controller.kubeconfig" kip-admin "$ADMIN_TOKEN"
   start_ns kube-controller-manager "$KUBE_BIN/kube-controller-manager" --kubeconfig "$DIR/controller.kubeconfig" \
     --controllers '*' --use-service-account-credentials --service-account-private-key-file "$p/sa.key" \
@@ -398,6 +410,17 @@ start_node() {
   ]
 }
 EOF
+  start_containerd "$n"
+
+  token=$(grep ",system:node:node$n," "$DIR/pki/tokens.csv" | cut -d, -f1)
+  kubeconfig "$d/kubeconfig" "system:node:node$n" "$token"
+  start_kubelet "$n"
+}
+
+# start_containerd N: starts node N's containerd with the configuration
+# start_node wrote; containers started before keep running (their shims do).
+start_containerd() {
+  local n=$1 d=$DIR/nodes/node$1
   if containerd2 "$n"; then
     # Its own shim first on the PATH: containerd finds the shim there.
     local c2="$KUBE_BIN/containerd-$CONTAINERD_VERSION"
@@ -406,10 +429,29 @@ EOF
     start_ns "containerd-node$n" containerd --config "$d/containerd.toml"
   fi
   wait_for 30 "containerd of node$n" test -S "$(socket "$n")"
+}
 
-  token=$(grep ",system:node:node$n," "$DIR/pki/tokens.csv" | cut -d, -f1)
-  kubeconfig "$d/kubeconfig" "system:node:node$n" "$token"
-  start_kubelet "$n"
+# outage WHAT SECONDS: stops one part of the cluster (etcd, kube-apiserver,
+# kubelet-nodeN or containerd-nodeN, whose containers keep running), waits,
+# and starts it again, for fault-injection tests.
+outage() {
+  local what=$1 secs=$2 n
+  alive "$what" || die "$what does not run"
+  stop "$what"
+  log "$what stopped for ${secs}s"
+  sleep "$secs"
+  case $what in
+    etcd) start_etcd ;;
+    kube-apiserver) start_apiserver ;;
+    kubelet-node*)
+      n=${what#kubelet-node}
+      start_kubelet "$n"
+      wait_for 120 "node$n Ready again" kubectl wait --for=condition=Ready "node/node$n" --timeout=5s
+      ;;
+    containerd-node*) start_containerd "${what#containerd-node}" ;;
+    *) die "outage: $what: etcd, kube-apiserver, kubelet-nodeN or containerd-nodeN" ;;
+  esac
+  log "$what started again"
 }
 
 # start_kubelet N [gc]: writes node N's kubelet configuration and starts
@@ -618,5 +660,6 @@ case "${1:-}" in
   restart-kubelet) restart_kubelet "${2:?node number}" "${3:-}" ;;
   add-node) add_node "${2:-}" ;;
   remove-node) remove_node "${2:?node number}" ;;
-  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc] | add-node [TAINT] | remove-node N" >&2; exit 2 ;;
+  outage) outage "${2:?etcd, kube-apiserver, kubelet-nodeN or containerd-nodeN}" "${3:?seconds}" ;;
+  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc] | add-node [TAINT] | remove-node N | outage WHAT SECONDS" >&2; exit 2 ;;
 esac

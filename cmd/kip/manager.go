@@ -42,15 +42,27 @@ func (m *managerFlags) setLogger() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&m.zap)))
 }
 
+// The leader election's timing: a leader keeps its Lease through an API
+// server outage shorter than leaderRenewDeadline (a control plane upgrade,
+// an etcd restart) instead of exiting; a leader that dies without
+// releasing its Lease is replaced after leaderLeaseDuration.
+const (
+	leaderLeaseDuration = 60 * time.Second
+	leaderRenewDeadline = 45 * time.Second
+	leaderRetryPeriod   = 5 * time.Second
+)
+
 // options are the manager options for a leader election Lease id in namespace.
 func (m *managerFlags) options(id, namespace string) ctrl.Options {
-	renew := 10 * time.Second
+	lease, renew, retry := leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod
 	return ctrl.Options{
 		LeaderElection:                m.leaderElect,
 		LeaderElectionID:              id,
 		LeaderElectionNamespace:       namespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &lease,
 		RenewDeadline:                 &renew,
+		RetryPeriod:                   &retry,
 		HealthProbeBindAddress:        m.probeAddr,
 		Metrics:                       m.metricsOptions(),
 	}

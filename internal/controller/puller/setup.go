@@ -2,6 +2,7 @@ package puller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -181,26 +183,39 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	return sb.Complete(rep)
 }
 
-// canWatchNodes asks the API server whether this identity may list and watch nodes.
+// canWatchNodes asks the API server whether this identity may list and
+// watch nodes. A controller that starts while the API server is away (a
+// control plane upgrade) asks again for up to apiWait instead of exiting.
 func canWatchNodes(rc *rest.Config) (bool, error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return false, err
 	}
-	for _, verb := range []string{"list", "watch"} {
-		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: "nodes"},
-		}}
-		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
-		if err != nil {
-			return false, fmt.Errorf("ask whether nodes can be read: %w", err)
+	var allowed bool
+	var last error
+	err = wait.PollUntilContextTimeout(context.Background(), 2*time.Second, apiWait, true, func(ctx context.Context) (bool, error) {
+		allowed, last = true, nil
+		for _, verb := range []string{"list", "watch"} {
+			review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: "nodes"},
+			}}
+			res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+			if err != nil {
+				last = err
+				return false, nil
+			}
+			allowed = allowed && res.Status.Allowed
 		}
-		if !res.Status.Allowed {
-			return false, nil
-		}
+		return true, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("ask whether nodes can be read: %w", errors.Join(last, err))
 	}
-	return true, nil
+	return allowed, nil
 }
+
+// apiWait is how long the controller, starting, waits for the API server.
+const apiWait = 2 * time.Minute
 
 // IsOpenShift tells whether the cluster serves the route.openshift.io API
 // group, the way the existing puller detects OpenShift.
