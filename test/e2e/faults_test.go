@@ -128,10 +128,10 @@ func warmStatus(t *testing.T, ns string, timeout time.Duration) (time.Duration, 
 }
 
 // faultRow is one line of the suite's table, logged by each test.
-func faultRow(t *testing.T, fault, mode string, recover time.Duration, checks, unanswered int, restarts int32, said string) {
+func faultRow(t *testing.T, fault, mode string, recovered time.Duration, checks, unanswered int, restarts int32, said string) {
 	t.Helper()
 	t.Logf("FAULT | %s | %s | recovered %s after the fault ended | images lost 0 (%d checks through the CRI, %d runtime answers missing) | restarts %d | status: %s",
-		fault, mode, recover.Round(100*time.Millisecond), checks, unanswered, restarts, said)
+		fault, mode, recovered.Round(100*time.Millisecond), checks, unanswered, restarts, said)
 }
 
 // warmPuller installs the puller in daemonset mode with two images, and a
