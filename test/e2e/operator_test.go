@@ -104,6 +104,19 @@ func doInstallOperator() (client.Client, error) {
 	return client.New(rc, client.Options{Scheme: scheme})
 }
 
+// pullerResource is a KubernetesImagePuller named image-puller that caches
+// entries, with more spec fields, one "field: value" per line.
+func pullerResource(entries []string, spec string) string {
+	var more strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(spec), "\n") {
+		if line != "" {
+			more.WriteString("  " + line + "\n")
+		}
+	}
+	return fmt.Sprintf("apiVersion: che.eclipse.org/v1alpha1\nkind: KubernetesImagePuller\nmetadata:\n  name: image-puller\nspec:\n  images: %q\n%s",
+		strings.Join(entries, ";"), more.String())
+}
+
 // applyUntilReady applies manifest in key's namespace, waits until every
 // node holds the images of entries and the resource key says Ready=True, and
 // logs how long each took.
@@ -143,13 +156,7 @@ func TestOperatorCachesTheDocumentedExample(t *testing.T) {
 	c := installOperator(t)
 	ns := namespace(t)
 	entries := pushSamples(t, "op", 2, false)
-	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
-kind: KubernetesImagePuller
-metadata:
-  name: image-puller
-spec:
-  images: %q
-`, strings.Join(entries, ";"))
+	kip := pullerResource(entries, "")
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
 	got := applyUntilReady(t, c, kip, key, entries)
 	want := fmt.Sprintf("%d/%d", 2*len(cluster.Nodes), 2*len(cluster.Nodes))
@@ -194,14 +201,7 @@ func TestOperatorPullSecretIsMounted(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "opsecret", 1, true)
 	createPullSecret(t, ns, "regcred")
-	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
-kind: KubernetesImagePuller
-metadata:
-  name: image-puller
-spec:
-  images: %q
-  imagePullSecrets: regcred
-`, strings.Join(entries, ";"))
+	kip := pullerResource(entries, "imagePullSecrets: regcred\n")
 	applyUntilReady(t, c, kip, client.ObjectKey{Namespace: ns, Name: "image-puller"}, entries)
 	// can-i exits 1 when it answers no: the answer is what counts.
 	if out, _ := cluster.RunKubectl("", "auth", "can-i", "get", "secrets", "-n", ns, "--as", "system:serviceaccount:"+ns+":kubernetes-image-puller"); strings.TrimSpace(out) != "no" {
@@ -227,16 +227,7 @@ func TestOperatorAgentMode(t *testing.T) {
 	c := installOperator(t)
 	ns := namespaceAt(t, "privileged")
 	entries := pushSamples(t, "opagent", 2, false)
-	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
-kind: KubernetesImagePuller
-metadata:
-  name: image-puller
-spec:
-  images: %q
-  cachingMode: agent
-  criSocket: %q
-  pullParallelism: "8"
-`, strings.Join(entries, ";"), cluster.SocketPattern())
+	kip := pullerResource(entries, fmt.Sprintf("cachingMode: agent\ncriSocket: %q\npullParallelism: \"8\"\n", cluster.SocketPattern()))
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
 	got := applyUntilReady(t, c, kip, key, entries)
 	n := len(cluster.Nodes)
@@ -284,14 +275,7 @@ func TestOperatorNodeCondition(t *testing.T) {
 	c := installOperator(t)
 	ns := namespace(t)
 	entries := pushSamples(t, "opcond", 3, false)
-	kip := fmt.Sprintf(`apiVersion: che.eclipse.org/v1alpha1
-kind: KubernetesImagePuller
-metadata:
-  name: image-puller
-spec:
-  images: %q
-  nodeCondition: "true"
-`, strings.Join(entries, ";"))
+	kip := pullerResource(entries, "nodeCondition: \"true\"\n")
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
 	applyUntilReady(t, c, kip, key, entries)
 	binding := operator.NodeBindingName(ns, "image-puller", deploy.NodeConditionClusterRole)
@@ -391,9 +375,7 @@ func TestOperatorOnALiveCluster(t *testing.T) {
 	ns := namespace(t)
 	entries := pushSamples(t, "bump", 2, false)
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
-	manifest := func(images []string) string {
-		return fmt.Sprintf("apiVersion: che.eclipse.org/v1alpha1\nkind: KubernetesImagePuller\nmetadata:\n  name: image-puller\nspec:\n  images: %q\n", strings.Join(images, ";"))
-	}
+	manifest := func(images []string) string { return pullerResource(images, "") }
 	applyUntilReady(t, c, manifest(entries), key, entries)
 
 	// The same names, new tags.
