@@ -213,7 +213,7 @@ func TestFaultConfigMapDeleted(t *testing.T) {
 		}
 		again, _ := json.Marshal(obj)
 		kubectl(t, string(again), "create", "-f", "-")
-		waitEvent(t, ns, "ConfigMapFound", "ConfigMap", "found")
+		waitEvent(t, ns, "ConfigMapFound", "Deployment", "found")
 		return "a ConfigMapMissing Event, the DaemonSet kept, then ConfigMapFound"
 	}}.run(t)
 }
