@@ -217,7 +217,7 @@ func sleepVolume() corev1.Volume {
 // refresh, and what NODE_CONDITION and WARM_NODE_TAINT ask of the status
 // reporter.
 func daemonSetAnnotations(cfg *config.Config, digests map[string]string) map[string]string {
-	settings := NewNodeSettings(cfg).Encode()
+	settings := nodeSettings(cfg).Encode()
 	if len(cfg.DaemonSetAnnotations) == 0 && len(digests) == 0 && settings == "" {
 		return nil
 	}
@@ -234,8 +234,8 @@ func daemonSetAnnotations(cfg *config.Config, digests map[string]string) map[str
 	return out
 }
 
-// NewNodeSettings are the node warmer's settings of cfg.
-func NewNodeSettings(cfg *config.Config) nodewarm.Settings {
+// nodeSettings are the node warmer's settings of cfg.
+func nodeSettings(cfg *config.Config) nodewarm.Settings {
 	s := nodewarm.Settings{Condition: cfg.NodeCondition, Taint: cfg.WarmNodeTaint}
 	if s.Taint != "" {
 		s.Timeout = cfg.WarmNodeTimeout

@@ -284,11 +284,11 @@ func TestOperatorNodeCondition(t *testing.T) {
 	}
 	for _, name := range cluster.Nodes {
 		eventually(t, time.Minute, name+": "+string(nodewarm.ConditionType)+"=True for these 3 images", func() (bool, string) {
-			var n corev1.Node
-			if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &n); err != nil {
+			n, err := getNode(t, name)
+			if err != nil {
 				return false, err.Error()
 			}
-			cond := nodewarm.Current(&n)
+			cond := nodewarm.Current(n)
 			return cond != nil && cond.Status == corev1.ConditionTrue && cond.Message == "3/3 cached", fmt.Sprintf("%+v", cond)
 		})
 	}
