@@ -21,6 +21,7 @@ type managerFlags struct {
 	metricsAddr   string
 	metricsSecure bool
 	probeAddr     string
+	pprofAddr     string
 	zap           zap.Options
 }
 
@@ -30,6 +31,7 @@ func (m *managerFlags) bind(fl *pflag.FlagSet) {
 	fl.StringVar(&m.metricsAddr, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint; 0 disables it")
 	fl.BoolVar(&m.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to callers the API server authenticates and authorizes (get on the /metrics URL); false: plain HTTP, no authentication")
 	fl.StringVar(&m.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
+	fl.StringVar(&m.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints, unauthenticated (make bench-scale profiles through it); 0 disables them")
 	// Stack traces only for panics: an error log line is an operational
 	// report (an unreachable registry, say), not a bug.
 	m.zap = zap.Options{StacktraceLevel: zapcore.PanicLevel}
@@ -64,6 +66,7 @@ func (m *managerFlags) options(id, namespace string) ctrl.Options {
 		RenewDeadline:                 &renew,
 		RetryPeriod:                   &retry,
 		HealthProbeBindAddress:        m.probeAddr,
+		PprofBindAddress:              m.pprofAddr,
 		Metrics:                       m.metricsOptions(),
 	}
 }
