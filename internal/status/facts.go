@@ -3,6 +3,7 @@ package status
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,7 +37,7 @@ func CompactPod(p *corev1.Pod) *corev1.Pod {
 	}
 	writeStates(&states, "i", p.Status.InitContainerStatuses)
 	writeStates(&states, "c", p.Status.ContainerStatuses)
-	annotations := map[string]string{AnnotationTemplateImages: images.String(), AnnotationContainerStates: states.String()}
+	annotations := map[string]string{AnnotationTemplateImages: templateImages.intern(images.String()), AnnotationContainerStates: states.String()}
 	if r, ok := p.Annotations[report.Annotation]; ok {
 		annotations[report.Annotation] = r // an agent's report: already compact
 	}
@@ -51,6 +52,37 @@ func CompactPod(p *corev1.Pod) *corev1.Pod {
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},
 	}
+}
+
+// templateImages interns the template-images annotation: every pod of a
+// DaemonSet's template carries the same one (11 KB at 100 images), so the
+// pods of 2,000 nodes share one copy instead of holding 2,000.
+var templateImages = newInterner(16)
+
+// interner hands out one copy of each string it is given. It keeps at most
+// limit strings, and forgets them all when full: a cache's pods name one
+// or two templates at a time (two during a rollout).
+type interner struct {
+	mu    sync.Mutex
+	limit int
+	seen  map[string]string
+}
+
+func newInterner(limit int) *interner {
+	return &interner{limit: limit, seen: map[string]string{}}
+}
+
+func (in *interner) intern(s string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.seen[s]; ok {
+		return v
+	}
+	if len(in.seen) >= in.limit {
+		clear(in.seen)
+	}
+	in.seen[s] = s
+	return s
 }
 
 // A reason or message may hold tabs and newlines; escaped, they survive.

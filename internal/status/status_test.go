@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -398,5 +399,38 @@ func TestWarmingTaintIsCounted(t *testing.T) {
 	}
 	if line := r.Line(); !strings.Contains(line, ", 1 tainted while warming") {
 		t.Errorf("line %q", line)
+	}
+}
+
+// TestCompactPodsShareTheirTemplateImages: the compact pods of one
+// template hold one copy of its images, not one each; another template's
+// pods hold their own.
+func TestCompactPodsShareTheirTemplateImages(t *testing.T) {
+	ds := daemonSet("a=reg/a:1", "b=reg/b:1")
+	one, two := pod(ds, "n1", specImages(ds)), pod(ds, "n2", specImages(ds))
+	a, b := CompactPod(&one).Annotations[AnnotationTemplateImages], CompactPod(&two).Annotations[AnnotationTemplateImages]
+	if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("two pods of one template hold two copies of %q", a)
+	}
+	other := daemonSet("a=reg/a:2", "b=reg/b:1")
+	three := pod(other, "n3", specImages(other))
+	if c := CompactPod(&three).Annotations[AnnotationTemplateImages]; c == a {
+		t.Errorf("another template's pod holds %q, the first template's", c)
+	}
+}
+
+func TestInternerForgetsWhenFull(t *testing.T) {
+	in := newInterner(2)
+	first := in.intern(strings.Clone("x"))
+	if got := in.intern(strings.Clone("x")); unsafe.StringData(got) != unsafe.StringData(first) {
+		t.Error("the second x is a copy")
+	}
+	in.intern("y")
+	in.intern("z") // full: forgets x and y
+	if len(in.seen) != 1 {
+		t.Errorf("holds %d strings after being full, want 1", len(in.seen))
+	}
+	if got := in.intern(strings.Clone("x")); got != "x" || unsafe.StringData(got) == unsafe.StringData(first) {
+		t.Error("x is still the first copy after the interner was full")
 	}
 }
