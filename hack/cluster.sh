@@ -38,8 +38,9 @@
 #                                 e.g. kip.dev/warming=:NoSchedule); prints its name
 #   hack/cluster.sh remove-node N stop node N, remove its files and its Node
 #   hack/cluster.sh outage WHAT SECONDS
-#                                 stop etcd, kube-apiserver, kubelet-nodeN or
-#                                 containerd-nodeN for SECONDS, then start it again
+#                                 stop etcd, kube-apiserver, kubelet-nodeN,
+#                                 containerd-nodeN, registry, auth-registry or
+#                                 remote-registry for SECONDS, then start it again
 #
 # Everything lives under KIP_CLUSTER_DIR (default /tmp/kip-cluster). The PIDs
 # started are recorded there and only those are stopped. Must run as root.
@@ -48,6 +49,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${KIP_CLUSTER_DIR:-/tmp/kip-cluster}
 NODES=${NODES:-3}
+# More kube-controller-manager flags (make bench-scale: a higher API rate,
+# a longer node grace period for simulated nodes).
+KCM_EXTRA_ARGS=${KCM_EXTRA_ARGS:-}
 if [ "${1:-}" = up ]; then NODES=${2:-$NODES}; fi
 NETNS=${KIP_NETNS:-kip-cluster}
 NETNS_PATH=/run/netns/$NETNS
@@ -236,15 +240,31 @@ setup_network() {
 }
 
 start_registries() {
-  start_ns registry "$ROOT/bin/kip-dev" registry --addr "$REGISTRY" --dir "$DIR/registry/open"
-  start_ns auth-registry "$ROOT/bin/kip-dev" registry --addr "$AUTH_REGISTRY" --dir "$DIR/registry/auth" \
-    --user "$REGISTRY_USER" --password-file "$DIR/pki/registry-password"
-  start_ns remote-registry "$ROOT/bin/kip-dev" registry --addr "$REMOTE_REGISTRY" --dir "$DIR/registry/remote" \
-    --latency "$REMOTE_LATENCY" --stream-mb-per-second "$REMOTE_MB_PER_SECOND"
-  wait_for 20 "registry on $REGISTRY, from the host at $REGISTRY_PUSH" curl -sf "http://$REGISTRY_PUSH/v2/"
-  wait_for 20 "remote-like registry on $REMOTE_REGISTRY, from the host at $REMOTE_REGISTRY_PUSH" curl -sf "http://$REMOTE_REGISTRY_PUSH/v2/"
-  wait_for 20 "registry on $AUTH_REGISTRY, from the host at $AUTH_REGISTRY_PUSH" curl -sf -u "$REGISTRY_USER:$(cat "$DIR/pki/registry-password")" "http://$AUTH_REGISTRY_PUSH/v2/"
+  start_registry registry
+  start_registry remote-registry
+  start_registry auth-registry
   "$ROOT/bin/kip-dev" push-pause --registry "$REGISTRY_PUSH" --image "${PAUSE_IMAGE#*/}" --kip-sleep "$ROOT/bin/kip-sleep" >/dev/null
+}
+
+# start_registry NAME: registry, auth-registry or remote-registry, serving
+# what it held before.
+start_registry() {
+  case $1 in
+    registry)
+      start_ns registry "$ROOT/bin/kip-dev" registry --addr "$REGISTRY" --dir "$DIR/registry/open"
+      wait_for 20 "registry on $REGISTRY, from the host at $REGISTRY_PUSH" curl -sf "http://$REGISTRY_PUSH/v2/"
+      ;;
+    auth-registry)
+      start_ns auth-registry "$ROOT/bin/kip-dev" registry --addr "$AUTH_REGISTRY" --dir "$DIR/registry/auth" \
+        --user "$REGISTRY_USER" --password-file "$DIR/pki/registry-password"
+      wait_for 20 "registry on $AUTH_REGISTRY, from the host at $AUTH_REGISTRY_PUSH" curl -sf -u "$REGISTRY_USER:$(cat "$DIR/pki/registry-password")" "http://$AUTH_REGISTRY_PUSH/v2/"
+      ;;
+    remote-registry)
+      start_ns remote-registry "$ROOT/bin/kip-dev" registry --addr "$REMOTE_REGISTRY" --dir "$DIR/registry/remote" \
+        --latency "$REMOTE_LATENCY" --stream-mb-per-second "$REMOTE_MB_PER_SECOND"
+      wait_for 20 "remote-like registry on $REMOTE_REGISTRY, from the host at $REMOTE_REGISTRY_PUSH" curl -sf "http://$REMOTE_REGISTRY_PUSH/v2/"
+      ;;
+  esac
 }
 
 start_etcd() {
@@ -277,7 +297,8 @@ start_control_plane() {
   kubeconfig "$DIR/controller.kubeconfig" kip-admin "$ADMIN_TOKEN"
   start_ns kube-controller-manager "$KUBE_BIN/kube-controller-manager" --kubeconfig "$DIR/controller.kubeconfig" \
     --controllers '*' --use-service-account-credentials --service-account-private-key-file "$p/sa.key" \
-    --root-ca-file "$p/ca.crt" --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --cluster-name kip-local
+    --root-ca-file "$p/ca.crt" --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --cluster-name kip-local \
+    $KCM_EXTRA_ARGS
   start_ns kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$DIR/controller.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259
   start_dns
@@ -432,8 +453,8 @@ start_containerd() {
 }
 
 # outage WHAT SECONDS: stops one part of the cluster (etcd, kube-apiserver,
-# kubelet-nodeN or containerd-nodeN, whose containers keep running), waits,
-# and starts it again, for fault-injection tests.
+# kubelet-nodeN or containerd-nodeN, whose containers keep running, or a
+# registry), waits, and starts it again, for fault-injection tests.
 outage() {
   local what=$1 secs=$2 n
   alive "$what" || die "$what does not run"
@@ -449,7 +470,8 @@ outage() {
       wait_for 120 "node$n Ready again" kubectl wait --for=condition=Ready "node/node$n" --timeout=5s
       ;;
     containerd-node*) start_containerd "${what#containerd-node}" ;;
-    *) die "outage: $what: etcd, kube-apiserver, kubelet-nodeN or containerd-nodeN" ;;
+    registry | auth-registry | remote-registry) start_registry "$what" ;;
+    *) die "outage: $what: etcd, kube-apiserver, kubelet-nodeN, containerd-nodeN, registry, auth-registry or remote-registry" ;;
   esac
   log "$what started again"
 }

@@ -14,7 +14,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "kip-dev", Short: "Developer tools of the local test cluster", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), workspaceCmd(), bundleCmd(), forwardCmd(), serveFilesCmd())
+	root.AddCommand(registryCmd(), pushImageCmd(), pushPauseCmd(), pushSamplesCmd(), criCmd(), processCmd(), cacheTableCmd(), benchCmd(), benchScaleCmd(), workspaceCmd(), bundleCmd(), forwardCmd(), serveFilesCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kip-dev:", err)
 		os.Exit(1)
