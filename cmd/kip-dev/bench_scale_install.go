@@ -485,4 +485,3 @@ func labelsOf(m map[string]string) string {
 }
 
 func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
-

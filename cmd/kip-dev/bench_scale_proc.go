@@ -31,7 +31,6 @@ type procSample struct {
 	at         time.Time
 	rss, anon  int64   // bytes: all resident, and the anonymous part (not the binary's file pages)
 	cpuSeconds float64 // user + system
-	rchar      int64   // bytes read through read(2) and the like: sockets, mostly
 }
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times.
@@ -101,13 +100,6 @@ func readProc(pid int) (procSample, error) {
 			}
 		}
 	}
-	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
-		for _, line := range strings.Split(string(io), "\n") {
-			if v, ok := strings.CutPrefix(line, "rchar: "); ok {
-				s.rchar, _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-	}
 	return s, nil
 }
 
@@ -131,8 +123,7 @@ func (p *proc) stop() {
 type usage struct {
 	peakRSS, lastRSS   float64 // MiB
 	peakAnon, lastAnon float64 // MiB: the anonymous part of RSS
-	cores            float64 // mean CPU cores used
-	readKiB          float64 // read in the window
+	cores              float64 // mean CPU cores used
 }
 
 func (p *proc) window(from, to time.Time) usage {
@@ -155,7 +146,6 @@ func (p *proc) window(from, to time.Time) usage {
 	first, last := in[0], in[len(in)-1]
 	u.lastRSS = float64(last.rss) / (1 << 20)
 	u.lastAnon = float64(last.anon) / (1 << 20)
-	u.readKiB = float64(last.rchar-first.rchar) / 1024
 	if d := last.at.Sub(first.at).Seconds(); d > 0 {
 		u.cores = (last.cpuSeconds - first.cpuSeconds) / d
 	}
