@@ -16,6 +16,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func main() {
 	setMemoryLimit()
+	setGCPercent()
 	cmd := newRootCommand()
 	if err := cmd.Execute(); err != nil {
 		var ee exitError

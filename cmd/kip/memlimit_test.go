@@ -15,3 +15,14 @@ func TestSoftMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestGCPercent(t *testing.T) {
+	if p, ok := gcPercent(""); !ok || p != 50 {
+		t.Errorf("GOGC unset: %d, %v; want 50, true", p, ok)
+	}
+	for _, gogc := range []string{"100", "off"} {
+		if _, ok := gcPercent(gogc); ok {
+			t.Errorf("GOGC=%s: overridden", gogc)
+		}
+	}
+}
