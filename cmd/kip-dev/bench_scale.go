@@ -25,7 +25,7 @@ func benchScaleCmd() *cobra.Command {
 	var clusterDir, kwok, stages, kip string
 	var nodeCounts []int
 	var images int
-	var modes []string
+	var modes, installs []string
 	cmd := &cobra.Command{
 		Use:   "bench-scale",
 		Short: "Measure the controller and the operator against hundreds or thousands of simulated nodes, and print a table",
@@ -77,7 +77,7 @@ one).`,
 					return err
 				}
 				for _, mode := range modes {
-					for _, sc := range []scenario{standalone(mode), operated(mode)} {
+					for _, sc := range scenarios(installs, mode) {
 						if err := s.measure(ctx, sc, n); err != nil {
 							return fmt.Errorf("%s, %d nodes: %w", sc.name, n, err)
 						}
@@ -91,6 +91,7 @@ one).`,
 	cmd.Flags().IntSliceVar(&nodeCounts, "nodes", []int{500, 2000}, "simulated node counts, smallest first")
 	cmd.Flags().IntVar(&images, "images", 100, "images in the puller's configuration")
 	cmd.Flags().StringSliceVar(&modes, "modes", []string{config.ModeDaemonSet, config.ModeAgent}, "caching modes")
+	cmd.Flags().StringSliceVar(&installs, "installs", []string{"controller", "operator"}, "what runs the puller: the controller alone, the operator")
 	cmd.Flags().StringVar(&kwok, "kwok", "kwok", "the kwok binary (sigs.k8s.io/kwok/cmd/kwok v0.8.0)")
 	cmd.Flags().StringVar(&stages, "stages", "hack/scale/kwok-stages.yaml", "kwok's Stages")
 	cmd.Flags().StringVar(&kip, "kip", "bin/kip", "the kip binary the controller and the operator run")
@@ -190,6 +191,20 @@ type scenario struct {
 	name     string
 	mode     string
 	operator bool
+}
+
+// scenarios are the installs measured in a caching mode.
+func scenarios(installs []string, mode string) []scenario {
+	var out []scenario
+	for _, in := range installs {
+		switch in {
+		case "controller":
+			out = append(out, standalone(mode))
+		case "operator":
+			out = append(out, operated(mode))
+		}
+	}
+	return out
 }
 
 func standalone(mode string) scenario {
