@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -145,11 +146,26 @@ func warmNodes(n int) int {
 	return warm
 }
 
-// ensureNodes creates the simulated nodes fake-0000 up to n (those missing)
-// and waits until kwok has made them all Ready.
+// ensureNodes creates the simulated nodes fake-0000 up to n (those missing),
+// removes any beyond, and waits until kwok has made them all Ready.
 func (s *scale) ensureNodes(ctx context.Context, n int) error {
 	s.log("creating %d simulated nodes", n)
-	err := forEach(ctx, n, 32, func(ctx context.Context, i int) error {
+	list, err := s.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: fakeNodeLabel + "=fake"})
+	if err != nil {
+		return err
+	}
+	var extra []string
+	for _, node := range list.Items {
+		if i, err := strconv.Atoi(strings.TrimPrefix(node.Name, "fake-")); err == nil && i >= n {
+			extra = append(extra, node.Name)
+		}
+	}
+	if err := forEach(ctx, len(extra), 32, func(ctx context.Context, i int) error {
+		return s.cs.CoreV1().Nodes().Delete(ctx, extra[i], metav1.DeleteOptions{})
+	}); err != nil {
+		return err
+	}
+	err = forEach(ctx, n, 32, func(ctx context.Context, i int) error {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        fakeNode(i),
