@@ -323,7 +323,7 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 	row("pod status change -> "+inst.statusName(), time.Since(from).Seconds()*1000, "ms")
 
 	// 4. kip status, as an admin runs it.
-	took, size, err := s.kipStatus(ns)
+	took, size, err := s.kipStatus(ctx, ns)
 	if err != nil {
 		return err
 	}

@@ -438,11 +438,11 @@ func (in *install) statusName() string {
 
 // kipStatus runs `kip status` on namespace ns three times, and returns the
 // fastest run's wall time and the output's size.
-func (s *scale) kipStatus(ns string) (time.Duration, int, error) {
+func (s *scale) kipStatus(ctx context.Context, ns string) (time.Duration, int, error) {
 	best, size := time.Duration(0), 0
 	for range 3 {
 		start := time.Now()
-		out, err := exec.Command(s.kip, "status", "--kubeconfig", s.e.Kubeconfig, "-n", ns).Output()
+		out, err := exec.CommandContext(ctx, s.kip, "status", "--kubeconfig", s.e.Kubeconfig, "-n", ns).Output()
 		took := time.Since(start)
 		if err != nil && len(out) == 0 {
 			return 0, 0, fmt.Errorf("kip status -n %s: %w", ns, err)
@@ -468,7 +468,7 @@ func (s *scale) startKwok(kwok, stages string) (stop func(), err error) {
 }
 
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}

@@ -41,7 +41,8 @@ func startProc(logFile, metricsAddr, name string, args ...string) (*proc, error)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(name, args...)
+	// Stopped by its PID (stop), not by a context: it outlives the calls.
+	cmd := exec.CommandContext(context.Background(), name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
@@ -155,7 +156,7 @@ func (p *proc) window(from, to time.Time) usage {
 // saveProfile writes the process's pprof profile (heap, or profile for 30
 // s of CPU) to file.
 func (p *proc) saveProfile(profile, file string) error {
-	resp, err := http.Get("http://" + p.pprofAddr + "/debug/pprof/" + profile)
+	resp, err := get("http://" + p.pprofAddr + "/debug/pprof/" + profile)
 	if err != nil {
 		return err
 	}
@@ -174,9 +175,36 @@ func (p *proc) saveProfile(profile, file string) error {
 	return f.Close()
 }
 
+// get GETs url, on loopback, within a minute (a CPU profile takes 30 s).
+func get(url string) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	defer c.cancel()
+	return c.ReadCloser.Close()
+}
+
 // metrics reads the process's Prometheus metrics (plain HTTP on loopback).
 func (p *proc) metrics() (string, error) {
-	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+	resp, err := get("http://" + p.metricsAddr + "/metrics")
 	if err != nil {
 		return "", err
 	}

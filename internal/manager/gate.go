@@ -131,7 +131,7 @@ func (g *gate) start(ctx context.Context, s *controllerSet, key string) error {
 	mo.LeaderElection = false // the gate runs on the leader
 	mo.Metrics = metricsserver.Options{BindAddress: "0"}
 	mo.HealthProbeBindAddress = "0"
-	mo.PprofBindAddress = "0" // the outer manager serves the process's profiles
+	mo.PprofBindAddress = "0"                       // the outer manager serves the process's profiles
 	mo.Controller.SkipNameValidation = ptr.To(true) // a set restarts under the same names
 	mgr, err := ctrl.NewManager(g.rc, mo)
 	if err != nil {
