@@ -28,6 +28,11 @@ type agentFacts struct {
 }
 
 func agentFactsOf(p *corev1.Pod) agentFacts {
+	if compact, ok := p.Annotations[AnnotationAgentReport]; ok {
+		if r, ok := parseCompactReport(compact); ok {
+			return agentFacts{report: &r}
+		}
+	}
 	value, ok := p.Annotations[report.Annotation]
 	if !ok {
 		return agentFacts{}
@@ -64,7 +69,7 @@ func agentCell(f podFacts, a agentFacts, img Image) Cell {
 		if r.Name != img.Name {
 			continue
 		}
-		if r.Image != img.Ref {
+		if !sameRef(r.Image, img.Ref) {
 			break // the agent has not taken up the new list yet
 		}
 		if r.State == report.StateCached {

@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -83,6 +84,9 @@ func TestComputeAgentMode(t *testing.T) {
 				t.Fatalf("images %v", r.Images)
 			}
 			for img, want := range tt.want {
+				if form == "compact" {
+					want.Digest = "" // the compact form leaves digests out, in both modes
+				}
 				if got := r.Nodes[0].Images[img]; fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("%s (%s pod): %s: %+v, want %+v", tt.name, form, img, got, want)
 				}
@@ -109,5 +113,45 @@ func TestAgentModeSummaryAndNode(t *testing.T) {
 	}
 	if r.Nodes[2].Agent != nil || r.Nodes[2].Images["java"].Reason != "NoPod" {
 		t.Errorf("node n3 without a pod: %+v", r.Nodes[2])
+	}
+}
+
+// TestCompactReportKeepsWhatComputeReads: a report survives its compact
+// form, but for the digests and the pins, with odd characters, secret
+// problems and no Since; the compact form is a fraction of the JSON.
+func TestCompactReportKeepsWhatComputeReads(t *testing.T) {
+	since := time.Date(2026, 11, 26, 9, 1, 0, 0, time.UTC)
+	r := report.Node{Runtime: "containerd\t2.4.2", Pinning: "2 cached image(s) not pinned\n(x, y)", SecretProblems: []string{"broken: not a pull secret", "a\\b"}, Heals: 3,
+		Images: []report.Image{
+			{Name: "java", Image: "reg/java:17", State: report.StateCached, Digest: "sha256:j", Pinned: true, Since: &since, PullSeconds: 1.25},
+			{Name: "node", Image: "reg/node:22", State: report.StateFailed, Reason: report.ReasonErrImagePull, Message: "line\tone\nline two"},
+			{Name: "go", Image: "reg/go:1", State: report.StatePulling},
+		}}
+	got, ok := parseCompactReport(compactReport(r))
+	if !ok {
+		t.Fatalf("unreadable: %q", compactReport(r))
+	}
+	want := r
+	want.Images = nil
+	for _, img := range r.Images {
+		img.Digest, img.Pinned, img.Image = "", false, fingerprint(img.Image)
+		want.Images = append(want.Images, img)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	for _, img := range got.Images {
+		if !sameRef(img.Image, "reg/"+img.Name+map[string]string{"java": ":17", "node": ":22", "go": ":1"}[img.Name]) || sameRef(img.Image, "reg/other:1") {
+			t.Errorf("%s: fingerprint %s does not tell its reference", img.Name, img.Image)
+		}
+	}
+	for _, bad := range []string{"", "v0\t0\tx\ty\n", "v1\tmany\tx\ty\n", "v1\t0\tx\ty\nshort\tline\n", "v1\t0\tx\ty\na\t#1\tC\tsoon\t0\t\t\n"} {
+		if _, ok := parseCompactReport(bad); ok {
+			t.Errorf("parseCompactReport(%q) read it", bad)
+		}
+	}
+	full, _ := r.Encode()
+	if compact := compactReport(r); len(compact)*2 > len(full) {
+		t.Errorf("compact %d bytes, JSON %d", len(compact), len(full))
 	}
 }

@@ -38,8 +38,12 @@ func CompactPod(p *corev1.Pod) *corev1.Pod {
 	writeStates(&states, "i", p.Status.InitContainerStatuses)
 	writeStates(&states, "c", p.Status.ContainerStatuses)
 	annotations := map[string]string{AnnotationTemplateImages: templateImages.intern(images.String()), AnnotationContainerStates: states.String()}
-	if r, ok := p.Annotations[report.Annotation]; ok {
-		annotations[report.Annotation] = r // an agent's report: already compact
+	if v, ok := p.Annotations[report.Annotation]; ok {
+		if r, err := report.Decode(v); err == nil {
+			annotations[AnnotationAgentReport] = compactReport(r)
+		} else {
+			annotations[report.Annotation] = v // kept as it is, for the status to say why it is unreadable
+		}
 	}
 	return &corev1.Pod{
 		TypeMeta: p.TypeMeta,
