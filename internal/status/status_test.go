@@ -426,6 +426,9 @@ func TestInternerForgetsWhenFull(t *testing.T) {
 		t.Error("the second x is a copy")
 	}
 	in.intern("y")
+	if got := in.intern(strings.Clone("x")); unsafe.StringData(got) != unsafe.StringData(first) {
+		t.Error("x was forgotten before the interner was full")
+	}
 	in.intern("z") // full: forgets x and y
 	if len(in.seen) != 1 {
 		t.Errorf("holds %d strings after being full, want 1", len(in.seen))
