@@ -362,20 +362,12 @@ func (r *results) print(w io.Writer, counts []int, images int) {
 	}
 }
 
+// unitFormats print a value of each unit.
+var unitFormats = map[string]string{"s": "%.2fs", "ms": "%.0fms", "MiB": "%.1fMi", "KiB": "%.0fKi", "cores": "%.3f", "/min": "%.1f/min"}
+
 func format(v float64, unit string) string {
-	switch unit {
-	case "s":
-		return fmt.Sprintf("%.2fs", v)
-	case "ms":
-		return fmt.Sprintf("%.0fms", v)
-	case "MiB":
-		return fmt.Sprintf("%.1fMi", v)
-	case "KiB":
-		return fmt.Sprintf("%.0fKi", v)
-	case "cores":
-		return fmt.Sprintf("%.3f", v)
-	case "/min":
-		return fmt.Sprintf("%.1f/min", v)
+	if f, ok := unitFormats[unit]; ok {
+		return fmt.Sprintf(f, v)
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
