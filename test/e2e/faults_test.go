@@ -4,17 +4,24 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
+	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/status"
 )
 
@@ -138,11 +145,13 @@ type fault struct {
 	// maxRestarts is what the fault explains.
 	maxRestarts int32
 	recovery    time.Duration // the longest wait for warm again
+	// agent runs the puller in agent mode instead of daemonset mode.
+	agent bool
 }
 
 func (f fault) run(t *testing.T) {
 	t.Helper()
-	ns, entries := warmPuller(t, f.prefix)
+	ns, entries := warmPuller(t, f.prefix, f.agent)
 	before := restartCounts(t, ns)
 	p := protect(refsOf(entries))
 	during := f.inject(t, ns)
@@ -156,8 +165,12 @@ func (f fault) run(t *testing.T) {
 	if during != "" {
 		said = during + "; after: " + said
 	}
-	t.Logf("FAULT | %s | daemonset | recovered %s after the fault ended | images lost 0 (%d checks through the CRI, %d runtime answers missing) | restarts %d | status: %s",
-		f.name, took.Round(100*time.Millisecond), checks, unanswered, restarted, said)
+	mode := config.ModeDaemonSet
+	if f.agent {
+		mode = config.ModeAgent
+	}
+	t.Logf("FAULT | %s | %s | recovered %s after the fault ended | images lost 0 (%d checks through the CRI, %d runtime answers missing) | restarts %d | status: %s",
+		f.name, mode, took.Round(100*time.Millisecond), checks, unanswered, restarted, said)
 }
 
 // outage is an inject that stops WHAT for seconds (hack/cluster.sh outage).
@@ -171,13 +184,20 @@ func outage(what, seconds string) func(*testing.T, string) string {
 	}
 }
 
-// warmPuller installs the puller in daemonset mode with two images, and a
-// workspace pod that runs one of them.
-func warmPuller(t *testing.T, prefix string) (string, []string) {
+// warmPuller installs the puller in daemonset mode (or agent mode) with two
+// images, and a workspace pod that runs one of them.
+func warmPuller(t *testing.T, prefix string, agent bool) (string, []string) {
 	t.Helper()
-	ns := namespace(t)
 	entries := pushSamples(t, prefix, 2, false)
-	installRolledOut(t, ns, strings.Join(entries, ";"))
+	var ns string
+	if agent {
+		ns = namespaceAt(t, "privileged")
+		install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": config.ModeAgent, "CRI_SOCKET": cluster.SocketPattern()})
+		kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+	} else {
+		ns = namespace(t)
+		installRolledOut(t, ns, strings.Join(entries, ";"))
+	}
 	waitCached(t, entries, cluster.Nodes, nil)
 	kubectl(t, workspaces(ns, refsOf(entries)[0], 1), "apply", "-f", "-")
 	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/workspaces", "--timeout=3m")
@@ -189,6 +209,12 @@ func warmPuller(t *testing.T, prefix string) (string, []string) {
 // controller keeps its leader Lease (renewed within 45 s) and runs on.
 func TestFaultAPIServerDown(t *testing.T) {
 	fault{name: "API server killed for 30 s", prefix: "fapi", inject: outage("kube-apiserver", "30"), recovery: 3 * time.Minute}.run(t)
+}
+
+// TestFaultAPIServerDownAgentMode: the same in agent mode; the agents keep
+// their list and their pins, and watch their DaemonSet again after.
+func TestFaultAPIServerDownAgentMode(t *testing.T) {
+	fault{name: "API server killed for 30 s", prefix: "fapiagent", agent: true, inject: outage("kube-apiserver", "30"), recovery: 3 * time.Minute}.run(t)
 }
 
 // TestFaultConfigMapDeleted: the ConfigMap is deleted, then created again.
@@ -262,4 +288,192 @@ func TestFaultKubeletStopped(t *testing.T) {
 // again; its containers keep running and it still holds every image.
 func TestFaultRuntimeRestarted(t *testing.T) {
 	fault{name: "node1's containerd stopped for 5 s", prefix: "fruntime", inject: outage("containerd-node1", "5"), recovery: 2 * time.Minute}.run(t)
+}
+
+// TestFaultRuntimeRestartedAgentMode: the same in agent mode: node1's
+// agent loses its CRI connection for 5 s, and finds every image held after.
+func TestFaultRuntimeRestartedAgentMode(t *testing.T) {
+	fault{name: "node1's containerd stopped for 5 s", prefix: "fruntimeagent", agent: true, inject: outage("containerd-node1", "5"), recovery: 2 * time.Minute}.run(t)
+}
+
+// TestFaultEtcdRestarted: etcd stops for 10 s and starts again; the API
+// server answers errors meanwhile, and everything carries on after.
+func TestFaultEtcdRestarted(t *testing.T) {
+	fault{name: "etcd stopped for 10 s, then restarted", prefix: "fetcd", inject: outage("etcd", "10"), recovery: 3 * time.Minute}.run(t)
+}
+
+// waitFailing waits until `kip status` names image (an IMAGES name) failing
+// on some node, and returns that failure.
+func waitFailing(t *testing.T, ns, image string, timeout time.Duration) status.Failure {
+	t.Helper()
+	var found status.Failure
+	eventually(t, timeout, image+" named failing by kip status", func() (bool, string) {
+		out, _ := kipStatus(t, ns, "-o", "json")
+		var r status.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			return false, err.Error()
+		}
+		for _, f := range r.Summary.Failing {
+			if f.Image == image {
+				found = f
+				return true, ""
+			}
+		}
+		return false, r.Line()
+	})
+	return found
+}
+
+// addImage adds an IMAGES entry to the puller's ConfigMap and waits until
+// the DaemonSet caches it: its nodes start pulling it.
+func addImage(t *testing.T, ns, entry string) {
+	t.Helper()
+	cm := kubectl(t, "", "get", "configmap", "-n", ns, "k8s-image-puller", "-o", "jsonpath={.data.IMAGES}")
+	patchConfigMap(t, ns, map[string]string{"IMAGES": cm + ";" + entry})
+	_, ref, _ := strings.Cut(entry, "=")
+	eventually(t, time.Minute, "the DaemonSet caching "+ref, func() (bool, string) {
+		ds, err := getDS(ns)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range ds.Spec.Template.Spec.Containers {
+			if c.Image == ref {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("generation %d", ds.Generation)
+	})
+}
+
+// TestFaultRegistryDownMidPull: an image of 256 MiB is added from the
+// remote-like registry (20 MiB/s per stream), and the registry stops for
+// 60 s as the nodes start pulling it. The status names the image failing;
+// once the registry is back the kubelets pull it again, with no manual
+// step, and the images already cached never leave.
+func TestFaultRegistryDownMidPull(t *testing.T) {
+	fault{name: "registry down for 60 s in the middle of a pull of a new image", prefix: "fregistry", recovery: 8 * time.Minute,
+		inject: func(t *testing.T, ns string) string {
+			sleep, err := imagebuild.FileFromDisk(filepath.Join(cluster.root, "bin", "kip-sleep"), "/bin/sleep", 0o755)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := imagebuild.SampleImage(256<<20, 2, sleep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			repoTag := fmt.Sprintf("e2e/fregistry-big-%s:v1", strings.ToLower(rand.String(5)))
+			registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
+			addImage(t, ns, "big="+cluster.RemoteRegistry+"/"+repoTag)
+			done := make(chan error, 1)
+			go func() {
+				_, err := runCluster("outage", "remote-registry", "60")
+				done <- err
+			}()
+			f := waitFailing(t, ns, "big", 2*time.Minute)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			// The test bed's registry keeps its blobs on disk but its
+			// manifests in memory: what it served comes back with one push
+			// of the same image (the same digest; no blob is sent again).
+			registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
+			return fmt.Sprintf("during: big failing on %s (%s)", f.Node, f.Reason)
+		}}.run(t)
+}
+
+// TestFaultPullSecretRotated: the puller caches a private image with its
+// pull secret; the secret is rotated to a wrong password, and a new private
+// image is added: the status names it failing, the images already cached
+// stay. The secret is fixed, and the kubelets pull it with no other step.
+func TestFaultPullSecretRotated(t *testing.T) {
+	fault{name: "pull secret rotated to a wrong password, then fixed", prefix: "fsecret", recovery: 6 * time.Minute,
+		inject: func(t *testing.T, ns string) string {
+			createPullSecret(t, ns, "regcred")
+			private := pushSamples(t, "fsecretpriv", 2, true)
+			patchConfigMap(t, ns, map[string]string{"IMAGE_PULL_SECRETS": "regcred"})
+			addImage(t, ns, private[0])
+			waitCached(t, private[:1], cluster.Nodes, nil)
+			setPullSecretPassword(t, ns, "regcred", "wrong-password")
+			addImage(t, ns, private[1])
+			name, _, _ := strings.Cut(private[1], "=")
+			f := waitFailing(t, ns, name, 3*time.Minute)
+			if !cri.Has(mustHeld(t, "node1"), refsOf(private[:1])[0]) {
+				t.Errorf("node1 lost %s while the secret was wrong", private[0])
+			}
+			setPullSecretPassword(t, ns, "regcred", cluster.AuthPassword)
+			return fmt.Sprintf("during: %s failing on %s (%s: %s)", name, f.Node, f.Reason, firstLine(f.Message))
+		}}.run(t)
+}
+
+// setPullSecretPassword rewrites the pull secret name for the registry that
+// requires credentials, with password.
+func setPullSecretPassword(t *testing.T, ns, name, password string) {
+	t.Helper()
+	auth := base64.StdEncoding.EncodeToString([]byte(cluster.AuthUser + ":" + password))
+	config := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, cluster.AuthRegistry, auth)
+	patch, _ := json.Marshal(map[string]any{"data": map[string]string{corev1.DockerConfigJsonKey: base64.StdEncoding.EncodeToString([]byte(config))}})
+	kubectl(t, string(patch), "patch", "secret", "-n", ns, name, "--type", "merge", "--patch-file", "/dev/stdin")
+}
+
+func mustHeld(t *testing.T, node string) map[string]bool {
+	t.Helper()
+	held, err := heldOn(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return held
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 120 {
+		line = line[:120] + "…"
+	}
+	return line
+}
+
+// TestFaultControllerKilledMidRollout: an image is added and the
+// controller's pod is killed at once (no grace period); then the node its
+// replacement runs on is drained. The replacement finishes the rollout, the
+// drain moves it again, and the DaemonSet's pods stay on the drained node.
+func TestFaultControllerKilledMidRollout(t *testing.T) {
+	fault{name: "controller pod killed mid-rollout, then its node drained", prefix: "fkill", recovery: 4 * time.Minute,
+		inject: func(t *testing.T, ns string) string {
+			added := pushSamples(t, "fkilladded", 1, false)
+			cm := kubectl(t, "", "get", "configmap", "-n", ns, "k8s-image-puller", "-o", "jsonpath={.data.IMAGES}")
+			patchConfigMap(t, ns, map[string]string{"IMAGES": cm + ";" + added[0]})
+			kubectl(t, "", "delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=controller", "--grace-period=0", "--force")
+			kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+			waitCached(t, added, cluster.Nodes, nil)
+			pods := controllerPods(t, ns)
+			var node string
+			for _, p := range pods {
+				if p.DeletionTimestamp == nil {
+					node = p.Spec.NodeName
+				}
+			}
+			if node == "" {
+				t.Fatalf("no controller pod after the kill: %d pods", len(pods))
+			}
+			kubectl(t, "", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=3m")
+			t.Cleanup(func() { kubectl(t, "", "uncordon", node) })
+			kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+			if n := len(podsOn(t, ns, node)); n != 1 {
+				t.Errorf("%d of the DaemonSet's pods on the drained %s; want 1", n, node)
+			}
+			kubectl(t, "", "uncordon", node)
+			return "the replacement applied the new image; " + node + " drained, the controller moved, the DaemonSet's pod stayed"
+		}}.run(t)
+}
+
+// podsOn lists the puller's DaemonSet pods on node.
+func podsOn(t *testing.T, ns, node string) []corev1.Pod {
+	t.Helper()
+	var out []corev1.Pod
+	for _, p := range pullerPods(t, ns) {
+		if p.Spec.NodeName == node && p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
