@@ -11,11 +11,13 @@ import (
 
 // An agent's report of 100 images is about 27 KB of JSON on its pod: each
 // image's reference, digest and times, spelled out. A controller that
-// caches a pod per node keeps instead the compact form below, in
-// AnnotationAgentReport: what Compute reads, a sixth of the size. Each
-// reference becomes a fingerprint (enough to tell the list the agent
-// follows from a newer one), and the digests are left out, as the compact
-// form of daemonset mode's pods leaves out image IDs.
+// caches a pod per node keeps instead a compact form: what Compute reads, a
+// sixth of the size. Each reference becomes a fingerprint (enough to tell
+// the list the agent follows from a newer one), and the digests are left
+// out, as the compact form of daemonset mode's pods leaves out image IDs.
+
+// AnnotationAgentReport holds the compact form of an agent's report on a
+// compact pod:
 //
 //	v1 TAB heals TAB runtime TAB pinning [TAB secret-problem ...]
 //	name TAB ref-fingerprint TAB C|P|F TAB since-unix|- TAB pull-seconds TAB reason TAB message
