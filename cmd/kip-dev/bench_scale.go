@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -175,7 +176,7 @@ func (s *scale) ensureNodes(ctx context.Context, n int) error {
 			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: kwokTaint, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
 		}
 		_, err := s.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err != nil && !isAlreadyExists(err) {
+		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 		return nil

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kip-image-puller/kip/internal/agent/report"
@@ -476,12 +477,4 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func labelsOf(m map[string]string) string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return strings.Join(out, ",")
-}
-
-func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
+func labelsOf(m map[string]string) string { return labels.SelectorFromSet(m).String() }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kip-image-puller/kip/internal/parallel"
 )
 
 // proc is a process this command started, sampled from /proc every 250 ms.
@@ -274,30 +276,16 @@ func poll(ctx context.Context, timeout, interval time.Duration, what string, don
 
 // forEach calls f for 0..n-1, workers at a time, and returns the first error.
 func forEach(ctx context.Context, n, workers int, f func(context.Context, int) error) error {
-	next := make(chan int)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(ctx, i); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		}()
+	indices := make([]int, n)
+	for i := range indices {
+		indices[i] = i
 	}
-	for i := range n {
-		next <- i
+	for _, err := range parallel.Map(indices, workers, func(i int) error { return f(ctx, i) }) {
+		if err != nil {
+			return err
+		}
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return nil
 }
 
 // results holds each scenario's measurements by node count.
