@@ -53,7 +53,7 @@ func (a agentFacts) node() *AgentNode {
 
 // agentCell reads one image's state from the agent's report, or from its
 // container when the agent cannot run.
-func agentCell(f podFacts, a agentFacts, img Image) Cell {
+func agentCell(f podFacts, a agentFacts, img Image, prints refPrints) Cell {
 	if c, ok := f.containers[daemonset.AgentContainer]; ok {
 		if cell, failed := containerFailure(c, "Agent:"); failed {
 			return cell
@@ -69,7 +69,7 @@ func agentCell(f podFacts, a agentFacts, img Image) Cell {
 		if r.Name != img.Name {
 			continue
 		}
-		if !sameRef(r.Image, img.Ref) {
+		if !prints.same(r.Image, img.Ref) {
 			break // the agent has not taken up the new list yet
 		}
 		if r.State == report.StateCached {

@@ -36,11 +36,22 @@ func fingerprint(ref string) string {
 }
 
 // sameRef tells whether an agent's reported image is ref, in either form.
-func sameRef(reported, ref string) bool {
-	if strings.HasPrefix(reported, fingerprintPrefix) {
-		return reported == fingerprint(ref)
+func sameRef(reported, ref string) bool { return refPrints{}.same(reported, ref) }
+
+// refPrints holds each reference's fingerprint: Compute hashes each
+// configured reference once, not once per node.
+type refPrints map[string]string
+
+func (p refPrints) same(reported, ref string) bool {
+	if !strings.HasPrefix(reported, fingerprintPrefix) {
+		return reported == ref
 	}
-	return reported == ref
+	fp, ok := p[ref]
+	if !ok {
+		fp = fingerprint(ref)
+		p[ref] = fp
+	}
+	return reported == fp
 }
 
 var stateLetters = map[report.State]string{report.StateCached: "C", report.StatePulling: "P", report.StateFailed: "F"}

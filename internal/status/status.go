@@ -171,6 +171,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 	slices.SortFunc(sorted, func(a, b corev1.Node) int { return strings.Compare(a.Name, b.Name) })
 
 	var lastWarm time.Time
+	prints := refPrints{}
 	for i := range sorted {
 		node := &sorted[i]
 		n := Node{
@@ -200,7 +201,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 			case pod == nil:
 				n.Images[img.Name] = Cell{State: Pending, Reason: "NoPod"}
 			case agentMode:
-				n.Images[img.Name] = agentCell(facts, agent, img)
+				n.Images[img.Name] = agentCell(facts, agent, img, prints)
 			default:
 				n.Images[img.Name] = cellOf(facts, img)
 			}
