@@ -328,8 +328,7 @@ func waitFailing(t *testing.T, ns, image string, timeout time.Duration) status.F
 // the DaemonSet caches it: its nodes start pulling it.
 func addImage(t *testing.T, ns, entry string) {
 	t.Helper()
-	cm := kubectl(t, "", "get", "configmap", "-n", ns, "k8s-image-puller", "-o", "jsonpath={.data.IMAGES}")
-	patchConfigMap(t, ns, map[string]string{"IMAGES": cm + ";" + entry})
+	appendImage(t, ns, entry)
 	_, ref, _ := strings.Cut(entry, "=")
 	eventually(t, time.Minute, "the DaemonSet caching "+ref, func() (bool, string) {
 		ds, err := getDS(ns)
@@ -343,6 +342,13 @@ func addImage(t *testing.T, ns, entry string) {
 		}
 		return false, fmt.Sprintf("generation %d", ds.Generation)
 	})
+}
+
+// appendImage adds an IMAGES entry to the puller's ConfigMap.
+func appendImage(t *testing.T, ns, entry string) {
+	t.Helper()
+	cm := kubectl(t, "", "get", "configmap", "-n", ns, "k8s-image-puller", "-o", "jsonpath={.data.IMAGES}")
+	patchConfigMap(t, ns, map[string]string{"IMAGES": cm + ";" + entry})
 }
 
 // TestFaultRegistryDownMidPull: an image of 256 MiB is added from the
@@ -440,8 +446,7 @@ func TestFaultControllerKilledMidRollout(t *testing.T) {
 	fault{name: "controller pod killed mid-rollout, then its node drained", prefix: "fkill", recovery: 4 * time.Minute,
 		inject: func(t *testing.T, ns string) string {
 			added := pushSamples(t, "fkilladded", 1, false)
-			cm := kubectl(t, "", "get", "configmap", "-n", ns, "k8s-image-puller", "-o", "jsonpath={.data.IMAGES}")
-			patchConfigMap(t, ns, map[string]string{"IMAGES": cm + ";" + added[0]})
+			appendImage(t, ns, added[0])
 			kubectl(t, "", "delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=controller", "--grace-period=0", "--force")
 			kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
 			waitCached(t, added, cluster.Nodes, nil)
