@@ -9,14 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -27,7 +25,6 @@ import (
 	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
-	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 type agentFlags struct {
@@ -134,26 +131,22 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		defer func() { _ = c.Close() }()
 		pinner = c
 	}
-	var secrets []corev1.Secret
-	var problems []string
-	for _, name := range f.pullSecrets {
-		s, err := registry.ReadMountedSecret(f.pullSecretDir, name)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
-			continue
+	secrets := &agent.MountedPullSecrets{Dir: f.pullSecretDir, Names: f.pullSecrets}
+	if len(f.pullSecrets) > 0 {
+		first := true
+		secrets.Changed = func(problems []string) {
+			if !first {
+				log.Info("the mounted pull secrets changed; the next pulls use them")
+			}
+			first = false
+			for _, p := range problems {
+				log.Error(errors.New(p), "pull secret left out; the others still work")
+			}
 		}
-		secrets = append(secrets, s)
-	}
-	kc, bad := registry.Keychain(ctx, secrets)
-	for name, err := range bad {
-		problems = append(problems, fmt.Sprintf("%s: %v", name, err))
-	}
-	sort.Strings(problems)
-	for _, p := range problems {
-		log.Error(errors.New(p), "pull secret left out; the others still work")
+		secrets.Problems() // read them now, to log what is wrong at once
 	}
 
-	a := agent.New(cri, pinner, agent.KeychainCredentials(kc), list, agent.Options{
+	a := agent.New(cri, pinner, secrets.Credentials, list, agent.Options{
 		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
 		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
 	})
@@ -162,7 +155,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		return err
 	}
 	loop := &agent.Loop{Agent: a, Runtime: cri.Name + " " + cri.Version, CanPin: canPin, HealInterval: f.healInterval,
-		SecretProblems: problems, Report: report, Log: log, Lists: lists}
+		SecretProblems: secrets.Problems, Report: report, Log: log, Lists: lists}
 	if f.maxNodesPulling > 0 {
 		if loop.Slots, err = pullSlots(f); err != nil {
 			return err

@@ -23,8 +23,9 @@ type Loop struct {
 	CanPin  bool
 	// HealInterval is how often the agent checks that the runtime still
 	// holds every cached image.
-	HealInterval   time.Duration
-	SecretProblems []string
+	HealInterval time.Duration
+	// SecretProblems, when set, names each pull secret that cannot be used.
+	SecretProblems func() []string
 	Report         Reporter
 	Log            logr.Logger
 	// Slots, when set, bound how many nodes pull at once: the agent holds
@@ -108,10 +109,14 @@ func (l *Loop) sync(ctx context.Context) error {
 // NodeReport is the report as it stands.
 func (l *Loop) NodeReport() report.Node {
 	images := l.Agent.Report()
+	var problems []string
+	if l.SecretProblems != nil {
+		problems = l.SecretProblems()
+	}
 	return report.Node{
 		Runtime:        l.Runtime,
 		Pinning:        report.PinningNote(l.Runtime, l.CanPin, images),
-		SecretProblems: l.SecretProblems,
+		SecretProblems: problems,
 		Heals:          l.heals,
 		Images:         images,
 	}
