@@ -131,6 +131,9 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		defer func() { _ = c.Close() }()
 		pinner = c
 	}
+	// The kubelet rewrites a mounted Secret within a minute or two of its
+	// change; a rotation is logged, and reported, within secretCheck after.
+	const secretCheck = 30 * time.Second
 	secrets := &agent.MountedPullSecrets{Dir: f.pullSecretDir, Names: f.pullSecrets}
 	if len(f.pullSecrets) > 0 {
 		first := true
@@ -155,7 +158,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		return err
 	}
 	loop := &agent.Loop{Agent: a, Runtime: cri.Name + " " + cri.Version, CanPin: canPin, HealInterval: f.healInterval,
-		SecretProblems: secrets.Problems, Report: report, Log: log, Lists: lists}
+		SecretProblems: secrets.Problems, SecretCheck: secretCheck, Report: report, Log: log, Lists: lists}
 	if f.maxNodesPulling > 0 {
 		if loop.Slots, err = pullSlots(f); err != nil {
 			return err

@@ -25,7 +25,10 @@ type Loop struct {
 	// holds every cached image.
 	HealInterval time.Duration
 	// SecretProblems, when set, names each pull secret that cannot be used.
+	// Every SecretCheck (when set) the loop asks again, which reads the
+	// mounted secrets, and publishes the report if the answer changed.
 	SecretProblems func() []string
+	SecretCheck    time.Duration
 	Report         Reporter
 	Log            logr.Logger
 	// Slots, when set, bound how many nodes pull at once: the agent holds
@@ -43,6 +46,12 @@ type Loop struct {
 // once, it returns after the first sync and report.
 func (l *Loop) Run(ctx context.Context, once bool) error {
 	l.release(ctx)
+	var secretCheck <-chan time.Time
+	if l.SecretProblems != nil && l.SecretCheck > 0 {
+		tick := time.NewTicker(l.SecretCheck)
+		defer tick.Stop()
+		secretCheck = tick.C
+	}
 	for {
 		if err := l.sync(ctx); err != nil {
 			return err
@@ -63,6 +72,9 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 				l.Log.Info("took up a new list", "images", len(list.Images))
 				l.release(ctx)
 			}
+			continue
+		case <-secretCheck:
+			l.publish(ctx)
 			continue
 		case <-time.After(wait):
 		}
