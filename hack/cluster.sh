@@ -41,6 +41,12 @@
 #                                 stop etcd, kube-apiserver, kubelet-nodeN,
 #                                 containerd-nodeN, registry, auth-registry or
 #                                 remote-registry for SECONDS, then start it again
+#   hack/cluster.sh reshape-registry [LATENCY MB_PER_SECOND]
+#                                 restart the remote-like registry with another
+#                                 first-byte latency and per-stream bandwidth
+#                                 (none given: REMOTE_LATENCY, REMOTE_MB_PER_SECOND);
+#                                 its manifests are kept in memory: push again
+#                                 what it must serve
 #
 # Everything lives under KIP_CLUSTER_DIR (default /tmp/kip-cluster). The PIDs
 # started are recorded there and only those are stopped. Must run as root.
@@ -476,6 +482,15 @@ outage() {
   log "$what started again"
 }
 
+# reshape_registry [LATENCY MB_PER_SECOND]: the remote-like registry again,
+# shaped otherwise (a slow registry, for fault-injection tests), or as usual.
+reshape_registry() {
+  local REMOTE_LATENCY=${1:-$REMOTE_LATENCY} REMOTE_MB_PER_SECOND=${2:-$REMOTE_MB_PER_SECOND}
+  stop remote-registry
+  start_registry remote-registry
+  log "remote-like registry: ${REMOTE_LATENCY} first byte, ${REMOTE_MB_PER_SECOND} MiB/s per stream"
+}
+
 # start_kubelet N [gc]: writes node N's kubelet configuration and starts
 # it. With gc, the node is under disk pressure from the start: the kubelet
 # frees every unused, unpinned image within seconds (its periodic image GC
@@ -683,5 +698,6 @@ case "${1:-}" in
   add-node) add_node "${2:-}" ;;
   remove-node) remove_node "${2:?node number}" ;;
   outage) outage "${2:?etcd, kube-apiserver, kubelet-nodeN or containerd-nodeN}" "${3:?seconds}" ;;
-  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc] | add-node [TAINT] | remove-node N | outage WHAT SECONDS" >&2; exit 2 ;;
+  reshape-registry) reshape_registry "${2:-}" "${3:-}" ;;
+  *) echo "usage: $0 up [NODES] | down | status | restart-kubelet N [gc] | add-node [TAINT] | remove-node N | outage WHAT SECONDS | reshape-registry [LATENCY MB_PER_SECOND]" >&2; exit 2 ;;
 esac

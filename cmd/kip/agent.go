@@ -135,11 +135,13 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	// change; a rotation is logged, and reported, within secretCheck after.
 	const secretCheck = 30 * time.Second
 	secrets := &agent.MountedPullSecrets{Dir: f.pullSecretDir, Names: f.pullSecrets}
+	var a *agent.Agent
 	if len(f.pullSecrets) > 0 {
 		first := true
 		secrets.Changed = func(problems []string) {
 			if !first {
-				log.Info("the mounted pull secrets changed; the next pulls use them")
+				log.Info("the mounted pull secrets changed; the images that failed are tried again now")
+				a.RetryNow()
 			}
 			first = false
 			for _, p := range problems {
@@ -149,7 +151,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		secrets.Problems() // read them now, to log what is wrong at once
 	}
 
-	a := agent.New(cri, pinner, secrets.Credentials, list, agent.Options{
+	a = agent.New(cri, pinner, secrets.Credentials, list, agent.Options{
 		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
 		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
 	})

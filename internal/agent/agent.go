@@ -192,6 +192,19 @@ func (a *Agent) NextAttempt() time.Time {
 	return next
 }
 
+// RetryNow makes every image waiting for its next attempt due at once (its
+// backoff keeps its count): what it failed on may have been fixed, as when
+// a pull secret changed.
+func (a *Agent) RetryNow() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.opts.Now()
+	for name, r := range a.retry {
+		r.next = now
+		a.retry[name] = r
+	}
+}
+
 // Due tells whether Sync has an image to bring: one not Cached whose
 // backoff has passed.
 func (a *Agent) Due() bool {

@@ -233,6 +233,31 @@ func TestFailedPullsBackOffWithACap(t *testing.T) {
 	}
 }
 
+// TestRetryNowSkipsTheWait: after RetryNow (a pull secret changed) the
+// failed image is due at once, and its next failure waits longer still.
+func TestRetryNowSkipsTheWait(t *testing.T) {
+	rt := newFakeRuntime()
+	imgs := images(1)
+	rt.fail[imgs[0].Ref] = errors.New("rpc error: code = Unknown desc = 401 Unauthorized")
+	c := &clock{t: time.Unix(1000, 0)}
+	a := New(rt, nil, noCreds, List{Images: imgs}, opts(c))
+	a.Sync(context.Background())
+	if a.Due() {
+		t.Fatal("due before its backoff passed")
+	}
+	a.RetryNow()
+	if !a.Due() || !a.NextAttempt().Equal(c.t) {
+		t.Fatalf("after RetryNow: due %v, next attempt %v; want due now", a.Due(), a.NextAttempt())
+	}
+	a.Sync(context.Background())
+	if rt.pulls[imgs[0].Ref] != 2 {
+		t.Errorf("%d attempts; want 2", rt.pulls[imgs[0].Ref])
+	}
+	if got := a.NextAttempt().Sub(c.t); got != 20*time.Second {
+		t.Errorf("wait after the second failure %v; want 20s (the count kept)", got)
+	}
+}
+
 func TestAPullThatHangsTimesOut(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.gate = make(chan struct{}) // never opened
