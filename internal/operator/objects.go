@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
@@ -120,6 +121,10 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		Data:       ConfigData(spec, kip.Namespace),
 	}
 	objs.Deployment.Spec.Template.Spec.Containers[0].Image = image
+	if kip.UID != "" {
+		c := &objs.Deployment.Spec.Template.Spec.Containers[0]
+		c.Args = append(c.Args, "--leader-election-id="+LeaseName(spec, kip.UID))
+	}
 	objs.NodeBindings = nodeBindings(kip, objs.ServiceAccount.Name, cfg)
 	if len(objs.NodeBindings) > 0 {
 		var access []string
@@ -149,6 +154,19 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		meta.SetLabels(l)
 	}
 	return objs, nil
+}
+
+// LeaseName names the leader election Lease of the puller of the resource
+// uid: one of its own for each resource, not the template's kip-<configmap>.
+// A resource deleted and created again thus starts its puller at once: the
+// first puller, losing its permissions with the resource, cannot release
+// its Lease, which would hold the new one back until it expired (60 s).
+func LeaseName(spec v1alpha1.KubernetesImagePullerSpec, uid types.UID) string {
+	id := string(uid)
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return "kip-" + ConfigMapName(spec) + "-" + id
 }
 
 // nodeBindings are the ClusterRoleBindings cfg's node settings need.

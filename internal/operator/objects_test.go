@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
@@ -47,6 +48,9 @@ func TestBuild(t *testing.T) {
 	if c.Image != "reg/kip:default" || env["CONFIGMAP_NAME"] != "kip-config" || env["DEPLOYMENT_NAME"] != "kip" || objs.ConfigMap.Name != "kip-config" {
 		t.Errorf("container %s, env %v; ConfigMap %s", c.Image, env, objs.ConfigMap.Name)
 	}
+	if !slices.Contains(c.Args, "--leader-election-id=kip-kip-config-uid-1") {
+		t.Errorf("args %v: the puller's Lease is not the resource's own", c.Args)
+	}
 	if objs.ConfigMap.Data[config.KeyDeploymentName] != "kip" {
 		t.Errorf("DEPLOYMENT_NAME %q: the puller must find its own Deployment", objs.ConfigMap.Data[config.KeyDeploymentName])
 	}
@@ -68,6 +72,22 @@ func TestBuild(t *testing.T) {
 	for _, r := range evaluator.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
 		if !r.Allowed {
 			t.Errorf("restricted policy: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+}
+
+func TestLeaseNameIsTheResources(t *testing.T) {
+	spec := v1alpha1.KubernetesImagePullerSpec{}
+	tests := []struct {
+		uid  types.UID
+		want string
+	}{
+		{"0f8fad5b-d9cb-469f-a165-70867728950e", "kip-k8s-image-puller-0f8fad5b"},
+		{"short", "kip-k8s-image-puller-short"},
+	}
+	for _, tt := range tests {
+		if got := LeaseName(spec, tt.uid); got != tt.want {
+			t.Errorf("LeaseName(%s) = %s, want %s", tt.uid, got, tt.want)
 		}
 	}
 }
