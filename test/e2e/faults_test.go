@@ -14,11 +14,15 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kip-image-puller/kip/internal/config"
+	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
@@ -117,6 +121,30 @@ func restartCounts(t *testing.T, ns string) int32 {
 	return restarts(pods.Items)
 }
 
+// restartsExplained names each container of ns that restarted, with how
+// its last run ended.
+func restartsExplained(t *testing.T, ns string) string {
+	t.Helper()
+	var pods corev1.PodList
+	if err := cluster.c.List(context.Background(), &pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			if c.RestartCount == 0 {
+				continue
+			}
+			ended := "unknown"
+			if term := c.LastTerminationState.Terminated; term != nil {
+				ended = fmt.Sprintf("%s, exit %d at %s: %s", term.Reason, term.ExitCode, term.FinishedAt.Format("15:04:05"), firstLine(term.Message))
+			}
+			out = append(out, fmt.Sprintf("%s/%s on %s restarted %d times, last ended %s", p.Name, c.Name, p.Spec.NodeName, c.RestartCount, ended))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 // warmStatus waits until `kip status -o json` says every selected node
 // holds every image, and returns how long that took and the report.
 func warmStatus(t *testing.T, ns string, timeout time.Duration) (time.Duration, status.Report) {
@@ -159,7 +187,7 @@ func (f fault) run(t *testing.T) {
 	checks, unanswered := p.end(t)
 	restarted := restartCounts(t, ns) - before
 	if restarted > f.maxRestarts {
-		t.Errorf("%d restarts; want at most %d", restarted, f.maxRestarts)
+		t.Errorf("%d restarts; want at most %d: %s", restarted, f.maxRestarts, restartsExplained(t, ns))
 	}
 	said := r.Line()
 	if during != "" {
@@ -169,8 +197,14 @@ func (f fault) run(t *testing.T) {
 	if f.agent {
 		mode = config.ModeAgent
 	}
+	logFault(t, f.name, mode, took, checks, unanswered, restarted, said)
+}
+
+// logFault logs the fault's row of the table in the README.
+func logFault(t *testing.T, name, mode string, took time.Duration, checks, unanswered int, restarted int32, said string) {
+	t.Helper()
 	t.Logf("FAULT | %s | %s | recovered %s after the fault ended | images lost 0 (%d checks through the CRI, %d runtime answers missing) | restarts %d | status: %s",
-		f.name, mode, took.Round(100*time.Millisecond), checks, unanswered, restarted, said)
+		name, mode, took.Round(100*time.Millisecond), checks, unanswered, restarted, said)
 }
 
 // outage is an inject that stops WHAT for seconds (hack/cluster.sh outage).
@@ -325,15 +359,28 @@ func waitFailing(t *testing.T, ns, image string, timeout time.Duration) status.F
 }
 
 // addImage adds an IMAGES entry to the puller's ConfigMap and waits until
-// the DaemonSet caches it: its nodes start pulling it.
+// the active DaemonSet caches it: the sleeping containers' template, or the
+// agents' list, names it.
 func addImage(t *testing.T, ns, entry string) {
 	t.Helper()
 	appendImage(t, ns, entry)
 	_, ref, _ := strings.Cut(entry, "=")
 	eventually(t, time.Minute, "the DaemonSet caching "+ref, func() (bool, string) {
-		ds, err := getDS(ns)
+		ds, err := activeDS(ns)
 		if err != nil {
 			return false, err.Error()
+		}
+		if daemonset.IsAgents(ds) {
+			list, err := daemonset.AgentImages(ds)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, img := range list {
+				if img.Ref == ref {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("the agents' list: %v", list)
 		}
 		for _, c := range ds.Spec.Template.Spec.Containers {
 			if c.Image == ref {
@@ -342,6 +389,18 @@ func addImage(t *testing.T, ns, entry string) {
 		}
 		return false, fmt.Sprintf("generation %d", ds.Generation)
 	})
+}
+
+// activeDS reads the DaemonSet that caches the images of the puller in ns:
+// the sleeping containers', or the agents'.
+func activeDS(ns string) (*appsv1.DaemonSet, error) {
+	var cm corev1.ConfigMap
+	if err := cluster.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "k8s-image-puller"}, &cm); err != nil {
+		return nil, err
+	}
+	var ds appsv1.DaemonSet
+	err := cluster.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: config.ActiveDaemonSet(cm.Data)}, &ds)
+	return &ds, err
 }
 
 // appendImage adds an IMAGES entry to the puller's ConfigMap.
@@ -358,33 +417,106 @@ func appendImage(t *testing.T, ns, entry string) {
 // step, and the images already cached never leave.
 func TestFaultRegistryDownMidPull(t *testing.T) {
 	fault{name: "registry down for 60 s in the middle of a pull of a new image", prefix: "fregistry", recovery: 8 * time.Minute,
-		inject: func(t *testing.T, ns string) string {
-			sleep, err := imagebuild.FileFromDisk(filepath.Join(cluster.root, "bin", "kip-sleep"), "/bin/sleep", 0o755)
-			if err != nil {
-				t.Fatal(err)
+		inject: registryDownMidPull}.run(t)
+}
+
+// TestFaultRegistryDownMidPullAgentMode: the same in agent mode: the
+// agents' CRI pulls fail, are reported, and are tried again on their
+// backoff until the registry answers.
+func TestFaultRegistryDownMidPullAgentMode(t *testing.T) {
+	fault{name: "registry down for 60 s in the middle of a pull of a new image", prefix: "fregistryagent", agent: true, recovery: 8 * time.Minute,
+		inject: registryDownMidPull}.run(t)
+}
+
+func registryDownMidPull(t *testing.T, ns string) string {
+	img := sampleImage(t, 256<<20)
+	repoTag := fmt.Sprintf("e2e/fregistry-big-%s:v1", strings.ToLower(rand.String(5)))
+	registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
+	addImage(t, ns, "big="+cluster.RemoteRegistry+"/"+repoTag)
+	done := make(chan error, 1)
+	go func() {
+		_, err := runCluster("outage", "remote-registry", "60")
+		done <- err
+	}()
+	f := waitFailing(t, ns, "big", 2*time.Minute)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The test bed's registry keeps its blobs on disk but its manifests in
+	// memory: what it served comes back with one push of the same image
+	// (the same digest; no blob is sent again).
+	registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
+	return fmt.Sprintf("during: big failing on %s (%s)", f.Node, f.Reason)
+}
+
+// sampleImage is an image of about size bytes, in two layers, that runs
+// kip-sleep.
+func sampleImage(t *testing.T, size int64) v1.Image {
+	t.Helper()
+	sleep, err := imagebuild.FileFromDisk(filepath.Join(cluster.root, "bin", "kip-sleep"), "/bin/sleep", 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imagebuild.SampleImage(size, 2, sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestFaultSlowRegistry: the remote-like registry turns slow (2 s before
+// each answer's first byte, 1 MiB/s per stream) and a new image of 24 MiB
+// is added from it. The pull takes its time and is never named failing;
+// the status says the image is coming, and the nodes are warm once it is.
+func TestFaultSlowRegistry(t *testing.T) {
+	fault{name: "slow registry: 2 s first byte, 1 MiB/s per stream", prefix: "fslow", recovery: 6 * time.Minute, inject: slowRegistry}.run(t)
+}
+
+// TestFaultSlowRegistryAgentMode: the same in agent mode, where each
+// agent's CRI pull runs under its attempt timeout (10 min).
+func TestFaultSlowRegistryAgentMode(t *testing.T) {
+	fault{name: "slow registry: 2 s first byte, 1 MiB/s per stream", prefix: "fslowagent", agent: true, recovery: 6 * time.Minute, inject: slowRegistry}.run(t)
+}
+
+func slowRegistry(t *testing.T, ns string) string {
+	if _, err := runCluster("reshape-registry", "2s", "1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := runCluster("reshape-registry"); err != nil {
+			t.Error(err)
+		}
+	})
+	img := sampleImage(t, 24<<20)
+	repoTag := fmt.Sprintf("e2e/fslow-%s:v1", strings.ToLower(rand.String(5)))
+	registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
+	start := time.Now()
+	addImage(t, ns, "slow="+cluster.RemoteRegistry+"/"+repoTag)
+	coming := 0
+	for {
+		out, _ := kipStatus(t, ns, "-o", "json")
+		var r status.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("kip status -o json: %v", err)
+		}
+		for _, f := range r.Summary.Failing {
+			if f.Image == "slow" {
+				t.Fatalf("the slow image named failing on %s after %s: %s: %s", f.Node, time.Since(start).Round(time.Second), f.Reason, f.Message)
 			}
-			img, err := imagebuild.SampleImage(256<<20, 2, sleep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			repoTag := fmt.Sprintf("e2e/fregistry-big-%s:v1", strings.ToLower(rand.String(5)))
-			registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
-			addImage(t, ns, "big="+cluster.RemoteRegistry+"/"+repoTag)
-			done := make(chan error, 1)
-			go func() {
-				_, err := runCluster("outage", "remote-registry", "60")
-				done <- err
-			}()
-			f := waitFailing(t, ns, "big", 2*time.Minute)
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			// The test bed's registry keeps its blobs on disk but its
-			// manifests in memory: what it served comes back with one push
-			// of the same image (the same digest; no blob is sent again).
-			registrytest.PushImage(t, cluster.RemoteRegistryPush+"/"+repoTag, img, authn.Anonymous)
-			return fmt.Sprintf("during: big failing on %s (%s)", f.Node, f.Reason)
-		}}.run(t)
+		}
+		if r.Summary.Complete() {
+			break
+		}
+		coming++
+		if time.Since(start) > 5*time.Minute {
+			t.Fatalf("not warm after %s: %s", time.Since(start).Round(time.Second), r.Line())
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if coming == 0 {
+		t.Error("the status never showed the slow image on its way: the fault did not slow anything")
+	}
+	return fmt.Sprintf("during: the image coming, never failing, for %s (%d looks)", time.Since(start).Round(time.Second), coming)
 }
 
 // TestFaultPullSecretRotated: the puller caches a private image with its
@@ -393,22 +525,63 @@ func TestFaultRegistryDownMidPull(t *testing.T) {
 // stay. The secret is fixed, and the kubelets pull it with no other step.
 func TestFaultPullSecretRotated(t *testing.T) {
 	fault{name: "pull secret rotated to a wrong password, then fixed", prefix: "fsecret", recovery: 6 * time.Minute,
-		inject: func(t *testing.T, ns string) string {
-			createPullSecret(t, ns, "regcred")
-			private := pushSamples(t, "fsecretpriv", 2, true)
-			patchConfigMap(t, ns, map[string]string{"IMAGE_PULL_SECRETS": "regcred"})
-			addImage(t, ns, private[0])
-			waitCached(t, private[:1], cluster.Nodes, nil)
-			setPullSecretPassword(t, ns, "regcred", "wrong-password")
-			addImage(t, ns, private[1])
-			name, _, _ := strings.Cut(private[1], "=")
-			f := waitFailing(t, ns, name, 3*time.Minute)
-			if !cri.Has(mustHeld(t, "node1"), refsOf(private[:1])[0]) {
-				t.Errorf("node1 lost %s while the secret was wrong", private[0])
+		inject: pullSecretRotated(false)}.run(t)
+}
+
+// TestFaultPullSecretRotatedAgentMode: the same in agent mode, where the
+// secret is mounted into the agents: the kubelet rewrites the files, each
+// agent reads them again (and logs it), and tries the failed image again
+// at once when the secret is fixed.
+func TestFaultPullSecretRotatedAgentMode(t *testing.T) {
+	fault{name: "pull secret rotated to a wrong password, then fixed", prefix: "fsecretagent", agent: true, recovery: 6 * time.Minute,
+		inject: pullSecretRotated(true)}.run(t)
+}
+
+// secretChanged is what an agent logs when its mounted pull secrets changed.
+const secretChanged = "the mounted pull secrets changed"
+
+func pullSecretRotated(agent bool) func(*testing.T, string) string {
+	return func(t *testing.T, ns string) string {
+		createPullSecret(t, ns, "regcred")
+		private := pushSamples(t, "fsecretpriv", 2, true)
+		patchConfigMap(t, ns, map[string]string{"IMAGE_PULL_SECRETS": "regcred"})
+		addImage(t, ns, private[0])
+		waitCached(t, private[:1], cluster.Nodes, nil)
+		setPullSecretPassword(t, ns, "regcred", "wrong-password")
+		if agent {
+			// The new image must meet the wrong secret: wait until every
+			// agent has read it (the kubelet rewrites mounted Secrets
+			// within a minute or two).
+			kubectl(t, "", "rollout", "status", "-n", ns, "daemonset/"+dsName+config.AgentSuffix, "--timeout=3m")
+			waitAgentsLogged(t, ns, secretChanged, 1, 4*time.Minute)
+		}
+		addImage(t, ns, private[1])
+		name, _, _ := strings.Cut(private[1], "=")
+		f := waitFailing(t, ns, name, 3*time.Minute)
+		if !cri.Has(mustHeld(t, "node1"), refsOf(private[:1])[0]) {
+			t.Errorf("node1 lost %s while the secret was wrong", private[0])
+		}
+		setPullSecretPassword(t, ns, "regcred", cluster.AuthPassword)
+		return fmt.Sprintf("during: %s failing on %s (%s: %s)", name, f.Node, f.Reason, firstLine(f.Message))
+	}
+}
+
+// waitAgentsLogged waits until every agent's log holds msg at least n times.
+func waitAgentsLogged(t *testing.T, ns, msg string, n int, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("every agent logging %q", msg), func() (bool, string) {
+		var short []string
+		for _, p := range agentPods(t, ns) {
+			if p.DeletionTimestamp != nil {
+				continue
 			}
-			setPullSecretPassword(t, ns, "regcred", cluster.AuthPassword)
-			return fmt.Sprintf("during: %s failing on %s (%s: %s)", name, f.Node, f.Reason, firstLine(f.Message))
-		}}.run(t)
+			logs := kubectl(t, "", "logs", "-n", ns, p.Name)
+			if strings.Count(logs, msg) < n {
+				short = append(short, p.Spec.NodeName)
+			}
+		}
+		return len(short) == 0, fmt.Sprintf("not yet on %v", short)
+	})
 }
 
 // setPullSecretPassword rewrites the pull secret name for the registry that
@@ -444,41 +617,102 @@ func firstLine(s string) string {
 // drain moves it again, and the DaemonSet's pods stay on the drained node.
 func TestFaultControllerKilledMidRollout(t *testing.T) {
 	fault{name: "controller pod killed mid-rollout, then its node drained", prefix: "fkill", recovery: 4 * time.Minute,
-		inject: func(t *testing.T, ns string) string {
-			added := pushSamples(t, "fkilladded", 1, false)
-			appendImage(t, ns, added[0])
-			kubectl(t, "", "delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=controller", "--grace-period=0", "--force")
-			kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-			waitCached(t, added, cluster.Nodes, nil)
-			pods := controllerPods(t, ns)
-			var node string
-			for _, p := range pods {
-				if p.DeletionTimestamp == nil {
-					node = p.Spec.NodeName
-				}
-			}
-			if node == "" {
-				t.Fatalf("no controller pod after the kill: %d pods", len(pods))
-			}
-			kubectl(t, "", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=3m")
-			t.Cleanup(func() { kubectl(t, "", "uncordon", node) })
-			kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-			if n := len(podsOn(t, ns, node)); n != 1 {
-				t.Errorf("%d of the DaemonSet's pods on the drained %s; want 1", n, node)
-			}
-			kubectl(t, "", "uncordon", node)
-			return "the replacement applied the new image; " + node + " drained, the controller moved, the DaemonSet's pod stayed"
-		}}.run(t)
+		inject: controllerKilledMidRollout(false)}.run(t)
 }
 
-// podsOn lists the puller's DaemonSet pods on node.
-func podsOn(t *testing.T, ns, node string) []corev1.Pod {
+// TestFaultControllerKilledMidRolloutAgentMode: the same in agent mode,
+// where the new image reaches the agents through their DaemonSet's list.
+func TestFaultControllerKilledMidRolloutAgentMode(t *testing.T) {
+	fault{name: "controller pod killed mid-rollout, then its node drained", prefix: "fkillagent", agent: true, recovery: 4 * time.Minute,
+		inject: controllerKilledMidRollout(true)}.run(t)
+}
+
+func controllerKilledMidRollout(agent bool) func(*testing.T, string) string {
+	return func(t *testing.T, ns string) string {
+		added := pushSamples(t, "fkilladded", 1, false)
+		appendImage(t, ns, added[0])
+		kubectl(t, "", "delete", "pod", "-n", ns, "-l", "app.kubernetes.io/component=controller", "--grace-period=0", "--force")
+		kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+		waitCached(t, added, cluster.Nodes, nil)
+		pods := controllerPods(t, ns)
+		var node string
+		for _, p := range pods {
+			if p.DeletionTimestamp == nil {
+				node = p.Spec.NodeName
+			}
+		}
+		if node == "" {
+			t.Fatalf("no controller pod after the kill: %d pods", len(pods))
+		}
+		kubectl(t, "", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=3m")
+		t.Cleanup(func() { kubectl(t, "", "uncordon", node) })
+		kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
+		if n := len(cachingPodsOn(t, ns, node, agent)); n != 1 {
+			t.Errorf("%d of the DaemonSet's pods on the drained %s; want 1", n, node)
+		}
+		kubectl(t, "", "uncordon", node)
+		return "the replacement applied the new image; " + node + " drained, the controller moved, the DaemonSet's pod stayed"
+	}
+}
+
+// cachingPodsOn lists the pods of the puller's active DaemonSet (the
+// agents' in agent mode) on node.
+func cachingPodsOn(t *testing.T, ns, node string, agent bool) []corev1.Pod {
 	t.Helper()
+	pods := pullerPods(t, ns)
+	if agent {
+		pods = agentPods(t, ns)
+	}
 	var out []corev1.Pod
-	for _, p := range pullerPods(t, ns) {
+	for _, p := range pods {
 		if p.Spec.NodeName == node && p.DeletionTimestamp == nil {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// TestFaultPullerResourceDeleted: in operator mode, the KubernetesImagePuller
+// is deleted, then applied again (an uninstall undone; a GitOps tool's
+// resync). Deleting it removes what it owns, the DaemonSet with it, by
+// design; the nodes' runtimes keep the images (nothing has pressed the
+// kubelet to collect them), so the recreated resource is warm again within
+// seconds, with no pull, its puller on a leader Lease of its own. The
+// operator never restarts.
+func TestFaultPullerResourceDeleted(t *testing.T) {
+	c := installOperator(t)
+	ns := namespace(t)
+	entries := pushSamples(t, "fkip", 2, false)
+	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
+	manifest := pullerResource(entries, "")
+	applyUntilReady(t, c, manifest, key, entries)
+	kubectl(t, workspaces(ns, refsOf(entries)[0], 1), "apply", "-f", "-")
+	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/workspaces", "--timeout=3m")
+	before := restartCounts(t, "kip-operator")
+	p := protect(refsOf(entries))
+
+	kubectl(t, "", "delete", "kubernetesimagepuller", "image-puller", "-n", ns)
+	waitGone(t, c, ns)
+	time.Sleep(5 * time.Second) // a while with nothing holding the images
+	start := time.Now()
+	kubectl(t, manifest, "apply", "-n", ns, "-f", "-")
+	got := waitReady(t, c, key)
+	took := time.Since(start)
+
+	checks, unanswered := p.end(t)
+	restarted := restartCounts(t, "kip-operator") - before
+	if restarted > 0 {
+		t.Errorf("the operator restarted %d times", restarted)
+	}
+	// Its new puller elects itself on a Lease of its own, not on the one
+	// the first could not release (60 s).
+	if took > 40*time.Second {
+		t.Errorf("Ready again %s after the resource was recreated; want within 40 s: the images are all cached", took.Round(time.Second))
+	}
+	n := len(cluster.Nodes)
+	if got.Status.NodesWarm != fmt.Sprintf("%d/%d", n, n) || got.Status.ImagesCached != fmt.Sprintf("%d/%d", 2*n, 2*n) {
+		t.Errorf("recreated, Ready, but the status says %s nodes warm, %s images cached", got.Status.NodesWarm, got.Status.ImagesCached)
+	}
+	logFault(t, "KubernetesImagePuller deleted, then recreated", "operator, "+config.ModeDaemonSet, took, checks, unanswered, restarted,
+		fmt.Sprintf("the resource and its DaemonSet gone, then Ready=True, %s nodes warm, %s images cached", got.Status.NodesWarm, got.Status.ImagesCached))
 }

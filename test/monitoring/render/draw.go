@@ -33,7 +33,7 @@ func Draw(w io.Writer, d Dashboard, results []Result, subtitle string) error {
 	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(96))
 	c := draw.New(img)
 	c.SetColor(color.White)
-	c.Fill(c.Rectangle.Path())
+	c.Fill(c.Path())
 
 	title := plot.DefaultFont
 	title.Size = 20

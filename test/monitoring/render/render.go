@@ -59,7 +59,7 @@ func ReadScrapes(dir string) ([]Scrape, error) {
 		first, rest, _ := bytes.Cut(data, []byte("\n"))
 		spec, ok := strings.CutPrefix(string(first), "# target ")
 		if !ok {
-			return nil, fmt.Errorf("%s: the first line is %q; expected # target name=value ...", f, first)
+			return nil, fmt.Errorf("%s: the first line is %q; expected \"# target name=value\" and more pairs", f, first)
 		}
 		target := map[string]string{}
 		for _, kv := range strings.Fields(spec) {
@@ -217,7 +217,7 @@ func load(ctx context.Context, db *tsdb.DB, s Scrape, before map[string]labels.L
 	at := s.At.UnixMilli()
 	now := map[string]labels.Labels{}
 	add := func(name string, m *dto.Metric, extra map[string]string, v float64) error {
-		l := map[string]string{labels.MetricName: name}
+		l := map[string]string{model.MetricNameLabel: name}
 		for k, v := range s.Target {
 			l[k] = v
 		}
