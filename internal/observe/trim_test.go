@@ -156,6 +156,13 @@ func TestTrimmedObjectsGiveTheSameReport(t *testing.T) {
 			}
 		}
 	}
+	// The transforms run again on what they returned when an informer
+	// starts from a watch list (client-go transforms its initial events,
+	// then the store's replacement once more): nothing may be lost.
+	tp2, tn2 := trimAll(t, tp, tn)
+	if !reflect.DeepEqual(tp2, tp) || !reflect.DeepEqual(tn2, tn) {
+		t.Error("a second trim changed the trimmed objects: the transforms must be idempotent")
+	}
 	if !reflect.DeepEqual(got, want) {
 		for i := range want.Nodes {
 			if !reflect.DeepEqual(got.Nodes[i], want.Nodes[i]) {

@@ -30,7 +30,15 @@ const (
 // labels, owner, node and phase as they are, and the containers and their
 // states in two annotations. The image IDs are left out: a cell computed
 // from a compact pod carries no Digest.
+//
+// CompactPod(CompactPod(p)) is CompactPod(p): as a cache transform it may
+// run again on what it returned (client-go's informers transform the
+// objects of an initial watch list once more when they replace the store),
+// and a compact pod has no containers left to compact.
 func CompactPod(p *corev1.Pod) *corev1.Pod {
+	if IsCompact(p) {
+		return p
+	}
 	var images, states strings.Builder
 	for _, c := range p.Spec.Containers {
 		images.WriteString(c.Name + "=" + c.Image + "\n")
@@ -56,6 +64,14 @@ func CompactPod(p *corev1.Pod) *corev1.Pod {
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},
 	}
+}
+
+// IsCompact tells whether p is a compact pod, made by CompactPod: it has
+// no containers, which every pod from the API server has, and carries the
+// compact container states.
+func IsCompact(p *corev1.Pod) bool {
+	_, ok := p.Annotations[AnnotationContainerStates]
+	return ok && len(p.Spec.Containers) == 0
 }
 
 // templateImages interns the template-images annotation: every pod of a

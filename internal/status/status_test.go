@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/nodewarm"
 )
 
@@ -378,6 +379,31 @@ func TestCompactPodKeepsEveryState(t *testing.T) {
 	}
 	if len(compact.init) != 1 || compact.init[0] != full.init[0] || !reflect.DeepEqual(compact.images, full.images) || compact.pending != full.pending {
 		t.Errorf("compact %+v, want %+v", compact, full)
+	}
+}
+
+// TestCompactPodIsIdempotent: as a cache transform, CompactPod may run
+// again on its own result (client-go does, on the objects of an initial
+// watch list): the second pass keeps every fact, and the agent's report.
+func TestCompactPodIsIdempotent(t *testing.T) {
+	ds := daemonSet("a=reg/a:1", "b=reg/b:1")
+	p := pod(ds, "n1", specImages(ds), statuses(running("a", t0), waiting("b", "ErrImagePull", "denied")))
+	rep, err := report.Node{Runtime: "containerd 2.4.2", Images: []report.Image{{Name: "a", Image: "reg/a:1", State: report.StateCached}}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Annotations = map[string]string{report.Annotation: rep}
+	once := CompactPod(&p)
+	twice := CompactPod(once.DeepCopy())
+	if !reflect.DeepEqual(once, twice) {
+		t.Errorf("a second pass changed the compact pod:\n once %+v\ntwice %+v", once.Annotations, twice.Annotations)
+	}
+	if !IsCompact(once) || IsCompact(&p) {
+		t.Errorf("IsCompact: compact %v, full %v", IsCompact(once), IsCompact(&p))
+	}
+	nodes := []corev1.Node{node("n1")}
+	if a, b := Compute(ds, []corev1.Pod{*once}, nodes), Compute(ds, []corev1.Pod{*twice}, nodes); a.Line() != b.Line() || a.Nodes[0].Images["b"].Reason != "ErrImagePull" {
+		t.Errorf("reports differ: %s / %s", a.Line(), b.Line())
 	}
 }
 

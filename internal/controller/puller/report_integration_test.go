@@ -4,6 +4,7 @@ package puller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -108,4 +109,37 @@ func TestReportsFailingRecoveredAndWarm(t *testing.T) {
 	if n := len(events(t, ns, ReasonAllNodesWarm)); n != 1 {
 		t.Errorf("%d AllNodesWarm events, want 1", n)
 	}
+}
+
+// TestRestartedControllerReportsThePodsItFinds: a controller that starts
+// while the DaemonSet's pods already run reports them as they are. Its
+// cache starts from a watch list, whose objects client-go transforms twice;
+// a transform that was not idempotent left every pod it found at start
+// with no containers: 0 images cached on every node, until each pod changed.
+func TestRestartedControllerReportsThePodsItFinds(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	n1, n2 := ns+"-node1", ns+"-node2"
+	env.ReadyNode(t, n1, nil)
+	env.ReadyNode(t, n2, nil)
+	if err := k8s.Create(ctx, configMap(ns, map[string]string{config.KeyImages: "java=reg.example.com/java:17;node=reg.example.com/node:22"})); err != nil {
+		t.Fatal(err)
+	}
+	first := startController(t, ns)
+	ds := waitForImages(t, ns, dsName, "java=reg.example.com/java:17;node=reg.example.com/node:22")
+	for _, n := range []string{n1, n2} {
+		env.SetContainers(t, env.DaemonSetPod(t, ds, n), testenv.Running("java"), testenv.Running("node"))
+	}
+	cachedOnBoth := func() (bool, string) {
+		c1, _ := gauge(t, "kip_images_cached", map[string]string{"node": n1})
+		c2, _ := gauge(t, "kip_images_cached", map[string]string{"node": n2})
+		return c1 == 2 && c2 == 2, fmt.Sprintf("cached: %s %v, %s %v", n1, c1, n2, c2)
+	}
+	testenv.Eventually(t, 10*time.Second, "the first controller: both images cached on both nodes", cachedOnBoth)
+	first.stop(t)
+
+	imagesCached.Reset() // what the next controller reports, not what the first one left
+	second := startController(t, ns)
+	testenv.Eventually(t, 10*time.Second, "the restarted controller: both images cached on both nodes", cachedOnBoth)
+	second.stop(t)
 }
