@@ -236,7 +236,11 @@ setup_network() {
   ip netns add "$NETNS"
   touch "$DIR/netns-created"
   ip -n "$NETNS" link set lo up
-  ip -n "$NETNS" link add "$BRIDGE" type bridge
+  # A MAC address of its own: a bridge left to itself takes the lowest of
+  # its ports', so it changed whenever the pod holding that one went, and
+  # every other pod lost the gateway (the registries, the API server) for
+  # up to a minute, until its ARP entry for it expired.
+  ip -n "$NETNS" link add "$BRIDGE" address 02:6b:69:70:00:01 type bridge
   ip -n "$NETNS" addr add "$NODE_IP/16" dev "$BRIDGE"
   ip -n "$NETNS" link set "$BRIDGE" up
   ip -n "$NETNS" addr add "$API_IP/32" dev lo

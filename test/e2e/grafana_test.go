@@ -46,6 +46,7 @@ func TestGrafanaDashboardRendered(t *testing.T) {
 				if failingSince.IsZero() {
 					failingSince = time.Now()
 				}
+				t.Logf("scrape at %s: %v", time.Now().Format("15:04:05"), err)
 				if time.Since(failingSince) > time.Minute {
 					t.Fatalf("scrape: %v, for a minute", err)
 				}
