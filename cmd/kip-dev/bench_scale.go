@@ -332,6 +332,10 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 	row("kip status: output", float64(size)/1024, "KiB")
 
 	// 5. A restart with every pod in place: start-up traffic and time.
+	warmBefore, err := inst.warmNow(ctx)
+	if err != nil {
+		return err
+	}
 	inst.proc.stop()
 	before, err = s.apiserverMetrics(ctx)
 	if err != nil {
@@ -341,7 +345,7 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 	if err := inst.start(ctx); err != nil {
 		return err
 	}
-	if err := inst.waitReported(ctx, n); err != nil {
+	if err := inst.waitReported(ctx, n, warmBefore); err != nil {
 		return err
 	}
 	row("restart -> first full report", time.Since(from).Seconds(), "s")

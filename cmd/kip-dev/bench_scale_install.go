@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -229,17 +230,38 @@ func (in *install) statusWarm(ctx context.Context, n, warm int) (bool, error) {
 
 // waitReported waits, after a restart, until the process has read all n
 // nodes again.
-func (in *install) waitReported(ctx context.Context, n int) error {
-	return poll(ctx, 10*time.Minute, 100*time.Millisecond, "the first report after a restart", func() (bool, error) {
+// waitReported waits until a restarted process has reported on n nodes,
+// warm as many as before the restart (warm, from warmNow): a report, not a
+// first guess.
+func (in *install) waitReported(ctx context.Context, n int, warm string) error {
+	return poll(ctx, 10*time.Minute, 100*time.Millisecond, "the first full report after a restart", func() (bool, error) {
 		m, err := in.proc.metrics()
 		if err != nil {
 			return false, nil
 		}
-		if in.sc.operator {
-			return metricValue(m, "controller_runtime_reconcile_total", `result="success"`) > 0, nil
+		if in.sc.operator && metricValue(m, "controller_runtime_reconcile_total", `result="success"`) == 0 {
+			return false, nil
 		}
-		return metricValue(m, "kip_nodes_selected") == float64(n), nil
+		if !in.sc.operator && metricValue(m, "kip_nodes_selected") != float64(n) {
+			return false, nil
+		}
+		now, err := in.warmNow(ctx)
+		return now == warm, err
 	})
+}
+
+// warmNow is how many nodes the process says are warm: the controller's
+// metric, or the operator's resource status ("W/N").
+func (in *install) warmNow(ctx context.Context) (string, error) {
+	if in.sc.operator {
+		kip, err := in.resource(ctx)
+		return kip.Status.NodesWarm, err
+	}
+	m, err := in.proc.metrics()
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatFloat(metricValue(m, "kip_nodes_warm"), 'f', -1, 64), nil
 }
 
 type benchResource struct {
