@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,6 +35,7 @@ const transposeAbove = 6
 
 type statusFlags struct {
 	kubeconfig, namespace, configMap, output string
+	cpuProfile                               string
 	watch, wait                              bool
 	timeout, interval                        time.Duration
 }
@@ -64,12 +66,20 @@ every image, 1 when --timeout passes first (the failures are listed);
 	fl.BoolVar(&f.wait, "wait", false, "wait until every selected node holds every image")
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long --wait waits")
 	fl.DurationVar(&f.interval, "interval", 2*time.Second, "how often --watch and --wait look again")
+	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of this run to the file (go tool pprof reads it): where the time of a slow status goes")
 	return cmd
 }
 
 func runStatus(cmd *cobra.Command, f statusFlags) error {
 	if f.output != "table" && f.output != "json" && f.output != "yaml" {
 		return fmt.Errorf("--output: value %q: expected table, json or yaml", f.output)
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer stop()
 	}
 	rc, err := restConfig(f.kubeconfig)
 	if err != nil {
@@ -124,6 +134,22 @@ func runStatus(cmd *cobra.Command, f statusFlags) error {
 		case <-time.After(f.interval):
 		}
 	}
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // isTerminal tells whether w is a terminal, where --watch redraws in place.

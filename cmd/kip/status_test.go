@@ -187,6 +187,15 @@ func TestStatusExitsTwoWhenItCannotRead(t *testing.T) {
 	if _, stderr, code := run(t, "status", "-o", "wide"); code != 1 || !strings.Contains(stderr, `--output: value "wide"`) {
 		t.Errorf("a bad --output: exit %d, %q; want 1 naming the flag", code, stderr)
 	}
+	if _, stderr, code := run(t, "status", "--cpu-profile", filepath.Join(t.TempDir(), "no", "such", "dir", "cpu.out")); code != 1 || !strings.Contains(stderr, "--cpu-profile") {
+		t.Errorf("an unwritable --cpu-profile: exit %d, %q; want 1 naming the flag", code, stderr)
+	}
+	// A run that fails to read still leaves a profile behind.
+	profile := filepath.Join(t.TempDir(), "cpu.out")
+	run(t, "status", "--kubeconfig", filepath.Join(t.TempDir(), "missing"), "--cpu-profile", profile)
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("no CPU profile written: %v", err)
+	}
 }
 
 func writeFile(t *testing.T, name, content string) string {
