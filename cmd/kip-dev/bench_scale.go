@@ -304,7 +304,8 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 	row("steady: RSS, anonymous (not the binary's pages)", win.lastAnon, "MiB")
 	row("steady: CPU (mean cores)", win.cores, "cores")
 	row("steady: API writes per minute", (writes1-writes0)/time.Since(from).Minutes(), "/min")
-	heap := filepath.Join(s.e.Dir, fmt.Sprintf("bench-scale-%s-%s-%d.heap", map[bool]string{false: "controller", true: "operator"}[sc.operator], sc.mode, n))
+	prefix := filepath.Join(s.e.Dir, fmt.Sprintf("bench-scale-%s-%s-%d", map[bool]string{false: "controller", true: "operator"}[sc.operator], sc.mode, n))
+	heap := prefix + ".heap"
 	if err := inst.proc.saveProfile("heap", heap); err != nil {
 		return err
 	}
@@ -324,10 +325,11 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 	row("pod status change -> "+inst.statusName(), time.Since(from).Seconds()*1000, "ms")
 
 	// 4. kip status, as an admin runs it.
-	took, size, err := s.kipStatus(ctx, ns)
+	took, size, err := s.kipStatus(ctx, ns, prefix+"-kip-status.cpu")
 	if err != nil {
 		return err
 	}
+	s.log("CPU profile of one more kip status: %s (go tool pprof -top %s %s)", prefix+"-kip-status.cpu", s.kip, prefix+"-kip-status.cpu")
 	row("kip status: wall time (best of 3)", took.Seconds()*1000, "ms")
 	row("kip status: output", float64(size)/1024, "KiB")
 
