@@ -90,6 +90,8 @@ $(KWOK):
 
 SCALE_NODES ?= 500,2000
 SCALE_IMAGES ?= 100
+# More bench-scale flags, e.g. SCALE_ARGS="--installs controller --modes agent".
+SCALE_ARGS ?=
 # The control plane's DaemonSet controller creates pods at 200 requests/s
 # instead of 20, and simulated nodes, whose status kwok renews only every 10
 # to 30 minutes, stay Ready for an hour.
@@ -98,7 +100,7 @@ bench-scale: kube-binaries build $(KWOK) ## The controller and the operator at S
 	hack/cluster.sh down
 	KCM_EXTRA_ARGS="$(SCALE_KCM_ARGS)" hack/cluster.sh up 1
 	$(MAKE) image REGISTRY=127.0.0.1:5001
-	$(BIN)/kip-dev bench-scale --kwok $(KWOK) --nodes $(SCALE_NODES) --images $(SCALE_IMAGES)
+	$(BIN)/kip-dev bench-scale --kwok $(KWOK) --nodes $(SCALE_NODES) --images $(SCALE_IMAGES) $(SCALE_ARGS)
 
 mutate: ## Mutation testing of the pure packages (gremlins): a table of efficacy and mutator coverage, and the survivors
 	hack/mutate.sh
