@@ -294,7 +294,13 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 		return err
 	}
 	from := time.Now()
-	time.Sleep(time.Minute)
+	prefix := filepath.Join(s.e.Dir, fmt.Sprintf("bench-scale-%s-%s-%d", map[bool]string{false: "controller", true: "operator"}[sc.operator], sc.mode, n))
+	// The second half of the minute under a CPU profile.
+	time.Sleep(30 * time.Second)
+	if err := inst.proc.saveProfile("profile?seconds=25", prefix+".cpu"); err != nil {
+		return err
+	}
+	time.Sleep(time.Until(from.Add(time.Minute)))
 	writes1, err := inst.writes()
 	if err != nil {
 		return err
@@ -304,12 +310,11 @@ func (s *scale) measure(ctx context.Context, sc scenario, n int) error {
 	row("steady: RSS, anonymous (not the binary's pages)", win.lastAnon, "MiB")
 	row("steady: CPU (mean cores)", win.cores, "cores")
 	row("steady: API writes per minute", (writes1-writes0)/time.Since(from).Minutes(), "/min")
-	prefix := filepath.Join(s.e.Dir, fmt.Sprintf("bench-scale-%s-%s-%d", map[bool]string{false: "controller", true: "operator"}[sc.operator], sc.mode, n))
 	heap := prefix + ".heap"
 	if err := inst.proc.saveProfile("heap", heap); err != nil {
 		return err
 	}
-	s.log("heap profile in steady state: %s (go tool pprof -top %s %s)", heap, s.kip, heap)
+	s.log("heap and CPU profiles in steady state: %s, %s.cpu (go tool pprof -top %s FILE)", heap, prefix, s.kip)
 
 	sim()
 
