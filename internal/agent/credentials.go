@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -69,7 +71,7 @@ func (m *MountedPullSecrets) Credentials(ref string) (*Credential, error) {
 	return creds(ref)
 }
 
-// Problems names each secret that cannot be used, as of the last read.
+// Problems names each secret that cannot be used, as the files are now.
 func (m *MountedPullSecrets) Problems() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -85,10 +87,10 @@ func (m *MountedPullSecrets) refresh() {
 	var problems []string
 	for _, name := range m.Names {
 		s, err := registry.ReadMountedSecret(m.Dir, name)
-		_, _ = fmt.Fprintf(h, "%s\x00%d\x00", name, len(s.Data))
-		for _, v := range s.Data {
-			_, _ = fmt.Fprintf(h, "%d\x00", len(v))
-			h.Write(v)
+		_, _ = fmt.Fprintf(h, "%s\x00%s\x00", name, s.Type)
+		for _, key := range slices.Sorted(maps.Keys(s.Data)) {
+			_, _ = fmt.Fprintf(h, "%s\x00%d\x00", key, len(s.Data[key]))
+			h.Write(s.Data[key])
 		}
 		if err != nil {
 			_, _ = fmt.Fprintf(h, "%v\x00", err)
