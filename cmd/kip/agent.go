@@ -136,7 +136,9 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	const secretCheck = 30 * time.Second
 	secrets := &agent.MountedPullSecrets{Dir: f.pullSecretDir, Names: f.pullSecrets}
 	var a *agent.Agent
+	var checkSecrets time.Duration // no secret, nothing to check
 	if len(f.pullSecrets) > 0 {
+		checkSecrets = secretCheck
 		first := true
 		secrets.Changed = func(problems []string) {
 			if !first {
@@ -160,7 +162,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		return err
 	}
 	loop := &agent.Loop{Agent: a, Runtime: cri.Name + " " + cri.Version, CanPin: canPin, HealInterval: f.healInterval,
-		SecretProblems: secrets.Problems, SecretCheck: secretCheck, Report: report, Log: log, Lists: lists}
+		SecretProblems: secrets.Problems, SecretCheck: checkSecrets, Report: report, Log: log, Lists: lists}
 	if f.maxNodesPulling > 0 {
 		if loop.Slots, err = pullSlots(f); err != nil {
 			return err

@@ -56,8 +56,7 @@ type MountedPullSecrets struct {
 	Changed func(problems []string)
 
 	mu       sync.Mutex
-	read     bool
-	sum      [sha256.Size]byte
+	sum      [sha256.Size]byte // of the files the keychain was built from
 	creds    Credentials
 	problems []string
 }
@@ -101,7 +100,7 @@ func (m *MountedPullSecrets) refresh() {
 	}
 	var sum [sha256.Size]byte
 	copy(sum[:], h.Sum(nil))
-	if m.read && sum == m.sum {
+	if m.creds != nil && sum == m.sum {
 		return
 	}
 	kc, bad := registry.Keychain(context.Background(), secrets)
@@ -109,7 +108,7 @@ func (m *MountedPullSecrets) refresh() {
 		problems = append(problems, fmt.Sprintf("%s: %v", name, err))
 	}
 	sort.Strings(problems)
-	m.read, m.sum, m.creds, m.problems = true, sum, KeychainCredentials(kc), problems
+	m.sum, m.creds, m.problems = sum, KeychainCredentials(kc), problems
 	if m.Changed != nil {
 		m.Changed(problems)
 	}

@@ -36,7 +36,7 @@ const (
 // objects of an initial watch list once more when they replace the store),
 // and a compact pod has no containers left to compact.
 func CompactPod(p *corev1.Pod) *corev1.Pod {
-	if IsCompact(p) {
+	if isCompact(p) {
 		return p
 	}
 	var images, states strings.Builder
@@ -66,10 +66,10 @@ func CompactPod(p *corev1.Pod) *corev1.Pod {
 	}
 }
 
-// IsCompact tells whether p is a compact pod, made by CompactPod: it has
+// isCompact tells whether p is a compact pod, made by CompactPod: it has
 // no containers, which every pod from the API server has, and carries the
 // compact container states.
-func IsCompact(p *corev1.Pod) bool {
+func isCompact(p *corev1.Pod) bool {
 	_, ok := p.Annotations[AnnotationContainerStates]
 	return ok && len(p.Spec.Containers) == 0
 }

@@ -398,8 +398,8 @@ func TestCompactPodIsIdempotent(t *testing.T) {
 	if !reflect.DeepEqual(once, twice) {
 		t.Errorf("a second pass changed the compact pod:\n once %+v\ntwice %+v", once.Annotations, twice.Annotations)
 	}
-	if !IsCompact(once) || IsCompact(&p) {
-		t.Errorf("IsCompact: compact %v, full %v", IsCompact(once), IsCompact(&p))
+	if !isCompact(once) || isCompact(&p) {
+		t.Errorf("isCompact: compact %v, full %v", isCompact(once), isCompact(&p))
 	}
 	nodes := []corev1.Node{node("n1")}
 	if a, b := Compute(ds, []corev1.Pod{*once}, nodes), Compute(ds, []corev1.Pod{*twice}, nodes); a.Line() != b.Line() || a.Nodes[0].Images["b"].Reason != "ErrImagePull" {

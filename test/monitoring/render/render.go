@@ -167,37 +167,48 @@ func Evaluate(ctx context.Context, d Dashboard, scrapes []Scrape, step time.Dura
 	for _, p := range d.Panels {
 		r := Result{Panel: p, Seconds: end.Sub(start).Seconds()}
 		for _, target := range p.Targets {
-			expr := strings.ReplaceAll(target.Expr, "$namespace", ".*")
-			q, err := engine.NewRangeQuery(ctx, db, nil, expr, start, end, step)
+			lines, err := rangeQuery(ctx, engine, db, target.Expr, target.LegendFormat, start, end, step)
 			if err != nil {
 				return nil, fmt.Errorf("panel %q: %q: %w", p.Title, target.Expr, err)
 			}
-			res := q.Exec(ctx)
-			if res.Err != nil {
-				q.Close()
-				return nil, fmt.Errorf("panel %q: %q: %w", p.Title, target.Expr, res.Err)
-			}
-			m, err := res.Matrix()
-			if err != nil {
-				q.Close()
-				return nil, fmt.Errorf("panel %q: %q: %w", p.Title, target.Expr, err)
-			}
-			for _, s := range m {
-				line := Series{Legend: legend(target.LegendFormat, s.Metric)}
-				for _, f := range s.Floats {
-					if math.IsNaN(f.F) || math.IsInf(f.F, 0) {
-						continue
-					}
-					line.T = append(line.T, float64(f.T-start.UnixMilli())/1000)
-					line.V = append(line.V, f.F)
-				}
-				if len(line.T) > 0 {
-					r.Series = append(r.Series, line)
-				}
-			}
-			q.Close()
+			r.Series = append(r.Series, lines...)
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// rangeQuery runs one of the dashboard's expressions, with $namespace
+// matching every namespace, from start to end, and returns its series with
+// their legends, in seconds from start; points that are not numbers are
+// left out, and series with none.
+func rangeQuery(ctx context.Context, engine *promql.Engine, db *tsdb.DB, expr, legendFormat string, start, end time.Time, step time.Duration) ([]Series, error) {
+	q, err := engine.NewRangeQuery(ctx, db, nil, strings.ReplaceAll(expr, "$namespace", ".*"), start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	m, err := res.Matrix()
+	if err != nil {
+		return nil, err
+	}
+	var out []Series
+	for _, s := range m {
+		line := Series{Legend: legend(legendFormat, s.Metric)}
+		for _, f := range s.Floats {
+			if math.IsNaN(f.F) || math.IsInf(f.F, 0) {
+				continue
+			}
+			line.T = append(line.T, float64(f.T-start.UnixMilli())/1000)
+			line.V = append(line.V, f.F)
+		}
+		if len(line.T) > 0 {
+			out = append(out, line)
+		}
 	}
 	return out, nil
 }
