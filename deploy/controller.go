@@ -12,7 +12,7 @@ import (
 // controller. The ConfigMap is read through the API, never through the
 // environment: a key such as KUBECONFIG, HTTPS_PROXY or CONFIGMAP_NAME in it
 // must not be able to change the process.
-var ControllerEnv = []string{"CONFIGMAP_NAME", "DEPLOYMENT_NAME", "POD_NAMESPACE"}
+var ControllerEnv = []string{"CONFIGMAP_NAME", "DEPLOYMENT_NAME", "POD_NAME", "POD_NAMESPACE"}
 
 // CheckControllerContainer returns the values of the explicit environment
 // of an installed controller container, and tells what is wrong with it:

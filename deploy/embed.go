@@ -36,3 +36,10 @@ const (
 // PullSecretDir is where the operator mounts the pull secrets a resource
 // names into the puller's pod, one directory per Secret.
 const PullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential
+
+// Policies is policy/policies.yaml: kip's ValidatingAdmissionPolicies and
+// their bindings (kip-namespace-grants, kip-agent-token), shipped with every
+// install path.
+//
+//go:embed policy/policies.yaml
+var Policies []byte

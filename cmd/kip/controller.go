@@ -11,6 +11,7 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/controller/puller"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/version"
 )
 
@@ -23,6 +24,8 @@ type controllerFlags struct {
 	kipImage         string
 	openShift        string
 	leaderElectionID string
+	podName          string
+	allowedSockets   []string
 }
 
 // envOr returns the first non-empty environment variable of names, or def.
@@ -66,6 +69,8 @@ process environment.`,
 	fl.StringVar(&f.kipImage, "kip-image", version.Image(), "init container image when KIP_IMAGE is not set and the puller's Deployment is not found")
 	fl.StringVar(&f.openShift, "openshift", "auto", "auto (detect the route.openshift.io API group), true or false")
 	fl.StringVar(&f.leaderElectionID, "leader-election-id", "", "name of the leader election Lease (default kip-<configmap>)")
+	fl.StringVar(&f.podName, "pod-name", os.Getenv("POD_NAME"), "the controller's own Pod (env POD_NAME, downward API): agent mode's agents run its image, by digest; empty (outside a cluster): --kip-image")
+	fl.StringSliceVar(&f.allowedSockets, "cri-socket-allow", nil, "runtime sockets agent mode may mount beyond the known ones (containerd, k3s, CRI-O, cri-dockerd), set by whoever installs the controller, never by its configuration; a path with a $(NODE_NAME) folder allows that folder, which must hold nothing but runtime sockets")
 	return cmd
 }
 
@@ -101,7 +106,15 @@ func runController(cmd *cobra.Command, f controllerFlags) error {
 			id = "kip-environment"
 		}
 	}
+	if err := privilege.CheckExtraSockets(f.allowedSockets); err != nil {
+		// Not fatal: a controller that exits restarts for ever. Agent mode
+		// with such a socket is refused, and the refusal names the flag.
+		log.Error(err, "ignoring --cri-socket-allow")
+		f.allowedSockets = nil
+	}
 	mgr, err := puller.NewManager(rc, f.options(id, f.namespace), puller.Options{
+		PodName:         f.podName,
+		AllowedSockets:  f.allowedSockets,
 		Namespace:       f.namespace,
 		ConfigMapName:   f.configMap,
 		DeploymentName:  f.deploymentName,

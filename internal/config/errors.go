@@ -13,6 +13,12 @@ import (
 // API server refused the DaemonSet. The operator reads it back.
 const ReasonInvalidConfiguration = "InvalidConfiguration"
 
+// ReasonPrivilegeNotGranted is the reason of the Event the puller records on
+// its ConfigMap when the configuration asks for a privilege (agent mode,
+// node writes, a runtime socket) that its namespace was not granted; the
+// operator reads it back too.
+const ReasonPrivilegeNotGranted = "PrivilegeNotGranted"
+
 // AnnotationFingerprint on that Event is the Fingerprint of the refused
 // configuration, so that a reader can tell whether the refusal is about the
 // configuration in force.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +119,9 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	}
 
 	cfg.CachingMode = parseMode(get(KeyCachingMode), &errs)
+	if cfg.CachingMode == ModeAgent && cfg.KIPImage != "" {
+		warns.add(KeyKIPImage, cfg.KIPImage, "not used in agent mode: the agents run the controller's own image, by digest, which no configuration key chooses")
+	}
 	if cfg.CachingMode == ModeAgent && len(cfg.DaemonSetName) <= validation.LabelValueMaxLength {
 		if n := ActiveDaemonSetName(cfg.DaemonSetName, ModeAgent); len(n) > validation.LabelValueMaxLength {
 			errs.add(KeyDaemonSetName, cfg.DaemonSetName, "in agent mode, at most %d characters: the agents' DaemonSet is called %s", validation.LabelValueMaxLength-len(AgentSuffix), n)
@@ -286,11 +290,44 @@ func parseTaintKey(value string, condition bool, errs *problems) string {
 		errs.add(KeyWarmNodeTaint, value, "a taint key, such as kip.dev/warming or startup-taint.cluster-autoscaler.kubernetes.io/kip: %s", strings.Join(msgs, "; "))
 		return ""
 	}
+	if domain, ok := systemDomain(value); ok {
+		errs.add(KeyWarmNodeTaint, value, "a taint key of your own, such as kip.dev/warming or startup-taint.cluster-autoscaler.kubernetes.io/kip: %s keys belong to Kubernetes and its distributions (control-plane, not-ready, uninitialized), which the puller must never remove", domain)
+		return ""
+	}
 	if !condition {
 		errs.add(KeyWarmNodeTaint, value, "set with %s=true: the taint goes once the node's condition says it is warm", KeyNodeCondition)
 	}
 	return value
 }
+
+// startupTaintDomains are the cluster autoscaler's domains for taints that
+// its users add and remove themselves: the one exception under
+// kubernetes.io.
+var startupTaintDomains = []string{"startup-taint.cluster-autoscaler.kubernetes.io", "ignore-taint.cluster-autoscaler.kubernetes.io"}
+
+// systemDomains own the well-known taints and labels of Kubernetes and
+// OpenShift, with every subdomain.
+var systemDomains = []string{"kubernetes.io", "k8s.io", "openshift.io"}
+
+// systemDomain returns the system domain a taint key's prefix falls under,
+// if it does.
+func systemDomain(key string) (string, bool) {
+	prefix, _, found := strings.Cut(key, "/")
+	if !found || slices.Contains(startupTaintDomains, prefix) {
+		return "", false
+	}
+	for _, d := range systemDomains {
+		if prefix == d || strings.HasSuffix(prefix, "."+d) {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// ReservedAnnotationDomain is kip's own: the controller writes the DaemonSet
+// annotations under it (the node settings, the digests, the agents' list),
+// and a configured one would bypass their checks.
+const ReservedAnnotationDomain = "kip.dev"
 
 // MaxWarmNodeTimeout bounds WARM_NODE_TIMEOUT.
 const MaxWarmNodeTimeout = 24 * time.Hour
@@ -308,14 +345,19 @@ func parseSocket(value string, errs *problems) string {
 	if value == "" {
 		return ""
 	}
-	const expected = "the absolute, clean path of the runtime's socket on the node, in a folder of its own, such as /run/containerd/containerd.sock, where one folder may be named $(NODE_NAME) (empty: probe the usual paths)"
-	prefix, rest, named := SplitNodeSocket(value)
-	if !path.IsAbs(value) || path.Clean(value) != value || path.Dir(value) == "/" ||
-		strings.Count(value, NodeNameVar) > 1 || (named && (prefix == "/" || rest == "")) ||
-		(!named && strings.Contains(value, NodeNameVar)) {
-		errs.add(KeyCRISocket, value, expected)
+	if !ValidSocket(value) {
+		errs.add(KeyCRISocket, value, "the absolute, clean path of the runtime's socket on the node, in a folder of its own, such as /run/containerd/containerd.sock, where one folder may be named $(NODE_NAME) (empty: the known socket of the nodes' runtime)")
 	}
 	return value
+}
+
+// ValidSocket tells whether socket is the absolute, clean path of a socket
+// in a folder of its own, where one folder may be $(NODE_NAME).
+func ValidSocket(socket string) bool {
+	prefix, rest, named := SplitNodeSocket(socket)
+	return path.IsAbs(socket) && path.Clean(socket) == socket && path.Dir(socket) != "/" &&
+		strings.Count(socket, NodeNameVar) <= 1 && (!named || (prefix != "/" && rest != "")) &&
+		(named || !strings.Contains(socket, NodeNameVar))
 }
 
 // NodeNameVar in CRI_SOCKET stands for the node's name, for runtimes whose
@@ -445,6 +487,9 @@ func parseAnnotations(value string, errs *problems) map[string]string {
 	for _, k := range sortedKeys(m) {
 		for _, msg := range validation.IsQualifiedName(strings.ToLower(k)) {
 			errs.add(KeyDaemonSetAnnotations, value, "annotation key %q: %s", k, msg)
+		}
+		if prefix, _, found := strings.Cut(k, "/"); found && (prefix == ReservedAnnotationDomain || strings.HasSuffix(prefix, "."+ReservedAnnotationDomain)) {
+			errs.add(KeyDaemonSetAnnotations, value, "annotation key %q: keys under %s/ are the puller's own (it writes them from NODE_CONDITION, WARM_NODE_TAINT, IMAGES and the refresh); use a domain of your own", k, ReservedAnnotationDomain)
 		}
 	}
 	if err := apivalidation.ValidateAnnotationsSize(m); err != nil {

@@ -90,8 +90,8 @@ func TestParseEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if len(warns) != 0 {
-		t.Errorf("warnings = %v", warns)
+	if len(warns) != 1 || warns[0].Key != KeyKIPImage || !strings.Contains(warns[0].Expected, "not used in agent mode") {
+		t.Errorf("warnings = %v, want only KIP_IMAGE's: not used in agent mode", warns)
 	}
 	if len(cfg.Images) != 2 || cfg.Images[0].Digest || !cfg.Images[1].Digest {
 		t.Errorf("images = %+v, want a tag then a digest", cfg.Images)
@@ -202,6 +202,14 @@ func TestParseRejects(t *testing.T) {
 		{"node condition capitalised", with(KeyNodeCondition, "True"), KeyNodeCondition, "True"},
 		{"warm node taint without the condition", with(KeyWarmNodeTaint, "kip.dev/warming"), KeyWarmNodeTaint, "kip.dev/warming"},
 		{"warm node taint not a key", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "kip.dev/warming=:NoSchedule"), KeyWarmNodeTaint, "kip.dev/warming=:NoSchedule"},
+		{"warm node taint: the control plane's", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "node-role.kubernetes.io/control-plane"), KeyWarmNodeTaint, "node-role.kubernetes.io/control-plane"},
+		{"warm node taint: the cloud provider's", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "node.cloudprovider.kubernetes.io/uninitialized"), KeyWarmNodeTaint, "node.cloudprovider.kubernetes.io/uninitialized"},
+		{"warm node taint: not-ready", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "node.kubernetes.io/not-ready"), KeyWarmNodeTaint, "not-ready"},
+		{"warm node taint: kubernetes.io itself", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "kubernetes.io/arch"), KeyWarmNodeTaint, "kubernetes.io/arch"},
+		{"warm node taint: k8s.io", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "x.k8s.io/y"), KeyWarmNodeTaint, "x.k8s.io/y"},
+		{"warm node taint: OpenShift's", with(KeyNodeCondition, "true", KeyWarmNodeTaint, "node.openshift.io/x"), KeyWarmNodeTaint, "node.openshift.io/x"},
+		{"annotations: the puller's own domain", with(KeyDaemonSetAnnotations, `{"kip.dev/node-settings": "{}"}`), KeyDaemonSetAnnotations, "kip.dev/node-settings"},
+		{"annotations: a subdomain of the puller's", with(KeyDaemonSetAnnotations, `{"x.kip.dev/images": "a=b"}`), KeyDaemonSetAnnotations, "x.kip.dev/images"},
 		{"warm node timeout no unit", with(KeyWarmNodeTimeout, "30"), KeyWarmNodeTimeout, "30"},
 		{"warm node timeout negative", with(KeyWarmNodeTimeout, "-1m"), KeyWarmNodeTimeout, "-1m"},
 		{"warm node timeout too long", with(KeyWarmNodeTimeout, "25h"), KeyWarmNodeTimeout, "25h"},

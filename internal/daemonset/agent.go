@@ -15,6 +15,7 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 // Agent mode's fixed parts.
@@ -33,11 +34,9 @@ const (
 	// running agents without restarting them. The digests of the last
 	// refresh travel the same way, in AnnotationDigests.
 	AnnotationImages = "kip.dev/images"
-	// HostRoot is where the host's runtime folder is mounted, read-only.
+	// HostRoot is where the host's runtime socket is mounted, read-only,
+	// at its path on the host.
 	HostRoot = "/host"
-	// RuntimeFolder holds the usual CRI sockets on the host (containerd,
-	// k3s, CRI-O, cri-dockerd), probed when CRI_SOCKET is empty.
-	RuntimeFolder = "/run"
 	// AgentHealthPort serves /readyz (every image cached) and /healthz.
 	AgentHealthPort = 8081
 	// AgentPullSecretDir is where the pull secrets are mounted in the agent.
@@ -54,16 +53,28 @@ var (
 )
 
 // buildAgent returns the agents' DaemonSet: one kip agent per node, with
-// the runtime's socket folder mounted read-only, locked down otherwise.
-func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.DaemonSet {
+// the runtime's socket mounted read-only (the socket itself, or, for a
+// $(NODE_NAME) socket the installer allowed, the node's own folder of
+// sockets), locked down otherwise. Its image is the controller's own
+// (opts.AgentImage), never KIP_IMAGE.
+func buildAgent(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 	name := config.ActiveDaemonSetName(cfg.DaemonSetName, config.ModeAgent)
-	folder, socketArg := RuntimeFolder, ""
-	mount := corev1.VolumeMount{Name: "runtime", MountPath: HostRoot + folder, ReadOnly: true}
+	image := opts.AgentImage
+	if image == "" {
+		image = opts.KIPImage
+	}
+	socket := cfg.CRISocket
+	if socket == "" {
+		socket = privilege.SocketFor(nil)
+	}
+	hostPath := &corev1.HostPathVolumeSource{Path: socket, Type: ptr.To(corev1.HostPathSocket)}
+	mount := corev1.VolumeMount{Name: "runtime", MountPath: HostRoot + socket, ReadOnly: true}
+	socketArg := "--cri-socket=" + HostRoot + socket
 	var nodeEnv []corev1.EnvVar
-	if prefix, rest, named := config.SplitNodeSocket(cfg.CRISocket); named {
+	if prefix, rest, named := config.SplitNodeSocket(socket); named {
 		// Only this node's folder: the folder above $(NODE_NAME) is the
 		// volume, and the kubelet expands the node's name in subPathExpr.
-		folder = prefix
+		hostPath = &corev1.HostPathVolumeSource{Path: prefix, Type: ptr.To(corev1.HostPathDirectory)}
 		sub := "$(NODE_NAME)"
 		if d := path.Dir(rest); d != "." {
 			sub += "/" + d
@@ -71,22 +82,15 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 		mount = corev1.VolumeMount{Name: "runtime", MountPath: HostRoot + "/node", SubPathExpr: sub, ReadOnly: true}
 		socketArg = "--cri-socket=" + HostRoot + "/node/" + path.Base(rest)
 		nodeEnv = append(nodeEnv, corev1.EnvVar{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "spec.nodeName"}}})
-	} else if cfg.CRISocket != "" {
-		folder = path.Dir(cfg.CRISocket)
-		mount.MountPath = HostRoot + folder
-		socketArg = "--cri-socket=" + HostRoot + cfg.CRISocket
 	}
 	args := []string{"agent", "--daemonset=" + name, "--host-root=" + HostRoot, "--parallelism=" + strconv.Itoa(cfg.PullParallelism),
 		"--heal-interval=" + cfg.HealInterval.String(), "--health-addr=:" + strconv.Itoa(AgentHealthPort)}
-	if socketArg != "" {
-		args = append(args, socketArg)
-	}
+	args = append(args, socketArg)
 	if cfg.MaxNodesPulling > 0 {
 		args = append(args, "--max-nodes-pulling="+strconv.Itoa(cfg.MaxNodesPulling), "--pull-slots="+name+"-pull-slot")
 	}
 	mounts := []corev1.VolumeMount{mount}
-	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{
-		HostPath: &corev1.HostPathVolumeSource{Path: folder, Type: ptr.To(corev1.HostPathDirectory)}}}}
+	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{HostPath: hostPath}}}
 	var pullSecrets []corev1.LocalObjectReference
 	for i, s := range cfg.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
@@ -104,7 +108,7 @@ func buildAgent(cfg *config.Config, kipImage string, opts Options) *appsv1.Daemo
 	}
 	container := corev1.Container{
 		Name:            AgentContainer,
-		Image:           kipImage,
+		Image:           image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         []string{"/usr/bin/kip"},
 		Args:            args,

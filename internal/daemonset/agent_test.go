@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -64,14 +63,17 @@ func TestAgentPodSecurity(t *testing.T) {
 	}
 }
 
-func TestAgentMountsOnlyTheSocketFolder(t *testing.T) {
+// TestAgentMountsOnlyTheSocket: the socket itself, as a hostPath of type
+// Socket (a missing one fails the pod rather than being created as a
+// folder); a $(NODE_NAME) socket, only the node's own folder; never /run.
+func TestAgentMountsOnlyTheSocket(t *testing.T) {
 	tests := []struct {
-		socket, hostPath, mountPath, arg string
+		socket, hostPath, hostType, mountPath, arg string
 	}{
-		{"/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock", "/tmp/kip-cluster/sockets", "/host/node", "--cri-socket=/host/node/containerd.sock"},
-		{"", "/run", "/host/run", ""},
-		{"/run/crio/crio.sock", "/run/crio", "/host/run/crio", "--cri-socket=/host/run/crio/crio.sock"},
-		{"/var/lib/rancher/k3s/agent/containerd.sock", "/var/lib/rancher/k3s/agent", "/host/var/lib/rancher/k3s/agent", "--cri-socket=/host/var/lib/rancher/k3s/agent/containerd.sock"},
+		{"/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock", "/tmp/kip-cluster/sockets", "Directory", "/host/node", "--cri-socket=/host/node/containerd.sock"},
+		{"", "/run/containerd/containerd.sock", "Socket", "/host/run/containerd/containerd.sock", "--cri-socket=/host/run/containerd/containerd.sock"},
+		{"/run/crio/crio.sock", "/run/crio/crio.sock", "Socket", "/host/run/crio/crio.sock", "--cri-socket=/host/run/crio/crio.sock"},
+		{"/var/lib/rancher/k3s/agent/containerd.sock", "/var/lib/rancher/k3s/agent/containerd.sock", "Socket", "/host/var/lib/rancher/k3s/agent/containerd.sock", "--cri-socket=/host/var/lib/rancher/k3s/agent/containerd.sock"},
 	}
 	for _, tt := range tests {
 		ds := Build(agentConfig(t, 1, config.KeyCRISocket, tt.socket), Options{KIPImage: "k:1"})
@@ -80,8 +82,11 @@ func TestAgentMountsOnlyTheSocketFolder(t *testing.T) {
 		for _, v := range spec.Volumes {
 			if v.HostPath != nil {
 				hostPaths = append(hostPaths, v.HostPath.Path)
-				if *v.HostPath.Type != corev1.HostPathDirectory {
-					t.Errorf("%s: hostPath type %s: a missing folder must not be created", tt.socket, *v.HostPath.Type)
+				if string(*v.HostPath.Type) != tt.hostType {
+					t.Errorf("%s: hostPath type %s, want %s", tt.socket, *v.HostPath.Type, tt.hostType)
+				}
+				if v.HostPath.Path == "/run" || v.HostPath.Path == "/var/run" {
+					t.Errorf("%s: mounts %s whole", tt.socket, v.HostPath.Path)
 				}
 			}
 		}
@@ -91,10 +96,22 @@ func TestAgentMountsOnlyTheSocketFolder(t *testing.T) {
 		if m := spec.Containers[0].VolumeMounts[0]; strings.Contains(tt.socket, config.NodeNameVar) != (m.SubPathExpr == "$(NODE_NAME)") || !m.ReadOnly {
 			t.Errorf("%q: mount %+v", tt.socket, m)
 		}
-		args := strings.Join(spec.Containers[0].Args, " ")
-		if (tt.arg == "") != !strings.Contains(args, "--cri-socket") || !strings.Contains(args, tt.arg) {
-			t.Errorf("%q: args %s", tt.socket, args)
+		if args := strings.Join(spec.Containers[0].Args, " "); !strings.Contains(args, tt.arg) {
+			t.Errorf("%q: args %s, want %s", tt.socket, args, tt.arg)
 		}
+	}
+}
+
+// TestAgentImageIsNeverKIPImage: KIP_IMAGE chooses the init container of
+// daemonset mode only; the agent runs the image the controller gives.
+func TestAgentImageIsNeverKIPImage(t *testing.T) {
+	cfg := agentConfig(t, 1, config.KeyKIPImage, "attacker.example.com/root:1")
+	const own = "reg.example.com/kip@sha256:0123456789012345678901234567890123456789012345678901234567890123"
+	if got := Build(cfg, Options{KIPImage: "k:1", AgentImage: own}).Spec.Template.Spec.Containers[0].Image; got != own {
+		t.Errorf("agent image %q, want the controller's %q", got, own)
+	}
+	if got := Build(cfg, Options{KIPImage: "k:1"}).Spec.Template.Spec.Containers[0].Image; got != "k:1" {
+		t.Errorf("agent image %q without AgentImage, want the built-in k:1", got)
 	}
 }
 

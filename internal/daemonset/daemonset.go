@@ -62,6 +62,10 @@ type RefreshState struct {
 type Options struct {
 	// KIPImage is the init container image when the Config has none.
 	KIPImage string
+	// AgentImage is the agents' image: the controller's own, by digest
+	// (privilege.ImageByDigest). KIP_IMAGE never chooses it; KIPImage
+	// stands in where it is empty (kip render, offline).
+	AgentImage string
 	// OpenShift leaves the UID to the Security Context Constraints.
 	OpenShift bool
 	// Owner, when set, becomes the controller owner reference.
@@ -91,7 +95,7 @@ func Build(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 		kipImage = opts.KIPImage
 	}
 	if cfg.CachingMode == config.ModeAgent {
-		return buildAgent(cfg, kipImage, opts)
+		return buildAgent(cfg, opts)
 	}
 	resources := corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceMemory: cfg.MemoryRequest, corev1.ResourceCPU: cfg.CPURequest},

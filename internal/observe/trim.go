@@ -40,6 +40,8 @@ func TrimNode(obj any) (any, error) {
 		TypeMeta:   n.TypeMeta,
 		ObjectMeta: trimMeta(n.ObjectMeta),
 		Spec:       corev1.NodeSpec{Unschedulable: n.Spec.Unschedulable, Taints: n.Spec.Taints},
+		// The runtime chooses agent mode's socket (privilege.SocketFor).
+		Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{ContainerRuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}},
 	}
 	for _, c := range n.Status.Conditions {
 		switch c.Type {

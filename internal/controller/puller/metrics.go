@@ -54,6 +54,10 @@ var (
 		Name: "kip_configuration_invalid",
 		Help: "1 while the configuration is invalid and the last good DaemonSet stays in place, else 0.",
 	})
+	privilegeRefused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kip_privilege_refused",
+		Help: "What the configuration asks for and its namespace was not granted (agent mode, node writes, a runtime socket), left out while the rest is applied; 0 when nothing is.",
+	})
 	imagesInvalid = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kip_images_invalid",
 		Help: "IMAGES entries left out of the DaemonSet because they are invalid; the others are cached.",
@@ -76,7 +80,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
-		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, nodeWarmSeconds, configInvalid)
+		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, nodeWarmSeconds, configInvalid, privilegeRefused)
 }
 
 // recordReport sets the gauges from a status report.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 // reconciler converges the one DaemonSet of one puller configuration.
@@ -53,6 +54,9 @@ type reconciler struct {
 
 	configMapMissing bool
 	lastConflict     string
+	lastRefusal      string
+	// nodesReadable: this identity may list and watch nodes.
+	nodesReadable bool
 }
 
 // configSource is where the configuration came from, for Events.
@@ -93,6 +97,20 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.reportValid(regarding, warnings)
 	r.reportSkipped(regarding, cfg.Skipped, len(cfg.Images))
+	// What the configuration asks for beyond what its namespace was
+	// granted is left out, and the rest applied: agent mode refused is
+	// daemonset mode, which needs nothing.
+	asked := cfg
+	policy, err := r.policy(ctx, cfg)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	cfg, refused := privilege.Restrict(cfg, policy)
+	r.reportRefusals(regarding, refused, config.Fingerprint(src.data))
+	var recheck reconcile.Result
+	if asksForPrivilege(asked) {
+		recheck.RequeueAfter = privilegeRecheck
+	}
 	r.refresher.track(cfg)
 
 	var live *appsv1.DaemonSet
@@ -111,10 +129,11 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	outcome := r.refresher.latest()
 	refresh, changed := daemonset.NextRefresh(daemonset.RecordedRefresh(live), daemonset.TaggedRefs(cfg), outcome.digests)
 	desired := daemonset.Build(cfg, daemonset.Options{
-		KIPImage:  r.kipImage(deployment),
-		OpenShift: r.opts.OpenShift,
-		Owner:     ownerReference(deployment, cfg.Namespace),
-		Refresh:   refresh,
+		KIPImage:   r.kipImage(deployment),
+		AgentImage: policy.AgentImage,
+		OpenShift:  r.opts.OpenShift,
+		Owner:      ownerReference(deployment, cfg.Namespace),
+		Refresh:    refresh,
 	})
 	if err := daemonset.CheckSize(desired); err != nil {
 		r.reportInvalid(regarding, err, config.Fingerprint(src.data))
@@ -161,7 +180,11 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		r.lastConfiguration = key
 		live = nil // just written: not rolled out yet
 	}
-	return r.retireLeftBehind(ctx, desired.Name, live, deployment)
+	res, err := r.retireLeftBehind(ctx, desired.Name, live, deployment)
+	if err == nil && res.IsZero() {
+		res = recheck
+	}
+	return res, err
 }
 
 // applyDesired applies the DaemonSet and reports what the write was for.

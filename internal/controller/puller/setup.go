@@ -66,6 +66,12 @@ type Options struct {
 	RefreshRetry time.Duration
 	// FieldOwner is the server-side apply field manager.
 	FieldOwner string
+	// PodName is the controller's own Pod, whose image (by digest) the
+	// agents run; empty outside a cluster, where DefaultKIPImage stands in.
+	PodName string
+	// AllowedSockets are runtime sockets the installer allows beyond the
+	// known ones (privilege.Policy.ExtraSockets).
+	AllowedSockets []string
 }
 
 // NewManager returns a manager running the puller controller, with a cache
@@ -141,6 +147,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(ref); err != nil {
 		return err
 	}
+	// Reading nodes needs a ClusterRole; without it the status still tells
+	// what every node with a puller pod holds, instead of failing to start.
+	nodesReadable, err := canWatchNodes(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	r.nodesReadable = nodesReadable
 	isOurConfigMap := predicate.NewPredicateFuncs(func(obj client.Object) bool {
 		return o.ConfigMapName != "" && obj.GetName() == o.ConfigMapName
 	})
@@ -168,14 +181,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named("puller-status").
 		Watches(&appsv1.DaemonSet{}, toKey, builder.WithPredicates(daemonSetChanged)).
 		Watches(&corev1.Pod{}, toKey)
-	// Reading nodes needs a ClusterRole; without it the status still tells
-	// what every node with a puller pod holds, instead of failing to start.
-	switch ok, err := canWatchNodes(mgr.GetConfig()); {
-	case err != nil:
-		return err
-	case ok:
+	if nodesReadable {
 		sb = sb.Watches(&corev1.Node{}, toKey, builder.WithPredicates(observe.NodeChanged))
-	default:
+	} else {
 		rep.source.NodesFromPods = true
 		rep.nodes.unreadable = true
 		log.Info("no permission to list and watch nodes; the status counts the nodes that run a puller pod, all as Ready")
