@@ -243,14 +243,14 @@ func waitForReconcile(t *testing.T, controller string, since float64) {
 func TestIdleMakesNoWrites(t *testing.T) {
 	for _, mode := range []map[string]string{
 		{config.KeyCachingMode: config.ModeDaemonSet},
-		{config.KeyCachingMode: config.ModeAgent, config.KeyCRISocket: "/var/lib/nodes/$(NODE_NAME)/containerd.sock", config.KeyImagePullSecrets: "regcred"},
+		{config.KeyCachingMode: config.ModeAgent, config.KeyCRISocket: testSocket, config.KeyImagePullSecrets: "regcred"},
 	} {
 		t.Run(mode[config.KeyCachingMode], func(t *testing.T) { idleMakesNoWrites(t, mode) })
 	}
 }
 
 func idleMakesNoWrites(t *testing.T, mode map[string]string) {
-	ns := newNamespace(t)
+	ns := grantedNamespace(t)
 	pullerDeployment(t, ns)
 	images := "a=reg.example.com/a:1;b=reg.example.com/b@sha256:" + strings.Repeat("b", 64)
 	data := map[string]string{config.KeyImages: images}
@@ -521,7 +521,7 @@ func TestRenamedDaemonSetRetiresTheOldOneWhenWarm(t *testing.T) {
 }
 
 func retiresTheOldOneWhenWarm(t *testing.T, before, after map[string]string, oldDS, newDS string) {
-	ns := newNamespace(t)
+	ns := grantedNamespace(t)
 	ctx := context.Background()
 	own := pullerDeployment(t, ns)
 	data := map[string]string{config.KeyImages: "a=reg.example.com/a:1"}

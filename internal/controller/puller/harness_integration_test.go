@@ -25,6 +25,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/registry"
 )
 
@@ -44,6 +45,28 @@ func TestMain(m *testing.M) {
 }
 
 func newNamespace(t testing.TB) string { return env.Namespace(t) }
+
+// grantedNamespace is a namespace whose pullers a cluster admin allowed
+// agent mode and node writes.
+func grantedNamespace(t testing.TB) string {
+	t.Helper()
+	ns := env.Namespace(t)
+	grant(t, ns)
+	return ns
+}
+
+// grant labels ns as a cluster admin does to allow agent mode and node writes.
+func grant(t testing.TB, ns string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q}}}`, privilege.LabelAgentMode, privilege.Allowed, privilege.LabelNodeWrites, privilege.Allowed)
+	if err := k8s.Patch(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testSocket is the runtime socket the agent-mode tests use; the tests'
+// controllers allow it as an installer would (--cri-socket-allow).
+const testSocket = "/var/lib/nodes/$(NODE_NAME)/containerd.sock"
 
 // controllerRun is one running controller.
 type controllerRun struct {
@@ -127,6 +150,7 @@ func startController(t testing.TB, ns string, opts ...runOption) *controllerRun 
 	mo.LeaderElectionNamespace = ns
 	o := Options{
 		Namespace: ns, ConfigMapName: config.DefaultConfigMapName, DefaultKIPImage: "registry.example.com/kip:default",
+		AllowedSockets: []string{testSocket}, PrivilegeRecheck: 2 * time.Second,
 		// Images on made-up registries fail at once, with no DNS lookup.
 		Resolver: registry.Resolver{Timeout: 10 * time.Second, Parallel: 4, Transport: registrytest.LoopbackOnly()},
 	}

@@ -114,7 +114,7 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // loses the taint once WARM_NODE_TIMEOUT passed, its condition still False.
 func TestNodeConditionAndStartupTaint(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := grantedNamespace(t)
 	const taint = "kip.dev/warming"
 	n1, n2 := ns+"-node1", ns+"-node2"
 	env.ReadyNode(t, n1, nil)

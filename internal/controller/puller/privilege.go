@@ -20,10 +20,11 @@ import (
 // out, and the rest is applied.
 const ReasonPrivilegeNotGranted = config.ReasonPrivilegeNotGranted
 
-// privilegeRecheck is how often a configuration that asks for privilege
-// looks at its Namespace's grants again: they are labels that a cluster
-// admin adds or removes, and a namespaced identity cannot watch a Namespace.
-const privilegeRecheck = time.Minute
+// DefaultPrivilegeRecheck is how often a configuration that asks for
+// privilege looks at its Namespace's grants again: they are labels that a
+// cluster admin adds or removes, and a namespaced identity cannot watch a
+// Namespace. A grant removed thus takes agent mode away within a minute.
+const DefaultPrivilegeRecheck = time.Minute
 
 // asksForPrivilege tells whether cfg needs anything a grant decides.
 func asksForPrivilege(cfg *config.Config) bool {

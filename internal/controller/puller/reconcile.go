@@ -109,7 +109,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	r.reportRefusals(regarding, refused, config.Fingerprint(src.data))
 	var recheck reconcile.Result
 	if asksForPrivilege(asked) {
-		recheck.RequeueAfter = privilegeRecheck
+		recheck.RequeueAfter = r.opts.PrivilegeRecheck
 	}
 	r.refresher.track(cfg)
 

@@ -72,6 +72,10 @@ type Options struct {
 	// AllowedSockets are runtime sockets the installer allows beyond the
 	// known ones (privilege.Policy.ExtraSockets).
 	AllowedSockets []string
+	// PrivilegeRecheck is how often a configuration that asks for
+	// privilege reads its Namespace's grants again (DefaultPrivilegeRecheck
+	// when zero).
+	PrivilegeRecheck time.Duration
 }
 
 // NewManager returns a manager running the puller controller, with a cache
@@ -133,6 +137,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	log := mgr.GetLogger().WithName("puller")
 	if o.RefreshRetry == 0 {
 		o.RefreshRetry = DefaultRefreshRetry
+	}
+	if o.PrivilegeRecheck == 0 {
+		o.PrivilegeRecheck = DefaultPrivilegeRecheck
 	}
 	ref := newRefresher(mgr.GetAPIReader(), o.Resolver, o.RefreshRetry, log.WithName("refresh"))
 	ref.secretDir = o.PullSecretDir
