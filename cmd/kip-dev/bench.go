@@ -20,6 +20,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/template"
 )
 
@@ -259,7 +260,7 @@ func (b *bench) install(ns string, params map[string]string) error {
 	if err := kubectl(e, "", "create", "namespace", ns); err != nil {
 		return err
 	}
-	if err := kubectl(e, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged"); err != nil {
+	if err := kubectl(e, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged", privilege.LabelAgentMode+"="+privilege.Allowed); err != nil {
 		return err
 	}
 	placeholder := "placeholder=" + e.Registry + "/pause:3.10"
@@ -270,7 +271,7 @@ func (b *bench) install(ns string, params map[string]string) error {
 	}{
 		{"serviceaccount.yaml", map[string]string{"NAMESPACE": ns}},
 		{"configmap.yaml", withImages(params, placeholder)},
-		{"app.yaml", map[string]string{"IMAGE": e.Registry + "/" + repo, "IMAGE_TAG": tag}},
+		{"app.yaml", map[string]string{"IMAGE": e.Registry + "/" + repo, "IMAGE_TAG": tag, "CRI_SOCKET_ALLOW": e.SocketPattern()}},
 	} {
 		manifest, err := processTemplate(step.file, step.params)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 // install is one scenario installed in namespace ns: what it runs on this
@@ -40,7 +41,8 @@ func (s *scale) install(ctx context.Context, sc scenario, ns string) (*install, 
 	if err := s.deleteNamespace(ctx, ns); err != nil {
 		return nil, err
 	}
-	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged"}}}
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged",
+		privilege.LabelAgentMode: privilege.Allowed, privilege.LabelNodeWrites: privilege.Allowed}}}
 	if _, err := s.cs.CoreV1().Namespaces().Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/version"
 )
 
@@ -23,6 +24,7 @@ type operatorFlags struct {
 	managerFlags
 	namespaces        string
 	pullerImage       string
+	allowedSockets    []string
 	defaultImageLists []string
 	fetchTimeout      time.Duration
 	retryAfter        time.Duration
@@ -62,6 +64,7 @@ namespaces; empty means all.`,
 	fl := cmd.Flags()
 	f.bind(fl)
 	fl.StringVar(&f.namespaces, "namespaces", envOr("", "WATCH_NAMESPACE"), "comma-separated namespaces to watch; empty: all")
+	fl.StringSliceVar(&f.allowedSockets, "cri-socket-allow", splitList(os.Getenv("KIP_CRI_SOCKET_ALLOW")), "runtime sockets agent mode may mount beyond the known ones, passed on to every puller (env KIP_CRI_SOCKET_ALLOW, comma-separated): the installer's setting, never a resource's")
 	fl.StringVar(&f.pullerImage, "puller-image", envOr("", "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage (default: the operator's own, found through POD_NAME, else "+version.Image()+")")
 	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "an image list to use instead of a CheCluster's dashboard and registries: a dashboard API URL (…/dashboard/api) or an external_images.txt URL; repeatable")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
@@ -91,6 +94,10 @@ func runOperator(f operatorFlags) error {
 	if err != nil {
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
+	if err := privilege.CheckExtraSockets(f.allowedSockets); err != nil {
+		log.Error(err, "ignoring --cri-socket-allow")
+		f.allowedSockets = nil
+	}
 	if f.pullerImage == "" {
 		if f.pullerImage, err = ownImage(rc); err != nil {
 			return err
@@ -109,6 +116,7 @@ func runOperator(f operatorFlags) error {
 	mgr, err := manager.NewOperator(rc, f.options("kip-operator", f.leaderElectionNS), manager.Options{
 		Namespaces:           namespaces,
 		PullerImage:          f.pullerImage,
+		AllowedSockets:       f.allowedSockets,
 		DefaultImageLists:    f.defaultImageLists,
 		FetchTimeout:         f.fetchTimeout,
 		RetryAfter:           f.retryAfter,
@@ -146,4 +154,15 @@ func ownImage(rc *rest.Config) (string, error) {
 		}
 	}
 	return pod.Spec.Containers[0].Image, nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -40,6 +40,8 @@ type Options struct {
 	Namespaces []string
 	// PullerImage runs the pullers whose resource names no imagePullerImage.
 	PullerImage string
+	// AllowedSockets are passed on to each puller's --cri-socket-allow.
+	AllowedSockets []string
 	// DefaultImageLists replace the external_images.txt URLs taken from a
 	// CheCluster's status, when set.
 	DefaultImageLists []string
@@ -145,7 +147,7 @@ func NewOperator(rc *rest.Config, mo ctrl.Options, o Options) (ctrl.Manager, err
 					return served[pullerGV], ""
 				},
 				setup: func(m ctrl.Manager) error {
-					return imagepuller.Setup(m, imagepuller.Options{PullerImage: o.PullerImage, RetryAfter: o.RetryAfter})
+					return imagepuller.Setup(m, imagepuller.Options{PullerImage: o.PullerImage, RetryAfter: o.RetryAfter, AllowedSockets: o.AllowedSockets})
 				},
 			},
 			{

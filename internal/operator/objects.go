@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -11,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
@@ -19,6 +22,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manifest"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/template"
 )
 
@@ -56,26 +60,53 @@ func (o Objects) List() []runtime.Object {
 	return []runtime.Object{o.ServiceAccount, o.RoleBinding, o.AgentServiceAccount, o.AgentRoleBinding, o.ConfigMap, o.Deployment}
 }
 
+// Setting is what the operator's installer and the cluster admin decide
+// for one resource, beyond its spec.
+type Setting struct {
+	// PullerImage runs the puller when the spec names no imagePullerImage,
+	// and always in a namespace granted any privilege.
+	PullerImage string
+	// Grants are the resource's Namespace's (privilege.FromLabels).
+	Grants privilege.Grants
+	// AllowedSockets are the operator's --cri-socket-allow, passed on to
+	// the puller.
+	AllowedSockets []string
+}
+
+// PullerImage is the image the puller of kip runs under s, and a note when
+// the spec's imagePullerImage is set aside: in a namespace granted agent
+// mode or node writes, the puller's code runs with that privilege (its
+// agents run its image), so a resource writer does not choose it.
+func PullerImage(kip *v1alpha1.KubernetesImagePuller, s Setting) (image, setAside string) {
+	want := kip.Spec.ImagePullerImage
+	switch {
+	case want == "" || want == s.PullerImage:
+		return s.PullerImage, ""
+	case s.Grants.AgentMode || s.Grants.NodeWrites:
+		return s.PullerImage, fmt.Sprintf("imagePullerImage: value %q: not used in a namespace granted %s or %s: the puller runs the operator's image %s, which no resource writer chooses",
+			want, privilege.LabelAgentMode, privilege.LabelNodeWrites, s.PullerImage)
+	}
+	return want, ""
+}
+
 // Build returns the objects for a resource whose spec is valid. They come
 // from the shipped OpenShift templates (deploy/openshift), processed as
 // `oc process` would, so a puller installed by the operator and one
 // installed by hand are the same. The cluster-scoped node-reading role is
 // left out: a resource owns only namespaced objects, and without it the
-// puller reports the nodes that run its pods. pullerImage is the image when
-// the spec names none.
-func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, error) {
+// puller reports the nodes that run its pods. Node bindings are made only
+// for a namespace granted node writes.
+func Build(kip *v1alpha1.KubernetesImagePuller, s Setting) (Objects, error) {
 	spec := kip.Spec
-	image := spec.ImagePullerImage
-	if image == "" {
-		image = pullerImage
-	}
+	image, _ := PullerImage(kip, s)
 	name := DeploymentName(spec)
 	var objs Objects
 	rbac, err := process(deploy.ServiceAccountTemplate, map[string]string{"SERVICEACCOUNT_NAME": name, "NAMESPACE": kip.Namespace})
 	if err != nil {
 		return objs, err
 	}
-	app, err := process(deploy.AppTemplate, map[string]string{"DEPLOYMENT_NAME": name, "SERVICEACCOUNT_NAME": name, "CONFIGMAP_NAME": ConfigMapName(spec)})
+	app, err := process(deploy.AppTemplate, map[string]string{"DEPLOYMENT_NAME": name, "SERVICEACCOUNT_NAME": name, "CONFIGMAP_NAME": ConfigMapName(spec),
+		"CRI_SOCKET_ALLOW": strings.Join(s.AllowedSockets, ",")})
 	if err != nil {
 		return objs, err
 	}
@@ -125,7 +156,9 @@ func Build(kip *v1alpha1.KubernetesImagePuller, pullerImage string) (Objects, er
 		c := &objs.Deployment.Spec.Template.Spec.Containers[0]
 		c.Args = append(c.Args, "--leader-election-id="+LeaseName(spec, kip.UID))
 	}
-	objs.NodeBindings = nodeBindings(kip, objs.ServiceAccount.Name, cfg)
+	if s.Grants.NodeWrites {
+		objs.NodeBindings = nodeBindings(kip, objs.ServiceAccount.Name, cfg)
+	}
 	if len(objs.NodeBindings) > 0 {
 		var access []string
 		for _, b := range objs.NodeBindings {
@@ -195,9 +228,16 @@ func nodeBindings(kip *v1alpha1.KubernetesImagePuller, serviceAccount string, cf
 }
 
 // NodeBindingName names the ClusterRoleBinding of role for the resource
-// name in namespace.
+// name in namespace: ROLE.NAMESPACE.NAME, which no other pair can share
+// (a namespace name has no dot); a name too long for an object ends in a
+// hash of the whole instead.
 func NodeBindingName(namespace, name, role string) string {
-	return role + "-" + namespace + "-" + name
+	full := role + "." + namespace + "." + name
+	if len(full) <= validation.DNS1123SubdomainMaxLength {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	return full[:validation.DNS1123SubdomainMaxLength-17] + "-" + hex.EncodeToString(sum[:8])
 }
 
 // mountPullSecrets mounts each named Secret into the puller's pod under
@@ -226,4 +266,24 @@ func process(data []byte, values map[string]string) ([]unstructured.Unstructured
 		return nil, err
 	}
 	return t.Process(values)
+}
+
+// ForeignError is the refusal to write over an object that the operator
+// did not make for this resource.
+type ForeignError struct{ Message string }
+
+func (e *ForeignError) Error() string { return e.Message }
+
+// CheckOwn tells whether live, an object of kind named as the operator
+// would name kip's, is the operator's for kip: labelled managed-by
+// kip-operator and instance kip.Name. The operator writes only such
+// objects; another (a Deployment of the same name, say, which
+// deploymentName may name) is refused, not adopted.
+func CheckOwn(kip *v1alpha1.KubernetesImagePuller, live metav1.Object, kind string) error {
+	l := live.GetLabels()
+	if l[labels.ManagedBy] == labels.ManagedByOperator && l[labels.Instance] == kip.Name {
+		return nil
+	}
+	return &ForeignError{Message: fmt.Sprintf("%s %s already exists and is not this resource's (labels %s=%q, %s=%q; want %s and %s); it is left alone: remove it, or choose other names (deploymentName, configMapName)",
+		strings.TrimPrefix(kind, "v1."), live.GetName(), labels.ManagedBy, l[labels.ManagedBy], labels.Instance, l[labels.Instance], labels.ManagedByOperator, kip.Name)}
 }

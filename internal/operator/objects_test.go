@@ -15,6 +15,7 @@ import (
 	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/labels"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 func TestBuild(t *testing.T) {
@@ -22,7 +23,7 @@ func TestBuild(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: "tools", UID: "uid-1"},
 		Spec:       v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", DeploymentName: "kip", ConfigMapName: "kip-config"},
 	}
-	objs, err := Build(kip, "reg/kip:default")
+	objs, err := Build(kip, Setting{PullerImage: "reg/kip:default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestBuild(t *testing.T) {
 	}
 
 	kip.Spec.ImagePullerImage = "reg/kip@sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	objs, err = Build(kip, "reg/kip:default")
+	objs, err = Build(kip, Setting{PullerImage: "reg/kip:default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestBuildMountsThePullSecrets(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: "tools"},
 		Spec:       v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", ImagePullSecrets: "one; two"},
 	}
-	objs, err := Build(kip, "reg/kip:default")
+	objs, err := Build(kip, Setting{PullerImage: "reg/kip:default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestBuildMountsThePullSecrets(t *testing.T) {
 	}
 
 	kip.Spec.ImagePullSecrets = ""
-	if objs, err = Build(kip, "reg/kip:default"); err != nil || len(objs.Deployment.Spec.Template.Spec.Volumes) != 0 {
+	if objs, err = Build(kip, Setting{PullerImage: "reg/kip:default"}); err != nil || len(objs.Deployment.Spec.Template.Spec.Volumes) != 0 {
 		t.Errorf("without pull secrets: volumes %v, %v", objs.Deployment.Spec.Template.Spec.Volumes, err)
 	}
 }
@@ -142,16 +143,18 @@ func TestBuildBindsNodeAccessOnlyWhenAsked(t *testing.T) {
 		condition string
 		taint     string
 		want      []string
+		granted   bool
 	}{
-		{"neither", "", "", nil},
-		{"the condition", "true", "", []string{deploy.NodeConditionClusterRole}},
-		{"the condition and the taint", "true", "kip.dev/warming", []string{deploy.NodeConditionClusterRole, deploy.WarmNodeTaintClusterRole}},
+		{"neither", "", "", nil, true},
+		{"the condition", "true", "", []string{deploy.NodeConditionClusterRole}, true},
+		{"the condition and the taint", "true", "kip.dev/warming", []string{deploy.NodeConditionClusterRole, deploy.WarmNodeTaintClusterRole}, true},
+		{"the condition and the taint, not granted", "true", "kip.dev/warming", nil, false},
 	} {
 		kip := &v1alpha1.KubernetesImagePuller{
 			ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: "tools", UID: "uid-1"},
 			Spec:       v1alpha1.KubernetesImagePullerSpec{Images: "a=reg/a:1", DeploymentName: "kip", NodeCondition: tc.condition, WarmNodeTaint: tc.taint},
 		}
-		objs, err := Build(kip, "reg/kip:default")
+		objs, err := Build(kip, Setting{PullerImage: "reg/kip:default", Grants: privilege.Grants{NodeWrites: tc.granted}})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -171,6 +174,44 @@ func TestBuildBindsNodeAccessOnlyWhenAsked(t *testing.T) {
 		access, annotated := objs.Deployment.Spec.Template.Annotations[AnnotationNodeAccess]
 		if annotated != (len(tc.want) > 0) || (annotated && access != strings.Join(tc.want, ",")) {
 			t.Errorf("%s: %s=%q", tc.name, AnnotationNodeAccess, access)
+		}
+	}
+}
+
+// TestNodeBindingNamesNeverCollide: namespace a-b with resource c and
+// namespace a with resource b-c once shared a binding.
+func TestNodeBindingNamesNeverCollide(t *testing.T) {
+	role := deploy.NodeConditionClusterRole
+	if NodeBindingName("a-b", "c", role) == NodeBindingName("a", "b-c", role) {
+		t.Errorf("a-b/c and a/b-c share %s", NodeBindingName("a", "b-c", role))
+	}
+	long := strings.Repeat("n", 253)
+	got := NodeBindingName("ns", long, role)
+	if len(got) > 253 || got == NodeBindingName("ns", long[:252]+"m", role) {
+		t.Errorf("a long name: %q (%d characters)", got, len(got))
+	}
+}
+
+// TestPullerImage: imagePullerImage chooses the puller's image only where
+// its namespace holds no grant.
+func TestPullerImage(t *testing.T) {
+	tests := []struct {
+		spec     string
+		grants   privilege.Grants
+		want     string
+		setAside bool
+	}{
+		{"", privilege.Grants{}, "reg/kip:default", false},
+		{"reg/other:1", privilege.Grants{}, "reg/other:1", false},
+		{"reg/other:1", privilege.Grants{AgentMode: true}, "reg/kip:default", true},
+		{"reg/other:1", privilege.Grants{NodeWrites: true}, "reg/kip:default", true},
+		{"reg/kip:default", privilege.Grants{AgentMode: true}, "reg/kip:default", false},
+	}
+	for _, tt := range tests {
+		kip := &v1alpha1.KubernetesImagePuller{Spec: v1alpha1.KubernetesImagePullerSpec{ImagePullerImage: tt.spec}}
+		got, note := PullerImage(kip, Setting{PullerImage: "reg/kip:default", Grants: tt.grants})
+		if got != tt.want || (note != "") != tt.setAside || (note != "" && !strings.Contains(note, "imagePullerImage")) {
+			t.Errorf("PullerImage(%q, %+v) = %q, %q; want %q", tt.spec, tt.grants, got, note, tt.want)
 		}
 	}
 }

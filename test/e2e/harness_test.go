@@ -30,12 +30,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kip-image-puller/kip/deploy"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/localcluster"
 	"github.com/kip-image-puller/kip/internal/dev/netns"
 	"github.com/kip-image-puller/kip/internal/dev/poll"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/template"
 )
 
@@ -109,6 +111,11 @@ func run(m *testing.M) (code int) {
 		return fail(err)
 	}
 	cluster.kipRepo, cluster.kipTag = env.Registry+"/kip", "e2e"
+	// kip's admission policies, as a cluster admin applies them with any
+	// install: every agent of every test writes under kip-agent-token.
+	if _, err := cluster.RunKubectl(string(deploy.Policies), "apply", "-f", "-"); err != nil {
+		return fail(err)
+	}
 	return m.Run()
 }
 
@@ -225,13 +232,19 @@ func namespace(t *testing.T) string {
 }
 
 // namespaceAt creates a namespace that enforces the Pod Security Standard
-// level (agent mode needs privileged), removed when the test ends.
-func namespaceAt(t *testing.T, level string) string {
+// level, removed when the test ends. A privileged one is also granted
+// agent mode, as a cluster admin would grant it (agent mode needs both).
+func namespaceAt(t *testing.T, level string, grants ...string) string {
 	t.Helper()
 	ns := "e2e-" + strings.ToLower(rand.String(5))
-	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
-		"pod-security.kubernetes.io/enforce": level,
-	}}}
+	labels := map[string]string{"pod-security.kubernetes.io/enforce": level}
+	if level == "privileged" {
+		grants = append(grants, privilege.LabelAgentMode)
+	}
+	for _, g := range grants {
+		labels[g] = privilege.Allowed
+	}
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
 	if err := cluster.c.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +280,7 @@ func install(t *testing.T, ns string, config map[string]string) {
 	}
 	kubectl(t, processTemplate(t, "serviceaccount.yaml", map[string]string{"NAMESPACE": ns}), "apply", "-n", ns, "-f", "-")
 	kubectl(t, processTemplate(t, "configmap.yaml", params), "apply", "-n", ns, "-f", "-")
-	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag}), "apply", "-n", ns, "-f", "-")
+	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag, "CRI_SOCKET_ALLOW": cluster.SocketPattern()}), "apply", "-n", ns, "-f", "-")
 }
 
 // refsOf returns the image references of IMAGES entries.

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kip-image-puller/kip/internal/nodewarm"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 const warmTaint = "kip.dev/warming"
@@ -123,7 +124,7 @@ spec:
 // and its container starts from the cache (the kubelet says the image is
 // already present). It measures join -> warm -> taint removed -> running.
 func TestNewNodeJoinsWarm(t *testing.T) {
-	ns := namespace(t)
+	ns := namespaceAt(t, "restricted", privilege.LabelNodeWrites)
 	entries := pushSamples(t, "warm", 2, false)
 	installWarming(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "WARM_NODE_TIMEOUT": "0"})
 	waitCached(t, entries, cluster.Nodes, nil)
@@ -228,7 +229,7 @@ func TestNewNodeJoinsWarm(t *testing.T) {
 // be pulled, loses the startup taint once WARM_NODE_TIMEOUT passed; its
 // condition stays False naming the image, and an Event says why.
 func TestWarmNodeTimeout(t *testing.T) {
-	ns := namespace(t)
+	ns := namespaceAt(t, "restricted", privilege.LabelNodeWrites)
 	entries := pushSamples(t, "timeout", 1, false)
 	missing := "missing=" + cluster.Registry + "/e2e/not-pushed:v1"
 	installWarming(t, ns, map[string]string{"IMAGES": strings.Join(append(entries, missing), ";"), "WARM_NODE_TIMEOUT": "40s"})

@@ -36,6 +36,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/nodewarm"
 	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 var operatorOnce struct {
@@ -88,6 +89,11 @@ func doInstallOperator() (client.Client, error) {
 		return nil, fmt.Errorf("the operator Deployment does not run ghcr.io/kip-image-puller/kip:latest; update the test")
 	}
 	if _, err := cluster.RunKubectl(manifests, "apply", "--server-side", "-f", "-"); err != nil {
+		return nil, err
+	}
+	// The test bed's per-node runtime sockets, allowed as the operator's
+	// installer would allow them.
+	if _, err := cluster.RunKubectl("", "-n", "kip-operator", "set", "env", "deployment/kip-operator", "KIP_CRI_SOCKET_ALLOW="+cluster.SocketPattern()); err != nil {
 		return nil, err
 	}
 	if _, err := cluster.RunKubectl("", "-n", "kip-operator", "rollout", "status", "deployment/kip-operator", "--timeout", "180s"); err != nil {
@@ -273,7 +279,7 @@ func TestOperatorAgentMode(t *testing.T) {
 // binding, which no owner reference could.
 func TestOperatorNodeCondition(t *testing.T) {
 	c := installOperator(t)
-	ns := namespace(t)
+	ns := namespaceAt(t, "restricted", privilege.LabelNodeWrites)
 	entries := pushSamples(t, "opcond", 3, false)
 	kip := pullerResource(entries, "nodeCondition: \"true\"\n")
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}

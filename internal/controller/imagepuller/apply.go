@@ -25,32 +25,32 @@ import (
 
 // applyAll applies each object that is missing or differs from what the
 // resource asks, and nothing else: an idle operator sends no writes.
-func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImagePuller) error {
-	objs, err := operator.Build(kip, r.opts.PullerImage)
+func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, s operator.Setting) error {
+	objs, err := operator.Build(kip, s)
 	if err != nil {
 		return err
 	}
 	steps := []func() error{
 		func() error {
-			return apply(ctx, r.client, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
+			return apply(ctx, r.client, kip, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
 		},
-		func() error { return r.replaceRoleRef(ctx, objs.RoleBinding) },
-		func() error { return apply(ctx, r.client, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
+		func() error { return r.replaceRoleRef(ctx, kip, objs.RoleBinding) },
+		func() error { return apply(ctx, r.client, kip, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
 		func() error {
-			return apply(ctx, r.client, objs.AgentServiceAccount, corev1ac.ExtractServiceAccount)
+			return apply(ctx, r.client, kip, objs.AgentServiceAccount, corev1ac.ExtractServiceAccount)
 		},
-		func() error { return r.replaceRoleRef(ctx, objs.AgentRoleBinding) },
-		func() error { return apply(ctx, r.client, objs.AgentRoleBinding, rbacv1ac.ExtractRoleBinding) },
-		func() error { return apply(ctx, r.client, objs.ConfigMap, corev1ac.ExtractConfigMap) },
+		func() error { return r.replaceRoleRef(ctx, kip, objs.AgentRoleBinding) },
+		func() error { return apply(ctx, r.client, kip, objs.AgentRoleBinding, rbacv1ac.ExtractRoleBinding) },
+		func() error { return apply(ctx, r.client, kip, objs.ConfigMap, corev1ac.ExtractConfigMap) },
 	}
 	for _, b := range objs.NodeBindings {
-		steps = append(steps, func() error { return apply(ctx, r.client, b, rbacv1ac.ExtractClusterRoleBinding) })
+		steps = append(steps, func() error { return apply(ctx, r.client, kip, b, rbacv1ac.ExtractClusterRoleBinding) })
 	}
 	// The node bindings before the Deployment: a puller restarted for new
 	// node access finds it granted.
 	steps = append(steps,
 		func() error { return r.pruneNodeBindings(ctx, kip.Namespace, kip.Name, objs.NodeBindings) },
-		func() error { return apply(ctx, r.client, objs.Deployment, appsv1ac.ExtractDeployment) })
+		func() error { return apply(ctx, r.client, kip, objs.Deployment, appsv1ac.ExtractDeployment) })
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -63,7 +63,7 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 // desired: a roleRef cannot change, and earlier versions bound a Role of
 // their own where the puller ClusterRole is bound now. The apply that
 // follows creates it again.
-func (r *reconciler) replaceRoleRef(ctx context.Context, desired *rbacv1.RoleBinding) error {
+func (r *reconciler) replaceRoleRef(ctx context.Context, kip *v1alpha1.KubernetesImagePuller, desired *rbacv1.RoleBinding) error {
 	var live rbacv1.RoleBinding
 	switch err := r.client.Get(ctx, client.ObjectKeyFromObject(desired), &live); {
 	case apierrors.IsNotFound(err):
@@ -73,6 +73,9 @@ func (r *reconciler) replaceRoleRef(ctx context.Context, desired *rbacv1.RoleBin
 	}
 	if live.RoleRef == desired.RoleRef {
 		return nil
+	}
+	if err := operator.CheckOwn(kip, &live, "RoleBinding"); err != nil {
+		return err
 	}
 	if err := r.client.Delete(ctx, &live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("replace RoleBinding %s, which grants %s %s: %w", live.Name, live.RoleRef.Kind, live.RoleRef.Name, err)
@@ -144,17 +147,21 @@ func (r *reconciler) pruneNodeBindings(ctx context.Context, namespace, name stri
 }
 
 // apply server-side applies desired when the fields the operator owns on
-// the live object differ from it, or the object is missing.
+// the live object differ from it, or the object is missing. It never
+// takes over an object of the same name that is not kip's (operator.CheckOwn).
 func apply[T any, PT interface {
 	*T
 	client.Object
 }, A any, PA interface {
 	*A
 	runtime.ApplyConfiguration
-}](ctx context.Context, c client.Client, desired PT, extract func(PT, string) (PA, error)) error {
+}](ctx context.Context, c client.Client, kip *v1alpha1.KubernetesImagePuller, desired PT, extract func(PT, string) (PA, error)) error {
 	live := PT(new(T))
 	switch err := c.Get(ctx, client.ObjectKeyFromObject(desired), live); {
 	case err == nil:
+		if err := operator.CheckOwn(kip, live, fmt.Sprintf("%T", desired)[1:]); err != nil {
+			return err
+		}
 		owned, err := extract(live, labels.OperatorFieldOwner)
 		if err != nil {
 			return fmt.Errorf("extract the fields of %T %s managed by %s: %w", desired, desired.GetName(), labels.OperatorFieldOwner, err)

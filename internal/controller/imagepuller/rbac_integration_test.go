@@ -17,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +29,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/manager"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/operator"
 )
 
@@ -79,6 +81,11 @@ func operatorIdentity(t *testing.T, ns string) *rest.Config {
 func TestNodeBindingsFollowTheResource(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
+	// A cluster admin granted the namespace node writes.
+	grant := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, privilege.LabelNodeWrites, privilege.Allowed)
+	if err := env.Client.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, client.RawPatch(types.MergePatchType, []byte(grant))); err != nil {
+		t.Fatal(err)
+	}
 	testenv.StartOperator(t, operatorIdentity(t, ns), manager.Options{Namespaces: []string{ns}}, 0)
 	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", NodeCondition: "true", WarmNodeTaint: "kip.dev/warming"})
 	env.Create(t, kip)

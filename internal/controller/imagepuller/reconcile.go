@@ -2,6 +2,7 @@ package imagepuller
 
 import (
 	"context"
+	"errors"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -41,9 +43,17 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	obs.Want, obs.SpecErr = operator.Validate(kip.Spec, kip.Namespace)
 	if obs.SpecErr == nil {
-		obs.ApplyErr = r.applyAll(ctx, &kip)
+		setting, err := r.setting(ctx, &kip)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		obs.ApplyErr = r.applyAll(ctx, &kip, setting)
 		if obs.ApplyErr != nil {
 			r.log.Error(obs.ApplyErr, "apply the puller's objects", "kubernetesimagepuller", req.NamespacedName)
+			var foreign *operator.ForeignError
+			if errors.As(obs.ApplyErr, &foreign) {
+				r.recorder.Eventf(&kip, corev1.EventTypeWarning, ReasonForeignObject, "%s", foreign.Message)
+			}
 		}
 	} else {
 		r.log.Info("invalid spec; the last applied objects stay in place", "kubernetesimagepuller", req.NamespacedName, "error", obs.SpecErr.Error())
@@ -91,4 +101,30 @@ func (r *reconciler) read(ctx context.Context, kip *v1alpha1.KubernetesImagePull
 	}
 	obs.Report = &report
 	return nil
+}
+
+// Event reasons of the operator about a resource.
+const (
+	// ReasonForeignObject: an object the resource's puller needs exists and
+	// is not the operator's; it is left alone.
+	ReasonForeignObject = "ForeignObject"
+	// ReasonImageSetAside: imagePullerImage is not used in a namespace
+	// granted privilege.
+	ReasonImageSetAside = "ImagePullerImageSetAside"
+)
+
+// setting reads what the cluster admin granted the resource's namespace
+// (its labels; no namespaced role can write them) and adds what the
+// operator's installer set.
+func (r *reconciler) setting(ctx context.Context, kip *v1alpha1.KubernetesImagePuller) (operator.Setting, error) {
+	s := operator.Setting{PullerImage: r.opts.PullerImage, AllowedSockets: r.opts.AllowedSockets}
+	var ns corev1.Namespace
+	if err := r.events.Get(ctx, client.ObjectKey{Name: kip.Namespace}, &ns); err != nil {
+		return s, err
+	}
+	s.Grants = privilege.FromLabels(ns.Labels)
+	if _, note := operator.PullerImage(kip, s); note != "" && r.recorder != nil {
+		r.recorder.Eventf(kip, corev1.EventTypeWarning, ReasonImageSetAside, "%s", note)
+	}
+	return s, nil
 }

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	"github.com/kip-image-puller/kip/internal/labels"
 	"github.com/kip-image-puller/kip/internal/observe"
 )
 
@@ -32,6 +34,8 @@ type Options struct {
 	PullerImage string
 	// RetryAfter is how long to wait before applying again after a failure.
 	RetryAfter time.Duration
+	// AllowedSockets are passed on to each puller's --cri-socket-allow.
+	AllowedSockets []string
 }
 
 // reconciler keeps one KubernetesImagePuller's objects applied and
@@ -40,13 +44,15 @@ type reconciler struct {
 	client client.Client
 	// events reads the FailedCreate Events the cache does not hold.
 	events client.Reader
-	opts   Options
-	log    logr.Logger
+	opts     Options
+	log      logr.Logger
+	recorder record.EventRecorder
 }
 
 // Setup registers the controller with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
-	r := &reconciler{client: mgr.GetClient(), events: mgr.GetAPIReader(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller")}
+	r := &reconciler{client: mgr.GetClient(), events: mgr.GetAPIReader(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller"),
+		recorder: mgr.GetEventRecorderFor(labels.OperatorFieldOwner)} //nolint:staticcheck // core/v1 Events, as the puller's eventSink
 	// DaemonSets and pods belong to the puller Deployment, not the resource:
 	// they map to the resources of their namespace. Nodes map to all.
 	// Creating or deleting a resource wakes the others of its namespace.
