@@ -3,6 +3,7 @@
 package chart
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -351,6 +352,31 @@ func TestNewNodesRBACOnlyWhenAsked(t *testing.T) {
 		if len(role.Rules) != 1 || !reflect.DeepEqual(role.Rules[0].Resources, []string{resource}) || !reflect.DeepEqual(role.Rules[0].Verbs, []string{"patch"}) ||
 			objs[1].GetKind() != "ClusterRoleBinding" {
 			t.Errorf("%s: %+v, then %s", file, role.Rules, objs[1].GetKind())
+		}
+	}
+}
+
+// TestShipsThePolicies: the chart, the operator's manifests and
+// deploy/policy hold the same admission policies; the chart renders them
+// unless told another install did.
+func TestShipsThePolicies(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "..", "deploy", "policy", "policies.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, copy := range []string{filepath.Join(chartDir, "files", "policies.yaml"), filepath.Join("..", "..", "deploy", "operator", "policy", "policies.yaml")} {
+		got, err := os.ReadFile(copy)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s differs from deploy/policy/policies.yaml (%v): copy it again", copy, err)
+		}
+	}
+	for _, name := range []string{"kip-agent-token", "kip-namespace-grants"} {
+		objs := render(t, nil)
+		if objs["ValidatingAdmissionPolicy/"+name] == nil || objs["ValidatingAdmissionPolicyBinding/"+name] == nil {
+			t.Errorf("the chart renders no policy %s and its binding", name)
+		}
+		if objs := render(t, map[string]any{"admissionPolicies": false}); objs["ValidatingAdmissionPolicy/"+name] != nil {
+			t.Errorf("admissionPolicies=false still renders %s", name)
 		}
 	}
 }

@@ -42,6 +42,8 @@ func TestHelmInstallAndUninstall(t *testing.T) {
 	values := map[string]any{
 		"image":     map[string]any{"repository": cluster.kipRepo, "tag": cluster.kipTag},
 		"configMap": map[string]any{"images": strings.Join(entries, ";")},
+		// The harness applied kip's policies for the whole run.
+		"admissionPolicies": false,
 	}
 	if _, err := install.Run(chart, values); err != nil {
 		t.Fatalf("helm install: %v", err)
