@@ -43,7 +43,7 @@ type Options struct {
 type reconciler struct {
 	client client.Client
 	// events reads the FailedCreate Events the cache does not hold.
-	events client.Reader
+	events   client.Reader
 	opts     Options
 	log      logr.Logger
 	recorder record.EventRecorder
