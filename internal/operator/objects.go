@@ -275,15 +275,17 @@ type ForeignError struct{ Message string }
 func (e *ForeignError) Error() string { return e.Message }
 
 // CheckOwn tells whether live, an object of kind named as the operator
-// would name kip's, is the operator's for kip: labelled managed-by
-// kip-operator and instance kip.Name. The operator writes only such
-// objects; another (a Deployment of the same name, say, which
-// deploymentName may name) is refused, not adopted.
+// would name kip's, is the operator's: labelled managed-by kip-operator.
+// The operator writes only such objects; another (a Deployment of the same
+// name, say, which deploymentName may name) is refused, not adopted. One
+// the operator made for an earlier resource of the namespace, which the
+// garbage collector has not removed yet, is taken over: one resource holds
+// a namespace at a time.
 func CheckOwn(kip *v1alpha1.KubernetesImagePuller, live metav1.Object, kind string) error {
 	l := live.GetLabels()
-	if l[labels.ManagedBy] == labels.ManagedByOperator && l[labels.Instance] == kip.Name {
+	if l[labels.ManagedBy] == labels.ManagedByOperator {
 		return nil
 	}
-	return &ForeignError{Message: fmt.Sprintf("%s %s already exists and is not this resource's (labels %s=%q, %s=%q; want %s and %s); it is left alone: remove it, or choose other names (deploymentName, configMapName)",
-		strings.TrimPrefix(kind, "v1."), live.GetName(), labels.ManagedBy, l[labels.ManagedBy], labels.Instance, l[labels.Instance], labels.ManagedByOperator, kip.Name)}
+	return &ForeignError{Message: fmt.Sprintf("%s %s already exists and is not the operator's (label %s=%q, want %s); it is left alone: remove it, or give KubernetesImagePuller %s other names (deploymentName, configMapName)",
+		strings.TrimPrefix(kind, "v1."), live.GetName(), labels.ManagedBy, l[labels.ManagedBy], labels.ManagedByOperator, kip.Name)}
 }

@@ -215,3 +215,23 @@ func TestPullerImage(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckOwn: the operator writes over its own objects only.
+func TestCheckOwn(t *testing.T) {
+	kip := &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: "puller"}}
+	tests := []struct {
+		labels map[string]string
+		own    bool
+	}{
+		{map[string]string{labels.ManagedBy: labels.ManagedByOperator, labels.Instance: "puller"}, true},
+		{map[string]string{labels.ManagedBy: labels.ManagedByOperator, labels.Instance: "earlier"}, true},
+		{map[string]string{labels.ManagedBy: "helm"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		err := CheckOwn(kip, &metav1.ObjectMeta{Name: "web", Labels: tt.labels}, "v1.Deployment")
+		if (err == nil) != tt.own || (err != nil && !strings.Contains(err.Error(), "Deployment web already exists and is not the operator's")) {
+			t.Errorf("labels %v: %v, want own %v", tt.labels, err, tt.own)
+		}
+	}
+}
