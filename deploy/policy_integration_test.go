@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -241,19 +242,20 @@ func TestNamespaceGrantsNeedAClusterAdmin(t *testing.T) {
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
 	}
 	carol := impersonate(t, "carol", nil, nil)
+	suffix := strings.ToLower(rand.String(5)) // namespaces of an earlier run may still be terminating
 	granted := func(name string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kip.dev/agent-mode": "allowed"}}}
 	}
 	poll.Until(t, 30*time.Second, 200*time.Millisecond, "the policy kip-namespace-grants to be enforced", func() (bool, string) {
-		err := carol.Create(ctx, granted("kip-carol-probe"))
+		err := carol.Create(ctx, granted("kip-carol-probe-"+suffix))
 		if err == nil {
-			_ = env.Client.Delete(ctx, granted("kip-carol-probe"))
+			_ = env.Client.Delete(ctx, granted("kip-carol-probe-"+suffix))
 		}
 		return err != nil && strings.Contains(err.Error(), "kip-namespace-grants"), fmt.Sprint(err)
 	})
-	denied(t, "create a namespace with agent mode granted", carol.Create(ctx, granted("kip-carol-1")), "only a cluster admin")
+	denied(t, "create a namespace with agent mode granted", carol.Create(ctx, granted("kip-carol-1-"+suffix)), "only a cluster admin")
 
-	plain := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kip-carol-2", Labels: map[string]string{"team": "carol"}}}
+	plain := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kip-carol-2-" + suffix, Labels: map[string]string{"team": "carol"}}}
 	if err := carol.Create(ctx, plain); err != nil {
 		t.Fatalf("a namespace creator may not create a plain namespace: %v", err)
 	}
