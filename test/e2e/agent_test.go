@@ -21,6 +21,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/status"
 )
 
@@ -437,8 +438,8 @@ func TestRefusedPodsAreNamed(t *testing.T) {
 		})
 		t.Logf("%s", r.Line())
 	}
-	t.Run("agent mode, restricted namespace", func(t *testing.T) {
-		ns := namespace(t) // restricted
+	t.Run("agent mode, granted, restricted namespace", func(t *testing.T) {
+		ns := namespaceAt(t, "restricted", privilege.LabelAgentMode)
 		entries := pushSamples(t, "refused", 1, false)
 		install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": "agent", "CRI_SOCKET": cluster.SocketPattern()})
 		refused(t, ns, "PodSecurity")
@@ -451,4 +452,27 @@ func TestRefusedPodsAreNamed(t *testing.T) {
 		install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";")})
 		refused(t, ns, "exceeded quota")
 	})
+}
+
+// TestAgentModeWithoutTheGrantIsRefused is the attack of a namespace
+// writer: agent mode, with an image of their own and a socket under /etc,
+// in a namespace no cluster admin granted. kip refuses it with an Event
+// naming the label, creates no agent, and caches the images in daemonset
+// mode on every node.
+func TestAgentModeWithoutTheGrantIsRefused(t *testing.T) {
+	ns := namespaceAt(t, "privileged")
+	kubectl(t, "", "label", "namespace", ns, privilege.LabelAgentMode+"-") // privileged, but not granted
+	entries := pushSamples(t, "ungranted", 1, false)
+	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": "agent",
+		"KIP_IMAGE": cluster.Registry + "/e2e/attacker:v1", "CRI_SOCKET": "/etc/kubernetes/pki/$(NODE_NAME)/x.sock"})
+	waitCached(t, entries, cluster.Nodes, nil)
+	eventually(t, time.Minute, "a PrivilegeNotGranted Event", func() (bool, string) {
+		out, err := cluster.RunKubectl("", "get", "events", "-n", ns, "--field-selector", "reason="+config.ReasonPrivilegeNotGranted, "-o", "jsonpath={.items[*].message}")
+		return err == nil && strings.Contains(out, privilege.LabelAgentMode+"=allowed"), out
+	})
+	out := kubectl(t, "", "get", "daemonsets", "-n", ns, "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.template.spec.containers[*].image}{\"\\n\"}{end}")
+	if strings.Contains(out, config.AgentSuffix+" ") || strings.Contains(out, "attacker") {
+		t.Errorf("DaemonSets without the grant:\n%s", out)
+	}
+	t.Logf("DaemonSets: %s", out)
 }

@@ -113,7 +113,7 @@ func run(m *testing.M) (code int) {
 	cluster.kipRepo, cluster.kipTag = env.Registry+"/kip", "e2e"
 	// kip's admission policies, as a cluster admin applies them with any
 	// install: every agent of every test writes under kip-agent-token.
-	if _, err := cluster.RunKubectl(string(deploy.Policies), "apply", "-f", "-"); err != nil {
+	if _, err := cluster.RunKubectl(string(deploy.Policies), "apply", "--server-side", "-f", "-"); err != nil {
 		return fail(err)
 	}
 	return m.Run()
