@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -106,15 +107,9 @@ func runController(cmd *cobra.Command, f controllerFlags) error {
 			id = "kip-environment"
 		}
 	}
-	if err := privilege.CheckExtraSockets(f.allowedSockets); err != nil {
-		// Not fatal: a controller that exits restarts for ever. Agent mode
-		// with such a socket is refused, and the refusal names the flag.
-		log.Error(err, "ignoring --cri-socket-allow")
-		f.allowedSockets = nil
-	}
 	mgr, err := puller.NewManager(rc, f.options(id, f.namespace), puller.Options{
 		PodName:         f.podName,
-		AllowedSockets:  f.allowedSockets,
+		AllowedSockets:  checkedSockets(log, f.allowedSockets),
 		Namespace:       f.namespace,
 		ConfigMapName:   f.configMap,
 		DeploymentName:  f.deploymentName,
@@ -132,4 +127,16 @@ func runController(cmd *cobra.Command, f controllerFlags) error {
 	}
 	log.Info("stopped; the DaemonSet stays in place")
 	return nil
+}
+
+// checkedSockets is --cri-socket-allow, or nothing when a value is not a
+// socket path (privilege.CheckExtraSockets). Not fatal: a process that
+// exits restarts for ever; agent mode with such a socket is refused, and
+// the refusal names the flag.
+func checkedSockets(log logr.Logger, sockets []string) []string {
+	if err := privilege.CheckExtraSockets(sockets); err != nil {
+		log.Error(err, "ignoring --cri-socket-allow")
+		return nil
+	}
+	return sockets
 }

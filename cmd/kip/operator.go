@@ -16,7 +16,6 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
-	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/version"
 )
 
@@ -76,28 +75,13 @@ namespaces; empty means all.`,
 	return cmd
 }
 
-// splitNamespaces reads a WATCH_NAMESPACE value: one, several separated by
-// commas, or empty for all.
-func splitNamespaces(v string) []string {
-	var out []string
-	for _, ns := range strings.Split(v, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			out = append(out, ns)
-		}
-	}
-	return out
-}
-
 func runOperator(f operatorFlags) error {
 	log := ctrl.Log.WithName("setup")
 	rc, err := restConfig(f.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
-	if err := privilege.CheckExtraSockets(f.allowedSockets); err != nil {
-		log.Error(err, "ignoring --cri-socket-allow")
-		f.allowedSockets = nil
-	}
+	f.allowedSockets = checkedSockets(log, f.allowedSockets)
 	if f.pullerImage == "" {
 		if f.pullerImage, err = ownImage(rc); err != nil {
 			return err
@@ -108,7 +92,7 @@ func runOperator(f operatorFlags) error {
 	default:
 		return fmt.Errorf("--checluster-bridge: value %q: expected auto, on or off", f.bridge)
 	}
-	namespaces := splitNamespaces(f.namespaces)
+	namespaces := splitList(f.namespaces) // one, several, or empty for all
 	var self *types.NamespacedName
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" && f.selfDeployment != "" {
 		self = &types.NamespacedName{Namespace: ns, Name: f.selfDeployment}
@@ -156,7 +140,8 @@ func ownImage(rc *rest.Config) (string, error) {
 	return pod.Spec.Containers[0].Image, nil
 }
 
-// splitList splits a comma-separated list, dropping empty items.
+// splitList splits a comma-separated list (WATCH_NAMESPACE,
+// KIP_CRI_SOCKET_ALLOW), dropping empty items.
 func splitList(s string) []string {
 	var out []string
 	for _, item := range strings.Split(s, ",") {

@@ -12,16 +12,13 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
+
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 // Sockets are the usual CRI sockets, probed in this order: containerd
-// (also k3s's), CRI-O, cri-dockerd.
-var Sockets = []string{
-	"/run/containerd/containerd.sock",
-	"/run/k3s/containerd/containerd.sock",
-	"/run/crio/crio.sock",
-	"/run/cri-dockerd.sock",
-}
+// (also k3s's), CRI-O, cri-dockerd; the ones agent mode may mount.
+var Sockets = privilege.KnownSockets
 
 // CRI is a node's runtime reached through its CRI socket.
 type CRI struct {

@@ -287,5 +287,5 @@ func CheckOwn(kip *v1alpha1.KubernetesImagePuller, live metav1.Object, kind stri
 		return nil
 	}
 	return &ForeignError{Message: fmt.Sprintf("%s %s already exists and is not the operator's (label %s=%q, want %s); it is left alone: remove it, or give KubernetesImagePuller %s other names (deploymentName, configMapName)",
-		strings.TrimPrefix(kind, "v1."), live.GetName(), labels.ManagedBy, l[labels.ManagedBy], labels.ManagedByOperator, kip.Name)}
+		kind, live.GetName(), labels.ManagedBy, l[labels.ManagedBy], labels.ManagedByOperator, kip.Name)}
 }

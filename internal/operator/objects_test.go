@@ -229,7 +229,7 @@ func TestCheckOwn(t *testing.T) {
 		{nil, false},
 	}
 	for _, tt := range tests {
-		err := CheckOwn(kip, &metav1.ObjectMeta{Name: "web", Labels: tt.labels}, "v1.Deployment")
+		err := CheckOwn(kip, &metav1.ObjectMeta{Name: "web", Labels: tt.labels}, "Deployment")
 		if (err == nil) != tt.own || (err != nil && !strings.Contains(err.Error(), "Deployment web already exists and is not the operator's")) {
 			t.Errorf("labels %v: %v, want own %v", tt.labels, err, tt.own)
 		}

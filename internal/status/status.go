@@ -176,7 +176,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 		node := &sorted[i]
 		n := Node{
 			Name:     node.Name,
-			Selected: selects(ds, node),
+			Selected: Selects(&ds.Spec.Template.Spec, node),
 			Ready:    NodeReady(node),
 			Cordoned: node.Spec.Unschedulable,
 			Images:   map[string]Cell{},
@@ -261,10 +261,9 @@ func ownedBy(p *corev1.Pod, ds *appsv1.DaemonSet) bool {
 	return false
 }
 
-// selects tells whether the DaemonSet's pods belong on node: node selector,
+// Selects tells whether pods of spec belong on node: node selector,
 // required node affinity and taints, as the scheduler checks them.
-func selects(ds *appsv1.DaemonSet, node *corev1.Node) bool {
-	spec := &ds.Spec.Template.Spec
+func Selects(spec *corev1.PodSpec, node *corev1.Node) bool {
 	pod := &corev1.Pod{Spec: *spec}
 	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node); !ok {
 		return false

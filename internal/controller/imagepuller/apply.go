@@ -159,7 +159,7 @@ func apply[T any, PT interface {
 	live := PT(new(T))
 	switch err := c.Get(ctx, client.ObjectKeyFromObject(desired), live); {
 	case err == nil:
-		if err := operator.CheckOwn(kip, live, fmt.Sprintf("%T", desired)[1:]); err != nil {
+		if err := operator.CheckOwn(kip, live, desired.GetObjectKind().GroupVersionKind().Kind); err != nil {
 			return err
 		}
 		owned, err := extract(live, labels.OperatorFieldOwner)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/privilege"
+	"github.com/kip-image-puller/kip/internal/status"
 )
 
 // ReasonPrivilegeNotGranted is the Event of a configuration that asks for
@@ -59,9 +60,10 @@ func (r *reconciler) policy(ctx context.Context, cfg *config.Config) (privilege.
 		if err := r.client.List(ctx, &nodes); err != nil {
 			return p, err
 		}
-		for _, n := range nodes.Items {
-			if matches(cfg.NodeSelector, n.Labels) {
-				p.Runtimes = append(p.Runtimes, n.Status.NodeInfo.ContainerRuntimeVersion)
+		spec := &corev1.PodSpec{NodeSelector: cfg.NodeSelector, Affinity: cfg.Affinity, Tolerations: cfg.Tolerations}
+		for i := range nodes.Items {
+			if status.Selects(spec, &nodes.Items[i]) {
+				p.Runtimes = append(p.Runtimes, nodes.Items[i].Status.NodeInfo.ContainerRuntimeVersion)
 			}
 		}
 	}
@@ -70,11 +72,20 @@ func (r *reconciler) policy(ctx context.Context, cfg *config.Config) (privilege.
 
 // ownImage is the controller's own image by digest, from its Pod's status:
 // the agents run exactly its code. Outside a cluster (no POD_NAME) it is
-// the --kip-image of whoever started the process.
+// the --kip-image of whoever started the process. Once found it is kept:
+// the process's own image does not change while it runs.
 func (r *reconciler) ownImage(ctx context.Context) (image, problem string) {
 	if r.opts.PodName == "" {
 		return r.opts.DefaultKIPImage, ""
 	}
+	if r.ownImageByDigest == "" {
+		r.ownImageByDigest, problem = r.readOwnImage(ctx)
+	}
+	return r.ownImageByDigest, problem
+}
+
+// readOwnImage reads the controller's image by digest off its Pod.
+func (r *reconciler) readOwnImage(ctx context.Context) (image, problem string) {
 	var pod corev1.Pod
 	if err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.opts.Namespace, Name: r.opts.PodName}, &pod); err != nil {
 		return "", fmt.Sprintf("reading the controller's Pod %s: %v", r.opts.PodName, err)
@@ -93,15 +104,6 @@ func (r *reconciler) ownImage(ctx context.Context) (image, problem string) {
 		}
 	}
 	return "", fmt.Sprintf("the controller's Pod %s reports no status for its container %s yet", r.opts.PodName, c.Name)
-}
-
-func matches(selector, nodeLabels map[string]string) bool {
-	for k, v := range selector {
-		if nodeLabels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // reportRefusals tells, once per distinct set, what the configuration asked

@@ -57,6 +57,8 @@ type reconciler struct {
 	lastRefusal      string
 	// nodesReadable: this identity may list and watch nodes.
 	nodesReadable bool
+	// ownImageByDigest is the controller's own image, once read (ownImage).
+	ownImageByDigest string
 }
 
 // configSource is where the configuration came from, for Events.
@@ -100,17 +102,16 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	// What the configuration asks for beyond what its namespace was
 	// granted is left out, and the rest applied: agent mode refused is
 	// daemonset mode, which needs nothing.
-	asked := cfg
+	var recheck reconcile.Result
+	if asksForPrivilege(cfg) {
+		recheck.RequeueAfter = r.opts.PrivilegeRecheck
+	}
 	policy, err := r.policy(ctx, cfg)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	cfg, refused := privilege.Restrict(cfg, policy)
 	r.reportRefusals(regarding, refused, config.Fingerprint(src.data))
-	var recheck reconcile.Result
-	if asksForPrivilege(asked) {
-		recheck.RequeueAfter = r.opts.PrivilegeRecheck
-	}
 	r.refresher.track(cfg)
 
 	var live *appsv1.DaemonSet
