@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/kip-image-puller/kip/internal/images"
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
 	"github.com/kip-image-puller/kip/internal/version"
@@ -26,6 +28,7 @@ type operatorFlags struct {
 	allowedSockets    []string
 	defaultImageLists []string
 	fetchTimeout      time.Duration
+	dashboardURL      string
 	retryAfter        time.Duration
 	leaderElectionNS  string
 	bridge            string
@@ -66,7 +69,8 @@ namespaces; empty means all.`,
 	fl.StringSliceVar(&f.allowedSockets, "cri-socket-allow", splitList(os.Getenv("KIP_CRI_SOCKET_ALLOW")), "runtime sockets agent mode may mount beyond the known ones, passed on to every puller (env KIP_CRI_SOCKET_ALLOW, comma-separated): the installer's setting, never a resource's")
 	fl.StringVar(&f.pullerImage, "puller-image", envOr("", "KIP_PULLER_IMAGE"), "image of the pullers whose resource sets no imagePullerImage (default: the operator's own, found through POD_NAME, else "+version.Image()+")")
 	fl.StringArrayVar(&f.defaultImageLists, "default-images-from", nil, "an image list to use instead of a CheCluster's dashboard and registries: a dashboard API URL (…/dashboard/api) or an external_images.txt URL; repeatable")
-	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading one image list")
+	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 30*time.Second, "time limit for reading a CheCluster's default images, every list together")
+	fl.StringVar(&f.dashboardURL, "dashboard-url", "", "the dashboard API every CheCluster's default images are read from, such as https://che.example.com/dashboard/api (default: the in-cluster Service, http://<che|devspaces>-dashboard.<namespace>.svc:8080/dashboard/api, which serves HTTP only); samples and registry lists are read only on its origin; SSL_CERT_FILE adds a CA")
 	fl.DurationVar(&f.defaultImagesRefresh, "default-images-refresh", time.Hour, "how often a CheCluster's default images are read again (asked conditionally, with ETag or Last-Modified where the server gives one), besides on each CheCluster change")
 	fl.DurationVar(&f.retryAfter, "retry-after", time.Minute, "wait before reading an unreachable registry again")
 	fl.StringVar(&f.bridge, "checluster-bridge", operator.BridgeAuto, "write a KubernetesImagePuller for a CheCluster that enables the image puller: auto (unless che-operator reconciles that CheCluster; it writes the resource itself), on, or off. Either way a resource another manager keeps is never rewritten")
@@ -92,6 +96,11 @@ func runOperator(f operatorFlags) error {
 	default:
 		return fmt.Errorf("--checluster-bridge: value %q: expected auto, on or off", f.bridge)
 	}
+	if f.dashboardURL != "" {
+		if u, err := url.Parse(f.dashboardURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !images.IsDashboard(f.dashboardURL) {
+			return fmt.Errorf("--dashboard-url: value %q: expected an http(s) URL ending in %s", f.dashboardURL, images.DashboardSuffix)
+		}
+	}
 	namespaces := splitList(f.namespaces) // one, several, or empty for all
 	var self *types.NamespacedName
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" && f.selfDeployment != "" {
@@ -103,6 +112,7 @@ func runOperator(f operatorFlags) error {
 		AllowedSockets:       f.allowedSockets,
 		DefaultImageLists:    f.defaultImageLists,
 		FetchTimeout:         f.fetchTimeout,
+		DashboardURL:         f.dashboardURL,
 		RetryAfter:           f.retryAfter,
 		CheClusterBridge:     f.bridge,
 		DefaultImagesRefresh: f.defaultImagesRefresh,

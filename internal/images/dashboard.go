@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -93,36 +94,85 @@ func DevfileImages(text string) ([]string, error) {
 	return d.images(), nil
 }
 
+// MaxSamples is how many airgap samples FromDashboard reads at most. A
+// dashboard lists a few dozen; more is an error, never a silent cut.
+const MaxSamples = 100
+
+// ResponseError is a response that is not what was expected. Error() gives
+// the parser's words, which may quote the response; Public leaves them out.
+type ResponseError struct {
+	URL      string
+	Expected string
+	Err      error
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("%s: expected %s: %v", e.URL, e.Expected, e.Err)
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// Public is err without any text a server sent: what a condition, readable
+// by whoever reads the resource, may say about a failed read. Errors of
+// this package other than ResponseError never quote a response.
+func Public(err error) string {
+	var re *ResponseError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("%s: expected %s", re.URL, re.Expected)
+	}
+	return err.Error()
+}
+
+// SameOrigin tells whether u has base's scheme and host (with its port):
+// the only URLs a dashboard's lists may send the operator to. Anything else
+// would let whoever writes a list make the operator fetch from any address
+// it can reach, and would let https fall back to http.
+func SameOrigin(base, u string) bool {
+	b, err1 := url.Parse(base)
+	v, err2 := url.Parse(u)
+	return err1 == nil && err2 == nil && b.Host != "" &&
+		strings.EqualFold(b.Scheme, v.Scheme) && strings.EqualFold(b.Host, v.Host)
+}
+
 // FromDashboard reads, with read (Fetch, or a Cache's), the default images
 // of a dashboard API at base (…/dashboard/api): the editors' container
-// images, and those of each airgap sample's devfile. Each fetch has its own
-// timeout; an error names the URL. References that do not parse are
-// problems, as in Parse.
+// images, and those of each airgap sample's devfile. Sample URLs must be on
+// base's origin (SameOrigin) and at most MaxSamples. Each fetch has its own
+// timeout, and ctx's deadline bounds them all; an error names the URL.
+// References that do not parse are problems, as in Parse.
 func FromDashboard(ctx context.Context, base string, timeout time.Duration, read func(context.Context, string, time.Duration) (string, error)) ([]string, []Problem, error) {
 	base = strings.TrimRight(base, "/")
 	// each reads one URL and what parse finds in it; an error names the URL.
-	each := func(u string, parse func(string) ([]string, error)) ([]string, error) {
+	each := func(u, expected string, parse func(string) ([]string, error)) ([]string, error) {
 		text, err := read(ctx, u, timeout)
 		if err != nil {
 			return nil, fmt.Errorf("GET %s: %w", u, err)
 		}
 		found, err := parse(text)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", u, err)
+			return nil, &ResponseError{URL: u, Expected: expected, Err: err}
 		}
 		return found, nil
 	}
-	found, err := each(base+"/editors", EditorImages)
+	found, err := each(base+"/editors", "a JSON array of editor devfiles", EditorImages)
 	if err != nil {
 		return nil, nil, err
 	}
 	samplesURL := base + "/airgap-sample"
-	urls, err := each(samplesURL, func(text string) ([]string, error) { return SampleURLs(samplesURL, text) })
+	urls, err := each(samplesURL, "a JSON array of samples with a url", func(text string) ([]string, error) { return SampleURLs(samplesURL, text) })
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(urls) > MaxSamples {
+		return nil, nil, fmt.Errorf("%s: %d samples, more than the %d read at most", samplesURL, len(urls), MaxSamples)
+	}
+	for i, u := range urls {
+		if !SameOrigin(base, u) {
+			return nil, nil, fmt.Errorf("%s: sample %d is not on the dashboard's origin (%s): refused", samplesURL, i+1, origin(base))
+		}
+	}
 	for _, u := range urls {
-		imgs, err := each(u, DevfileImages)
+		imgs, err := each(u, "a devfile", DevfileImages)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -138,6 +188,12 @@ func FromDashboard(ctx context.Context, base string, timeout time.Duration, read
 		refs = append(refs, ref)
 	}
 	return refs, problems, nil
+}
+
+// origin is scheme://host of a URL that parsed before.
+func origin(u string) string {
+	p, _ := url.Parse(u)
+	return p.Scheme + "://" + p.Host
 }
 
 // Load reads the images of one source: a dashboard API base URL (see

@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -80,5 +81,90 @@ func TestDashboardParsing(t *testing.T) {
 	got, err := DevfileImages("components:\n- name: v\n  volume: {}\n- name: blank\n  container:\n    image: ' '\n")
 	if err != nil || len(got) != 0 {
 		t.Errorf("a devfile without container images: %v %v", got, err)
+	}
+}
+
+// TestDashboardStaysOnItsOrigin: a dashboard's samples may only send the
+// operator to the dashboard's own scheme and host, at most MaxSamples of
+// them, and what a condition may say of a bad response quotes none of it.
+func TestDashboardStaysOnItsOrigin(t *testing.T) {
+	var samples string
+	var fetched []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched = append(fetched, r.URL.Path)
+		switch r.URL.Path {
+		case "/dashboard/api/editors":
+			_, _ = w.Write([]byte(`[]`))
+		case "/dashboard/api/airgap-sample":
+			_, _ = w.Write([]byte(samples))
+		default:
+			_, _ = w.Write([]byte("components: []\n"))
+		}
+	}))
+	defer srv.Close()
+	base := srv.URL + "/dashboard/api"
+	many := make([]string, MaxSamples+1)
+	for i := range many {
+		many[i] = `{"url": "/s"}`
+	}
+	tests := []struct {
+		name, samples, err string
+	}{
+		{"relative", `[{"url": "/s"}]`, ""},
+		{"absolute on the same origin", `[{"url": "` + srv.URL + `/s"}]`, ""},
+		{"another host", `[{"url": "http://169.254.169.254/latest/meta-data"}]`, "sample 1 is not on the dashboard's origin"},
+		{"another port", `[{"url": "/s"}, {"url": "http://127.0.0.1:1/s"}]`, "sample 2 is not on the dashboard's origin"},
+		{"another scheme", `[{"url": "https://` + strings.TrimPrefix(srv.URL, "http://") + `/s"}]`, "sample 1 is not on the dashboard's origin"},
+		{"too many", "[" + strings.Join(many, ",") + "]", fmt.Sprintf("%d samples, more than the %d", MaxSamples+1, MaxSamples)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			samples, fetched = tt.samples, nil
+			_, _, err := FromDashboard(context.Background(), base, 5*time.Second, Fetch)
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err %v, want %q", err, tt.err)
+			}
+			if len(fetched) != 2 {
+				t.Errorf("fetched %v; a refused list must fetch no sample", fetched)
+			}
+		})
+	}
+
+	// A response that is not what was expected: Public names the URL and
+	// what was expected, and quotes nothing of the body.
+	samples = `"secret-token-from-an-internal-service"`
+	_, _, err := FromDashboard(context.Background(), base, 5*time.Second, Fetch)
+	if err == nil || Public(err) != base+"/airgap-sample: expected a JSON array of samples with a url" {
+		t.Errorf("Public(%v) = %q", err, Public(err))
+	}
+	p := Problem{Source: base, Line: 3, Text: "secret-token", Err: fmt.Errorf("bad")}
+	if strings.Contains(p.Public(), "secret") || !strings.Contains(p.Public(), base+":3") {
+		t.Errorf("Problem.Public() = %q", p.Public())
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	tests := []struct {
+		base, u string
+		want    bool
+	}{
+		{"http://che-dashboard.che.svc:8080/dashboard/api", "http://che-dashboard.che.svc:8080/x", true},
+		{"https://che.example.com/dashboard/api", "https://CHE.example.com/x", true},
+		{"https://che.example.com/dashboard/api", "http://che.example.com/x", false},
+		{"http://che-dashboard.che.svc:8080/dashboard/api", "http://che-dashboard.che.svc/x", false},
+		{"http://che-dashboard.che.svc:8080/dashboard/api", "http://kubernetes.default.svc/x", false},
+		{"http://che-dashboard.che.svc:8080/dashboard/api", "http://che-dashboard.che.svc:8080@evil.example.com/x", false},
+		{"/relative", "/relative", false},
+	}
+	for _, tt := range tests {
+		if got := SameOrigin(tt.base, tt.u); got != tt.want {
+			t.Errorf("SameOrigin(%s, %s) = %v, want %v", tt.base, tt.u, got, tt.want)
+		}
 	}
 }

@@ -82,7 +82,8 @@ func get(ctx context.Context, rawURL string, timeout time.Duration, prev *valida
 		return "", *prev, errNotModified
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", v, fmt.Errorf("HTTP %s", resp.Status)
+		// The code, not the server's reason phrase: errors never quote a response.
+		return "", v, fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxListBytes+1))
 	if err != nil {
@@ -96,43 +97,92 @@ func get(ctx context.Context, rawURL string, timeout time.Duration, prev *valida
 
 var errNotModified = errors.New("not modified")
 
+// Bounds of a Cache: entries past them go, least recently used first.
+const (
+	MaxCacheEntries = 256
+	MaxCacheBytes   = 32 << 20
+)
+
 // Cache fetches as Fetch does, and asks again conditionally (If-None-Match,
 // If-Modified-Since) for a URL whose server gave an ETag or Last-Modified:
 // a list read again every hour costs the server a 304 while it is the same.
+// It holds at most MaxCacheEntries bodies and MaxCacheBytes in all.
 type Cache struct {
 	mu      sync.Mutex
-	entries map[string]cacheEntry
+	entries map[string]*cacheEntry
+	bytes   int
+	clock   uint64 // counts uses, to find the least recently used
 }
 
 type cacheEntry struct {
 	validators
 	body string
+	used uint64
 }
 
 // Fetch returns the body of rawURL, from the cache when the server says it
 // has not changed.
 func (c *Cache) Fetch(ctx context.Context, rawURL string, timeout time.Duration) (string, error) {
+	var ask *validators
 	c.mu.Lock()
 	prev, ok := c.entries[rawURL]
-	c.mu.Unlock()
-	var ask *validators
 	if ok && (prev.etag != "" || prev.lastModified != "") {
-		ask = &prev.validators
+		v := prev.validators
+		ask = &v
 	}
+	c.mu.Unlock()
 	body, v, err := get(ctx, rawURL, timeout, ask)
 	switch {
 	case errors.Is(err, errNotModified):
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.clock++
+		prev.used = c.clock
 		return prev.body, nil
 	case err != nil:
 		return "", err
 	}
-	c.mu.Lock()
-	if c.entries == nil {
-		c.entries = map[string]cacheEntry{}
-	}
-	c.entries[rawURL] = cacheEntry{validators: v, body: body}
-	c.mu.Unlock()
+	c.put(rawURL, &cacheEntry{validators: v, body: body})
 	return body, nil
+}
+
+// put stores e under key, then drops the least recently used entries while
+// the cache is over a bound. A body without validators is not kept: it
+// could never be asked for conditionally.
+func (c *Cache) put(key string, e *cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.entries[key]; ok {
+		c.bytes -= len(old.body)
+		delete(c.entries, key)
+	}
+	if e.etag == "" && e.lastModified == "" {
+		return
+	}
+	if c.entries == nil {
+		c.entries = map[string]*cacheEntry{}
+	}
+	c.clock++
+	e.used = c.clock
+	c.entries[key] = e
+	c.bytes += len(e.body)
+	for len(c.entries) > MaxCacheEntries || c.bytes > MaxCacheBytes {
+		oldest := ""
+		for k, v := range c.entries {
+			if oldest == "" || v.used < c.entries[oldest].used {
+				oldest = k
+			}
+		}
+		c.bytes -= len(c.entries[oldest].body)
+		delete(c.entries, oldest)
+	}
+}
+
+// Len is how many bodies the cache holds and their size.
+func (c *Cache) Len() (entries, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), c.bytes
 }
 
 // client bounds connecting and the TLS handshake on top of the request's

@@ -164,3 +164,42 @@ func TestCacheAsksConditionally(t *testing.T) {
 		t.Errorf("%d full reads, want 5", full)
 	}
 }
+
+// TestCacheIsBounded: the cache keeps at most MaxCacheEntries bodies and
+// MaxCacheBytes, dropping the least recently used first, and keeps no body
+// it could not ask for conditionally.
+func TestCacheIsBounded(t *testing.T) {
+	var c Cache
+	withETag := func(body string) *cacheEntry { return &cacheEntry{validators: validators{etag: `"x"`}, body: body} }
+	c.put("no-validators", &cacheEntry{body: "quay.io/a/b:1"})
+	if n, _ := c.Len(); n != 0 {
+		t.Fatalf("a body without validators was kept")
+	}
+	for i := range MaxCacheEntries + 10 {
+		c.put(fmt.Sprint(i), withETag("quay.io/a/b:1"))
+	}
+	if n, _ := c.Len(); n != MaxCacheEntries {
+		t.Errorf("%d entries, want the bound %d", n, MaxCacheEntries)
+	}
+	if _, ok := c.entries["0"]; ok {
+		t.Error("the least recently used entry was kept")
+	}
+	if _, ok := c.entries[fmt.Sprint(MaxCacheEntries+9)]; !ok {
+		t.Error("the newest entry was dropped")
+	}
+	big := strings.Repeat("x", MaxListBytes)
+	for i := range MaxCacheBytes/MaxListBytes + 3 {
+		c.put(fmt.Sprint("big", i), withETag(big))
+	}
+	if _, bytes := c.Len(); bytes > MaxCacheBytes {
+		t.Errorf("%d bytes held, over the bound %d", bytes, MaxCacheBytes)
+	}
+	c.put("big0", withETag("small")) // replacing an entry frees its bytes
+	total := 0
+	for _, e := range c.entries {
+		total += len(e.body)
+	}
+	if _, bytes := c.Len(); bytes != total {
+		t.Errorf("the cache counts %d bytes, holds %d", bytes, total)
+	}
+}

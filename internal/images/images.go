@@ -28,6 +28,11 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s:%d: %q is not an image reference: %v", p.Source, p.Line, p.Text, p.Err)
 }
 
+// Public is String without the line's text, which a server sent: see Public.
+func (p Problem) Public() string {
+	return fmt.Sprintf("%s:%d: not an image reference", p.Source, p.Line)
+}
+
 // Parse reads one image reference per line; blank lines and lines starting
 // with '#' are skipped. Lines that are not references are returned as problems.
 func Parse(source, text string) ([]string, []Problem) {

@@ -45,7 +45,8 @@ type Options struct {
 	// DefaultImageLists replace the external_images.txt URLs taken from a
 	// CheCluster's status, when set.
 	DefaultImageLists []string
-	// FetchTimeout bounds reading one image list.
+	// FetchTimeout bounds reading a CheCluster's default images, every
+	// list together.
 	FetchTimeout time.Duration
 	// RetryAfter is how long to wait before reading an unreachable registry
 	// again, or looking again for a missing API.

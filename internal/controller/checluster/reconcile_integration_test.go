@@ -265,3 +265,64 @@ func TestDefaultImagesFollowTheDashboard(t *testing.T) {
 		return k.Spec.Images == "che-code-0=quay.io/che-incubator/che-code:2.0", k.Spec.Images
 	})
 }
+
+// TestDefaultImagesStayOnTheDashboardsOrigin: the lists a dashboard and a
+// CheCluster's status name may only send the operator to the dashboard's
+// own origin. A sample elsewhere fails the read; a registry elsewhere is
+// left unread and named; neither is fetched, and the condition quotes
+// nothing any server answered.
+func TestDefaultImagesStayOnTheDashboardsOrigin(t *testing.T) {
+	var elsewhereHits atomic.Int64
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		elsewhereHits.Add(1)
+		fmt.Fprint(w, "quay.io/attacker/miner:1\n")
+	}))
+	defer elsewhere.Close()
+	var samples atomic.Value
+	samples.Store(`[{"url": "` + elsewhere.URL + `/devfile.yaml"}]`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/dashboard/api/editors":
+			fmt.Fprint(w, `[{"components": [{"name": "ide", "container": {"image": "quay.io/che-incubator/che-code:latest"}}]}]`)
+		case "/dashboard/api/airgap-sample":
+			fmt.Fprint(w, samples.Load())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	ns := env.Namespace(t)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}, DashboardURL: srv.URL + "/dashboard/api", RetryAfter: 300 * time.Millisecond}, 0)
+	cc := newCheCluster(t, env.Client, ns, "eclipse-che", map[string]any{"enable": true}, map[string]any{
+		"pluginRegistryURL": elsewhere.URL + "/plugin-registry/v3",
+	})
+	waitForPuller(t, cc, "the off-origin sample refused", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		c := meta.FindStatusCondition(k.Status.Conditions, operator.TypeDefaultImages)
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "sample 1 is not on the dashboard's origin"), fmt.Sprintf("%+v", c)
+	})
+
+	// A response that is not what was expected: the condition names the
+	// URL, and quotes none of the response.
+	samples.Store(`{"secret": "token-of-an-internal-service"}`)
+	kip := waitForPuller(t, cc, "the bad response reported", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		c := meta.FindStatusCondition(k.Status.Conditions, operator.TypeDefaultImages)
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "/airgap-sample: expected a JSON array"), fmt.Sprintf("%+v", c)
+	})
+	if c := meta.FindStatusCondition(kip.Status.Conditions, operator.TypeDefaultImages); strings.Contains(c.Message, "token-of") || strings.Contains(c.Message, "secret") {
+		t.Errorf("the condition quotes the response: %s", c.Message)
+	}
+
+	samples.Store(`[]`)
+	kip = waitForPuller(t, cc, "the dashboard's images, the off-origin registry named", func(k *v1alpha1.KubernetesImagePuller) (bool, string) {
+		c := meta.FindStatusCondition(k.Status.Conditions, operator.TypeDefaultImages)
+		return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "not read, as they are not on the dashboard's origin: "+elsewhere.URL+"/plugin-registry/v3/external_images.txt"),
+			fmt.Sprintf("%+v", c)
+	})
+	if kip.Spec.Images != "che-code-0=quay.io/che-incubator/che-code:latest" {
+		t.Errorf("images %q, want the dashboard's editor only", kip.Spec.Images)
+	}
+	if n := elsewhereHits.Load(); n != 0 {
+		t.Errorf("the operator fetched %d times from another origin", n)
+	}
+}
