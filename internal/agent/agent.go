@@ -56,10 +56,11 @@ type Runtime interface {
 
 // Pinner keeps images out of the runtime's garbage collection.
 type Pinner interface {
-	// Pin marks the images ref names as pinned, and as pinned by kip.
+	// Pin marks the name ref as pinned, and as pinned by kip, unless it is
+	// pinned already; the runtime then keeps the image it names.
 	Pin(ctx context.Context, ref string) error
-	// Unpin removes the pin of every image kip pinned whose names are all
-	// outside keep, and returns those names. Pins set by others stay.
+	// Unpin removes the pin of every name kip pinned that is outside keep,
+	// and returns those names. Pins set by others stay.
 	Unpin(ctx context.Context, keep []string) ([]string, error)
 }
 

@@ -52,29 +52,31 @@ func withNamespace(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "containerd-namespace", CRINamespace)
 }
 
-// Pin labels every name of the image ref names (its tags, its digests, its
-// ID) as pinned, and as pinned by kip.
+// Pin labels the record of the name ref spells, and no other name of the
+// image, as pinned, and as pinned by kip: containerd's CRI counts an image
+// pinned while any of its names is. A record someone else pinned already
+// is left alone, so that kip never takes over, and later removes, a pin it
+// did not set.
 func (c *Containerd) Pin(ctx context.Context, ref string) error {
 	ctx = withNamespace(ctx)
-	names, err := c.namesOf(ctx, ref)
+	got, err := c.images.Get(ctx, &imagesapi.GetImageRequest{Name: dockerName(ref)})
 	if err != nil {
-		return err
+		return fmt.Errorf("containerd image %s: %w", dockerName(ref), err)
 	}
-	for _, img := range names {
-		if img.Labels == nil {
-			img.Labels = map[string]string{}
-		}
-		img.Labels[PinLabel] = PinValue
-		img.Labels[PinnedByLabel] = "true"
-		if err := c.update(ctx, img); err != nil {
-			return err
-		}
+	img := got.GetImage()
+	if img.Labels[PinLabel] == PinValue {
+		return nil // pinned already: by kip, or by another tool, whose pin it stays
 	}
-	return nil
+	if img.Labels == nil {
+		img.Labels = map[string]string{}
+	}
+	img.Labels[PinLabel] = PinValue
+	img.Labels[PinnedByLabel] = "true"
+	return c.update(ctx, img)
 }
 
-// Unpin implements Pinner: the images kip pinned none of whose names is in
-// keep lose both labels.
+// Unpin implements Pinner: the records kip pinned whose name is not in
+// keep lose both labels. Records kip did not mark keep their pins.
 func (c *Containerd) Unpin(ctx context.Context, keep []string) ([]string, error) {
 	ctx = withNamespace(ctx)
 	kept := map[string]bool{}
@@ -85,50 +87,20 @@ func (c *Containerd) Unpin(ctx context.Context, keep []string) ([]string, error)
 	if err != nil {
 		return nil, fmt.Errorf("list the images kip pinned: %w", err)
 	}
-	byTarget := map[string][]*imagesapi.Image{}
-	for _, img := range resp.GetImages() {
-		byTarget[img.GetTarget().GetDigest()] = append(byTarget[img.GetTarget().GetDigest()], img)
-	}
 	var released []string
-	for _, group := range byTarget {
-		if anyKept(group, kept) {
+	for _, img := range resp.GetImages() {
+		if kept[dockerName(img.GetName())] {
 			continue
 		}
-		for _, img := range group {
-			delete(img.Labels, PinLabel)
-			delete(img.Labels, PinnedByLabel)
-			if err := c.update(ctx, img); err != nil {
-				return released, err
-			}
-			released = append(released, img.GetName())
+		delete(img.Labels, PinLabel)
+		delete(img.Labels, PinnedByLabel)
+		if err := c.update(ctx, img); err != nil {
+			return released, err
 		}
+		released = append(released, img.GetName())
 	}
 	sort.Strings(released)
 	return released, nil
-}
-
-func anyKept(group []*imagesapi.Image, kept map[string]bool) bool {
-	for _, img := range group {
-		if kept[dockerName(img.GetName())] {
-			return true
-		}
-	}
-	return false
-}
-
-// namesOf returns every containerd image record of the image ref names:
-// the records that share its target.
-func (c *Containerd) namesOf(ctx context.Context, ref string) ([]*imagesapi.Image, error) {
-	got, err := c.images.Get(ctx, &imagesapi.GetImageRequest{Name: dockerName(ref)})
-	if err != nil {
-		return nil, fmt.Errorf("containerd image %s: %w", dockerName(ref), err)
-	}
-	digest := got.GetImage().GetTarget().GetDigest()
-	resp, err := c.images.List(ctx, &imagesapi.ListImagesRequest{Filters: []string{"target.digest==" + digest}})
-	if err != nil {
-		return nil, fmt.Errorf("containerd images of %s: %w", digest, err)
-	}
-	return resp.GetImages(), nil
 }
 
 // update writes an image record's pin labels, and only those.

@@ -12,12 +12,18 @@ import (
 	"testing"
 	"time"
 
+	imagesapi "github.com/containerd/containerd/api/services/images/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kip-image-puller/kip/internal/agent"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
 	"github.com/kip-image-puller/kip/internal/dev/cri"
@@ -56,6 +62,11 @@ func TestAgentMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := "missing=" + cluster.Registry + "/e2e/not-pushed:v1"
+	// Another tool pinned the image that leaves IMAGES later, on one node,
+	// before kip ran: kip's unpin must leave that pin in place.
+	pinning := pinningNodes(t)
+	leaves := refsOf(entries[1:2])[0]
+	foreignPin(t, pinning[0], leaves)
 	install(t, ns, map[string]string{
 		"IMAGES": strings.Join(append(append([]string{}, entries...), missing), ";"), "CACHING_MODE": "agent",
 		"CRI_SOCKET": cluster.SocketPattern(), "HEAL_INTERVAL": "10s", "IMAGE_PULL_SECRETS": "broken;regcred",
@@ -89,7 +100,6 @@ func TestAgentMode(t *testing.T) {
 			t.Errorf("failing %+v: want the missing image, with the runtime's reason", f)
 		}
 	}
-	pinning := pinningNodes(t)
 	for _, n := range r.Nodes {
 		if slices.Contains(pinning, n.Name) {
 			if !strings.HasPrefix(n.Agent.Runtime, "containerd 2.") || n.Agent.Pinning != "" {
@@ -159,14 +169,48 @@ func TestAgentMode(t *testing.T) {
 	for _, node := range pinning {
 		eventually(t, time.Minute, node+": the new image pinned, the one that left unpinned", func() (bool, string) {
 			pinned := pinnedOn(t, node)
-			left := refsOf(entries[1:2])[0]
 			for _, ref := range refsOf(append(kept, fresh...)) {
 				if !pinned[ref] {
 					return false, ref + " not pinned"
 				}
 			}
-			return !pinned[left], left + " still pinned"
+			if node == pinning[0] {
+				return pinned[leaves], leaves + ": the other tool's pin was removed"
+			}
+			return !pinned[leaves], leaves + " still pinned"
 		})
+	}
+}
+
+// foreignPin pulls ref on node through its CRI and pins it as another tool
+// would (`ctr -n k8s.io images label REF io.cri-containerd.pinned=pinned`),
+// through containerd's images API on the node's socket.
+func foreignPin(t *testing.T, node, ref string) {
+	t.Helper()
+	c, err := cri.Dial(cluster.Socket(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	for _, r := range c.Pull(t.Context(), []string{ref}, 1) {
+		if r.Err != nil {
+			t.Fatalf("%s: pull %s: %v", node, ref, r.Err)
+		}
+	}
+	conn, err := grpc.NewClient("unix://"+cluster.Socket(node), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "containerd-namespace", agent.CRINamespace)
+	img := &imagesapi.Image{Name: ref, Labels: map[string]string{agent.PinLabel: agent.PinValue}}
+	if _, err := imagesapi.NewImagesClient(conn).Update(ctx, &imagesapi.UpdateImageRequest{
+		Image: img, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels." + agent.PinLabel}},
+	}); err != nil {
+		t.Fatalf("%s: pin %s as another tool: %v", node, ref, err)
+	}
+	if !pinnedOn(t, node)[ref] {
+		t.Fatalf("%s: %s not pinned after the other tool's label", node, ref)
 	}
 }
 
