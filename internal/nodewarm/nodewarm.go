@@ -34,6 +34,13 @@ const (
 // as the kubelet refreshes its own conditions (nodeStatusReportFrequency).
 const HeartbeatInterval = 5 * time.Minute
 
+// StaleAfter is how old a condition's heartbeat may be while the puller
+// that wrote it still counts as keeping it: two heartbeats and a minute.
+const StaleAfter = 2*HeartbeatInterval + time.Minute
+
+// keptBy ends a condition's message with the puller that keeps it.
+const keptBy = "; kept by "
+
 // AnnotationSettings on the DaemonSet carries the Settings, as JSON, to the
 // part of the controller that writes the nodes; absent when both are off.
 const AnnotationSettings = "kip.dev/new-nodes"
@@ -100,8 +107,10 @@ type Image struct {
 
 // Desired is the condition a selected node holding images should carry:
 // True when it holds every one; False otherwise, with how many are cached
-// and which fail, as "7/9 cached; failing: app7 (ErrImagePull)".
-func Desired(images []Image) corev1.NodeCondition {
+// and which fail; its message ends with the puller that keeps it, owner
+// (namespace/name), as "7/9 cached; failing: app7 (ErrImagePull); kept by
+// che/kubernetes-image-puller".
+func Desired(images []Image, owner string) corev1.NodeCondition {
 	cached := 0
 	var failing []string
 	for _, img := range images {
@@ -129,7 +138,20 @@ func Desired(images []Image) corev1.NodeCondition {
 		c.Reason = ReasonImagesFailing
 		c.Message += "; failing: " + strings.Join(failing, ", ")
 	}
+	if owner != "" {
+		c.Message += keptBy + owner
+	}
 	return c
+}
+
+// Owner is the puller that keeps c, as its message names it; "" when it
+// names none (an earlier kip's condition).
+func Owner(c *corev1.NodeCondition) string {
+	i := strings.LastIndex(c.Message, keptBy)
+	if i < 0 {
+		return ""
+	}
+	return c.Message[i+len(keptBy):]
 }
 
 // Plan is what to write on one node.
@@ -142,6 +164,9 @@ type Plan struct {
 	RemoveTaint bool
 	// TimedOut: the taint goes because of the timeout, not warm.
 	TimedOut bool
+	// KeptBy is another puller that keeps the node's condition, its
+	// heartbeat recent: the condition is left alone, not fought over.
+	KeptBy string
 	// After is when to look at the node again with nothing changed (the
 	// next heartbeat, or the taint's deadline); 0: no need.
 	After time.Duration
@@ -154,7 +179,14 @@ func Decide(node *corev1.Node, want corev1.NodeCondition, s Settings, now time.T
 	var p Plan
 	if s.Condition {
 		current := Current(node)
+		var age time.Duration
+		if current != nil {
+			age = now.Sub(current.LastHeartbeatTime.Time)
+		}
 		switch {
+		case current != nil && Owner(current) != "" && Owner(current) != Owner(&want) && age < StaleAfter:
+			p.KeptBy = Owner(current)
+			p.After = StaleAfter - age
 		case current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message:
 			c := want
 			c.LastHeartbeatTime.Time, c.LastTransitionTime.Time = now, now
@@ -163,13 +195,13 @@ func Decide(node *corev1.Node, want corev1.NodeCondition, s Settings, now time.T
 			}
 			p.Condition = &c
 			p.After = HeartbeatInterval
-		case now.Sub(current.LastHeartbeatTime.Time) >= HeartbeatInterval:
+		case age >= HeartbeatInterval:
 			c := *current
 			c.LastHeartbeatTime.Time = now
 			p.Condition = &c
 			p.After = HeartbeatInterval
 		default:
-			p.After = HeartbeatInterval - now.Sub(current.LastHeartbeatTime.Time)
+			p.After = HeartbeatInterval - age
 		}
 	}
 	if s.Taint == "" || !HasTaint(node, s.Taint) {

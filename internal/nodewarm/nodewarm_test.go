@@ -1,6 +1,7 @@
 package nodewarm
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -22,9 +23,13 @@ func TestDesired(t *testing.T) {
 		{"other failures keep their reason", []Image{{Name: "app", Failed: "CreateContainerError"}},
 			"False", ReasonImagesFailing, "0/1 cached; failing: app (CreateContainerError)"},
 	} {
-		c := Desired(tc.images)
+		c := Desired(tc.images, "")
 		if c.Type != ConditionType || string(c.Status) != tc.status || c.Reason != tc.reason || c.Message != tc.message {
 			t.Errorf("%s: %+v, want %s %s %q", tc.name, c, tc.status, tc.reason, tc.message)
+		}
+		kept := Desired(tc.images, "che/kubernetes-image-puller")
+		if kept.Message != tc.message+"; kept by che/kubernetes-image-puller" || Owner(&kept) != "che/kubernetes-image-puller" || Owner(&c) != "" {
+			t.Errorf("%s: kept by: %q, owner %q", tc.name, kept.Message, Owner(&kept))
 		}
 	}
 }
@@ -50,6 +55,7 @@ func TestDecide(t *testing.T) {
 		return n
 	}
 	ptr := func(c corev1.NodeCondition) *corev1.NodeCondition { return &c }
+	mine, theirs := Desired([]Image{{Name: "a", Cached: true}}, "ns-a/kip"), Desired([]Image{{Name: "a", Cached: true}}, "ns-b/kip")
 	on := Settings{Condition: true}
 	tainted := Settings{Condition: true, Taint: "kip.dev/warming"}
 	bounded := Settings{Condition: true, Taint: "kip.dev/warming", Timeout: 10*time.Minute + 30*time.Second}
@@ -75,8 +81,16 @@ func TestDecide(t *testing.T) {
 		{"cold, bound not reached: look again at the deadline", node(ptr(written(cold, now.Add(-time.Minute))), "kip.dev/warming"), cold, bounded, false, false, false, false, 30 * time.Second},
 		{"cold, bound passed: the taint goes", node(ptr(written(cold, now.Add(-time.Minute))), "kip.dev/warming"), cold, Settings{Condition: true, Taint: "kip.dev/warming", Timeout: 10 * time.Minute}, false, false, true, true, 4 * time.Minute},
 		{"warm, untainted: nothing", node(ptr(written(warm, now.Add(-time.Minute))), "other"), warm, tainted, false, false, false, false, 4 * time.Minute},
+		{"kept by another puller, recently: left alone", node(ptr(written(theirs, now.Add(-time.Minute)))), mine, on, false, false, false, false, StaleAfter - time.Minute},
+		{"kept by another puller, who still removes our taint", node(ptr(written(theirs, now.Add(-time.Minute))), "kip.dev/warming"), mine, tainted, false, false, true, false, StaleAfter - time.Minute},
+		{"kept by another puller, stale: taken over", node(ptr(written(theirs, now.Add(-StaleAfter)))), mine, on, true, true, false, false, HeartbeatInterval},
+		{"kept by us: the heartbeat", node(ptr(written(mine, now.Add(-HeartbeatInterval)))), mine, on, true, true, false, false, HeartbeatInterval},
+		{"an earlier kip's, naming no puller: taken over", node(ptr(written(warm, now.Add(-time.Minute)))), mine, on, true, true, false, false, HeartbeatInterval},
 	} {
 		p := Decide(tc.node, tc.want, tc.s, now)
+		if wantKept := strings.Contains(tc.name, "left alone") || strings.Contains(tc.name, "still removes"); (p.KeptBy == "ns-b/kip") != wantKept {
+			t.Errorf("%s: kept by %q", tc.name, p.KeptBy)
+		}
 		if (p.Condition != nil) != tc.write || p.RemoveTaint != tc.remove || p.TimedOut != tc.timeout || p.After != tc.after {
 			t.Errorf("%s: plan %+v, want write %v, remove %v, timed out %v, after %v", tc.name, p, tc.write, tc.remove, tc.timeout, tc.after)
 			continue

@@ -295,7 +295,7 @@ func TestOperatorNodeCondition(t *testing.T) {
 				return false, err.Error()
 			}
 			cond := nodewarm.Current(n)
-			return cond != nil && cond.Status == corev1.ConditionTrue && cond.Message == "3/3 cached", fmt.Sprintf("%+v", cond)
+			return cond != nil && cond.Status == corev1.ConditionTrue && strings.HasPrefix(cond.Message, "3/3 cached; kept by "+ns+"/"), fmt.Sprintf("%+v", cond)
 		})
 	}
 	kubectl(t, "", "delete", "kubernetesimagepuller", "image-puller", "-n", ns)

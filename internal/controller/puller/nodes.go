@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -15,6 +18,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/nodewarm"
 	"github.com/kip-image-puller/kip/internal/status"
 )
@@ -24,6 +28,9 @@ const (
 	ReasonWarmTaintRemoved = "WarmTaintRemoved"
 	ReasonWarmTimeout      = "WarmTimeout"
 	ReasonNodesForbidden   = "NodesForbidden"
+	// ReasonNodeConditionKeptElsewhere: another puller keeps the
+	// condition on some selected nodes; this one leaves it alone there.
+	ReasonNodeConditionKeptElsewhere = "NodeConditionKeptElsewhere"
 )
 
 // nodeWarmer writes what package nodewarm plans for each selected node:
@@ -43,6 +50,9 @@ type nodeWarmer struct {
 
 	warmSeen  map[string]bool // nodes whose time to warm was observed
 	forbidden map[string]bool // permission problems, reported once each
+	// keptElsewhere is what was last said of other pullers keeping the
+	// condition, so that it is said again only when it changes.
+	keptElsewhere string
 	// written is the condition last written on each node: for a few
 	// seconds the cache may not show it yet, and the same write must not
 	// go out twice.
@@ -79,15 +89,20 @@ func (w *nodeWarmer) sync(ctx context.Context, ds *appsv1.DaemonSet, report stat
 		byName[nodes.Items[i].Name] = &nodes.Items[i]
 	}
 	now := w.now()
+	owner := ds.Namespace + "/" + strings.TrimSuffix(ds.Name, config.AgentSuffix) // the same in either mode
 	var next time.Duration
+	keptBy := map[string][]string{} // another puller -> the nodes whose condition it keeps
 	for _, row := range report.Nodes {
 		node := byName[row.Name]
 		if node == nil || !row.Selected {
 			continue
 		}
-		want := nodewarm.Desired(warmImages(row))
+		want := nodewarm.Desired(warmImages(row), owner)
 		w.observeWarm(node, want, s, now)
 		plan := nodewarm.Decide(w.latest(node, now), want, s, now)
+		if plan.KeptBy != "" {
+			keptBy[plan.KeptBy] = append(keptBy[plan.KeptBy], node.Name)
+		}
 		if plan.Condition != nil {
 			if err := w.writeCondition(ctx, ds, node.Name, *plan.Condition); err != nil {
 				return 0, err
@@ -103,7 +118,36 @@ func (w *nodeWarmer) sync(ctx context.Context, ds *appsv1.DaemonSet, report stat
 			next = plan.After
 		}
 	}
+	w.reportKeptElsewhere(ds, keptBy)
 	return next, nil
+}
+
+// reportKeptElsewhere says, once per change, which other pullers keep the
+// condition on which selected nodes: two pullers writing one condition
+// would overwrite each other at every heartbeat.
+func (w *nodeWarmer) reportKeptElsewhere(ds *appsv1.DaemonSet, keptBy map[string][]string) {
+	var parts []string
+	for other, nodes := range keptBy {
+		sort.Strings(nodes)
+		shown := nodes
+		if len(shown) > 5 {
+			shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(nodes)-5))
+		}
+		parts = append(parts, fmt.Sprintf("the puller %s keeps it on %d node(s) (%s)", other, len(nodes), strings.Join(shown, ", ")))
+	}
+	sort.Strings(parts)
+	said := strings.Join(parts, "; ")
+	if said == w.keptElsewhere {
+		return
+	}
+	w.keptElsewhere = said
+	if said == "" {
+		return
+	}
+	w.log.Info("another puller keeps the node condition; leaving it alone there", "condition", nodewarm.ConditionType, "pullers", said)
+	w.events.emit(ds, corev1.EventTypeWarning, ReasonNodeConditionKeptElsewhere,
+		"%s=true: refused where another puller keeps the condition %s: %s. One puller keeps it per node, and this one leaves it alone there: set %s=false on one of them, or give them %s values that do not overlap. A condition whose heartbeat is older than %s is taken over",
+		config.KeyNodeCondition, nodewarm.ConditionType, said, config.KeyNodeCondition, config.KeyNodeSelector, nodewarm.StaleAfter)
 }
 
 // latest is the cached node, with the condition last written on it when the

@@ -198,3 +198,44 @@ func TestNodeConditionAndStartupTaint(t *testing.T) {
 	}
 	waitForCondition(t, n3, corev1.ConditionFalse, "failing: node (ErrImagePull)")
 }
+
+// TestSecondPullerLeavesTheConditionAlone: two pullers with NODE_CONDITION
+// select one node. The first keeps the condition, named in its message;
+// the second leaves it alone (no node write), and says so in a Warning
+// Event naming the other puller and the node, instead of overwriting it at
+// every turn.
+func TestSecondPullerLeavesTheConditionAlone(t *testing.T) {
+	first, second := grantedNamespace(t), grantedNamespace(t)
+	node := first + "-shared"
+	env.ReadyNode(t, node, nil)
+	data := map[string]string{config.KeyImages: "java=reg.example.com/java:17", config.KeyNodeCondition: "true"}
+	for _, ns := range []string{first, second} {
+		if err := k8s.Create(context.Background(), configMap(ns, data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startController(t, first)
+	ds1 := waitForImages(t, first, dsName, data[config.KeyImages])
+	env.SetContainers(t, env.DaemonSetPod(t, ds1, node), testenv.Running("java"))
+	kept := waitForCondition(t, node, corev1.ConditionTrue, "1/1 cached; kept by "+first+"/"+dsName)
+
+	run := startController(t, second)
+	ds2 := waitForImages(t, second, dsName, data[config.KeyImages])
+	p2 := env.DaemonSetPod(t, ds2, node)
+	env.SetContainers(t, p2, testenv.Waiting("java", "ErrImagePull", "manifest unknown"))
+	e := waitForEvent(t, second, ReasonNodeConditionKeptElsewhere, "DaemonSet", "the puller "+first+"/"+dsName+" keeps it on")
+	for _, want := range []string{node, "NODE_CONDITION=false", "NODE_SELECTOR"} {
+		if !strings.Contains(e.Note, want) {
+			t.Errorf("the Event does not say %q: %s", want, e.Note)
+		}
+	}
+	since := testenv.ReconcileCount(t, "puller-status")
+	env.SetContainers(t, p2, testenv.Waiting("java", "CreateContainerError", "no such file"))
+	waitForReconcile(t, "puller-status", since)
+	if n := run.writes.Matching("/nodes/" + node); n != 0 {
+		t.Errorf("the second puller wrote the node %d times", n)
+	}
+	if c := nodewarm.Current(getNode(t, node)); c == nil || c.Message != kept.Message || c.Status != corev1.ConditionTrue {
+		t.Errorf("the condition changed: %+v, was %+v", c, kept)
+	}
+}
