@@ -27,6 +27,13 @@ const (
 	// LabelAgentMode lets pullers in the namespace run agent mode: one pod
 	// per node, as root, with the runtime's socket.
 	LabelAgentMode = "kip.dev/agent-mode"
+	// LabelAgentPrivateImages lets agent mode pull with IMAGE_PULL_SECRETS.
+	// An image the agent pulls counts as preloaded for the kubelet
+	// (KEP-2535), and under the kubelet's default
+	// imagePullCredentialsVerificationPolicy, NeverVerifyPreloadedImages,
+	// any pod on the node may then run it without the secret. Grant it only
+	// where the kubelets run AlwaysVerify.
+	LabelAgentPrivateImages = "kip.dev/agent-private-images"
 	// LabelNodeWrites lets pullers in the namespace write the nodes: the
 	// condition kip.dev/ImagesCached and the removal of WARM_NODE_TAINT.
 	LabelNodeWrites = "kip.dev/node-writes"
@@ -36,13 +43,14 @@ const (
 
 // Grants are what a cluster admin allowed the pullers of a namespace.
 type Grants struct {
-	AgentMode  bool
-	NodeWrites bool
+	AgentMode          bool
+	AgentPrivateImages bool
+	NodeWrites         bool
 }
 
 // FromLabels reads the grants off a Namespace's labels.
 func FromLabels(l map[string]string) Grants {
-	return Grants{AgentMode: l[LabelAgentMode] == Allowed, NodeWrites: l[LabelNodeWrites] == Allowed}
+	return Grants{AgentMode: l[LabelAgentMode] == Allowed, AgentPrivateImages: l[LabelAgentPrivateImages] == Allowed, NodeWrites: l[LabelNodeWrites] == Allowed}
 }
 
 // KnownSockets are the CRI sockets an agent may mount without any setting:
@@ -132,6 +140,13 @@ func Restrict(cfg *config.Config, p Policy) (*config.Config, []Refusal) {
 	}
 	if p.AgentImage == "" {
 		refuseAgent(config.KeyCachingMode, config.ModeAgent, "the agent runs the controller's own image by digest, which is not known: "+p.AgentImageProblem)
+		return &out, refused
+	}
+	if len(cfg.ImagePullSecrets) > 0 && !p.Grants.AgentPrivateImages {
+		refuseAgent(config.KeyImagePullSecrets, strings.Join(cfg.ImagePullSecrets, ";"), fmt.Sprintf(
+			"an image the agent pulls with a secret counts as preloaded on the node (KEP-2535), and while the kubelets keep imagePullCredentialsVerificationPolicy NeverVerifyPreloadedImages any pod there runs it without the secret; "+
+				"the DaemonSet's containers are pulled by the kubelet, which checks each pod's credentials. A cluster admin whose kubelets run AlwaysVerify grants private images to agent mode with the label %s=%s on the puller's Namespace",
+			LabelAgentPrivateImages, Allowed))
 		return &out, refused
 	}
 	if t, ok := controlPlaneToleration(cfg.Tolerations); ok {

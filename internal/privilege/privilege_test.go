@@ -23,7 +23,7 @@ func parse(t *testing.T, kv ...string) *config.Config {
 const digestImage = "reg.example.com/kip@sha256:0123456789012345678901234567890123456789012345678901234567890123"
 
 var (
-	everything = Policy{Grants: Grants{AgentMode: true, NodeWrites: true}, AgentImage: digestImage}
+	everything = Policy{Grants: Grants{AgentMode: true, AgentPrivateImages: true, NodeWrites: true}, AgentImage: digestImage}
 	nothing    = Policy{AgentImage: digestImage}
 )
 
@@ -68,6 +68,14 @@ func TestRestrict(t *testing.T) {
 			policy: everything, mode: config.ModeDaemonSet, refused: []string{config.KeyTolerations}},
 		{name: "agents tolerating a NoExecute taint of every key", cfg: append([]string{config.KeyTolerations, `[{"operator": "Exists", "effect": "NoExecute"}]`}, agent...),
 			policy: everything, mode: config.ModeAgent, socket: KnownSockets[0]},
+		{name: "private images in agent mode, granted", cfg: append([]string{config.KeyImagePullSecrets, "regcred"}, agent...), policy: everything, mode: config.ModeAgent, socket: KnownSockets[0]},
+		{name: "private images in agent mode, not granted", cfg: append([]string{config.KeyImagePullSecrets, "regcred;other"}, agent...),
+			policy: Policy{Grants: Grants{AgentMode: true, NodeWrites: true}, AgentImage: digestImage}, mode: config.ModeDaemonSet,
+			refused: []string{config.KeyImagePullSecrets}, says: `IMAGE_PULL_SECRETS: value "regcred;other": an image the agent pulls with a secret counts as preloaded`},
+		{name: "private images name AlwaysVerify and the label", cfg: append([]string{config.KeyImagePullSecrets, "regcred"}, agent...),
+			policy: Policy{Grants: Grants{AgentMode: true}, AgentImage: digestImage}, mode: config.ModeDaemonSet,
+			refused: []string{config.KeyImagePullSecrets}, says: "AlwaysVerify grants private images to agent mode with the label kip.dev/agent-private-images=allowed"},
+		{name: "private images in daemonset mode need no grant", cfg: []string{config.KeyImagePullSecrets, "regcred"}, policy: nothing, mode: config.ModeDaemonSet},
 		{name: "the control plane is fine in daemonset mode", cfg: []string{config.KeyTolerations, `[{"operator": "Exists"}]`}, policy: nothing, mode: config.ModeDaemonSet},
 	}
 	for _, tt := range tests {
@@ -107,6 +115,7 @@ func TestFromLabels(t *testing.T) {
 		{map[string]string{LabelAgentMode: "allowed"}, Grants{AgentMode: true}},
 		{map[string]string{LabelAgentMode: "true", LabelNodeWrites: "yes"}, Grants{}},
 		{map[string]string{LabelAgentMode: "allowed", LabelNodeWrites: "allowed"}, Grants{AgentMode: true, NodeWrites: true}},
+		{map[string]string{LabelAgentPrivateImages: "allowed"}, Grants{AgentPrivateImages: true}},
 	}
 	for _, tt := range tests {
 		if got := FromLabels(tt.labels); got != tt.want {

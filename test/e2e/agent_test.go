@@ -53,7 +53,9 @@ func agentStatus(t *testing.T, ns, what string, cond func(status.Report) (bool, 
 // image, and on Debian's 1.6.20 the status says the images are not pinned
 // and why; an image removed from a node's runtime comes back by itself.
 func TestAgentMode(t *testing.T) {
-	ns := namespaceAt(t, "privileged")
+	// Granted private images too: a cluster admin whose kubelets verify
+	// every image's credentials (AlwaysVerify) would grant it.
+	ns := namespaceAt(t, "privileged", privilege.LabelAgentPrivateImages)
 	entries := append(pushSamples(t, "agent", 2, false), pushSamples(t, "private", 1, true)...)
 	createPullSecret(t, ns, "regcred")
 	// Not a pull secret: the API server refuses a malformed one.
@@ -62,11 +64,7 @@ func TestAgentMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := "missing=" + cluster.Registry + "/e2e/not-pushed:v1"
-	// Another tool pinned the image that leaves IMAGES later, on one node,
-	// before kip ran: kip's unpin must leave that pin in place.
 	pinning := pinningNodes(t)
-	leaves := refsOf(entries[1:2])[0]
-	foreignPin(t, pinning[0], leaves)
 	install(t, ns, map[string]string{
 		"IMAGES": strings.Join(append(append([]string{}, entries...), missing), ";"), "CACHING_MODE": "agent",
 		"CRI_SOCKET": cluster.SocketPattern(), "HEAL_INTERVAL": "10s", "IMAGE_PULL_SECRETS": "broken;regcred",
@@ -120,6 +118,10 @@ func TestAgentMode(t *testing.T) {
 			}
 		}
 	}
+	// Another tool pins the image that leaves IMAGES later, on one node,
+	// by another of its names: kip's unpin must leave that pin in place.
+	leaves := refsOf(entries[1:2])[0]
+	foreignPin(t, pinning[0], leaves)
 	table, _ := kipStatus(t, ns)
 	t.Logf("kip status, agent mode:\n%s", table)
 	var sleeping appsv1.DaemonSet
@@ -182,32 +184,50 @@ func TestAgentMode(t *testing.T) {
 	}
 }
 
-// foreignPin pulls ref on node through its CRI and pins it as another tool
-// would (`ctr -n k8s.io images label REF io.cri-containerd.pinned=pinned`),
-// through containerd's images API on the node's socket.
+// foreignPin pins the image ref names on node by its digest name
+// (repo@sha256:...), as another tool would (`ctr -n k8s.io images label
+// REF io.cri-containerd.pinned=pinned`), through containerd's images API on
+// the node's socket. The image is pinned by kip already: a kip that
+// labelled every name of an image would have marked that name as its own,
+// and its unpin would remove this pin.
 func foreignPin(t *testing.T, node, ref string) {
 	t.Helper()
-	c, err := cri.Dial(cluster.Socket(node))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
-	for _, r := range c.Pull(t.Context(), []string{ref}, 1) {
-		if r.Err != nil {
-			t.Fatalf("%s: pull %s: %v", node, ref, r.Err)
-		}
-	}
 	conn, err := grpc.NewClient("unix://"+cluster.Socket(node), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = conn.Close() }()
 	ctx := metadata.AppendToOutgoingContext(t.Context(), "containerd-namespace", agent.CRINamespace)
-	img := &imagesapi.Image{Name: ref, Labels: map[string]string{agent.PinLabel: agent.PinValue}}
-	if _, err := imagesapi.NewImagesClient(conn).Update(ctx, &imagesapi.UpdateImageRequest{
+	images := imagesapi.NewImagesClient(conn)
+	got, err := images.Get(ctx, &imagesapi.GetImageRequest{Name: ref})
+	if err != nil {
+		t.Fatalf("%s: %s: %v", node, ref, err)
+	}
+	digest := got.GetImage().GetTarget().GetDigest()
+	list, err := images.List(ctx, &imagesapi.ListImagesRequest{Filters: []string{"target.digest==" + digest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img *imagesapi.Image // whole: containerd 2.4 fails on an update without the target
+	for _, i := range list.GetImages() {
+		if strings.HasSuffix(i.GetName(), "@"+digest) {
+			img = i
+		}
+	}
+	if img == nil {
+		t.Fatalf("%s: no digest name of %s among %d records", node, ref, len(list.GetImages()))
+	}
+	if img.Labels[agent.PinnedByLabel] != "" {
+		t.Fatalf("%s: kip marked %s, a name it did not configure, as pinned by kip", node, img.GetName())
+	}
+	if img.Labels == nil {
+		img.Labels = map[string]string{}
+	}
+	img.Labels[agent.PinLabel] = agent.PinValue
+	if _, err := images.Update(ctx, &imagesapi.UpdateImageRequest{
 		Image: img, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels." + agent.PinLabel}},
 	}); err != nil {
-		t.Fatalf("%s: pin %s as another tool: %v", node, ref, err)
+		t.Fatalf("%s: pin %s as another tool: %v", node, img.GetName(), err)
 	}
 	if !pinnedOn(t, node)[ref] {
 		t.Fatalf("%s: %s not pinned after the other tool's label", node, ref)
@@ -521,4 +541,87 @@ func TestAgentModeWithoutTheGrantIsRefused(t *testing.T) {
 		t.Errorf("DaemonSets without the grant:\n%s", out)
 	}
 	t.Logf("DaemonSets: %s", out)
+}
+
+// TestPrivateImagesStayPrivate: agent mode with IMAGE_PULL_SECRETS, in a
+// namespace granted agent mode but not private images, is refused with an
+// Event naming the label and AlwaysVerify: the DaemonSet of sleeping
+// containers caches the private image, pulled by each kubelet with the
+// secret. A pod in another namespace, without the secret and with
+// IfNotPresent, then cannot start that image on a node that holds it (the
+// kubelet's KEP-2535 check, on by default since Kubernetes 1.35), while one
+// with the secret does.
+func TestPrivateImagesStayPrivate(t *testing.T) {
+	ns := namespaceAt(t, "privileged")
+	entries := pushSamples(t, "secret", 1, true)
+	createPullSecret(t, ns, "regcred")
+	install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": "agent",
+		"CRI_SOCKET": cluster.SocketPattern(), "IMAGE_PULL_SECRETS": "regcred"})
+	waitCached(t, entries, cluster.Nodes, nil)
+	eventually(t, time.Minute, "a PrivilegeNotGranted Event naming IMAGE_PULL_SECRETS", func() (bool, string) {
+		out, err := cluster.RunKubectl("", "get", "events", "-n", ns, "--field-selector", "reason="+config.ReasonPrivilegeNotGranted, "-o", "jsonpath={.items[*].message}")
+		return err == nil && strings.Contains(out, config.KeyImagePullSecrets) && strings.Contains(out, privilege.LabelAgentPrivateImages+"=allowed") && strings.Contains(out, "AlwaysVerify"), out
+	})
+	if out := kubectl(t, "", "get", "daemonsets", "-n", ns, "-o", "name"); strings.Contains(out, config.AgentSuffix) {
+		t.Fatalf("an agent DaemonSet for private images without the grant:\n%s", out)
+	}
+
+	node, image := cluster.Nodes[0], refsOf(entries)[0]
+	pod := func(podNS, secret string) string {
+		pull := ""
+		if secret != "" {
+			pull = "imagePullSecrets: [{name: " + secret + "}]"
+		}
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: borrower, namespace: %s}
+spec:
+  nodeName: %s
+  %s
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: c
+    image: %s
+    imagePullPolicy: IfNotPresent
+    command: [/bin/sleep, "3600"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
+`, podNS, node, pull, image)
+	}
+	state := func(podNS string) (running bool, waiting string) {
+		var p corev1.Pod
+		if err := cluster.c.Get(context.Background(), types.NamespacedName{Namespace: podNS, Name: "borrower"}, &p); err != nil {
+			return false, err.Error()
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if c.State.Running != nil {
+				return true, ""
+			}
+			if c.State.Waiting != nil {
+				return false, c.State.Waiting.Reason + ": " + c.State.Waiting.Message
+			}
+		}
+		return false, "no container status"
+	}
+
+	other := namespace(t)
+	kubectl(t, pod(other, ""), "apply", "-f", "-")
+	eventually(t, 2*time.Minute, "the pod without the secret refused the cached private image", func() (bool, string) {
+		running, waiting := state(other)
+		if running {
+			t.Fatalf("a pod in %s without the secret runs %s, which kip cached on %s", other, image, node)
+		}
+		return strings.HasPrefix(waiting, "ErrImagePull") || strings.HasPrefix(waiting, "ImagePullBackOff"), waiting
+	})
+	_, waiting := state(other)
+	t.Logf("without the secret, on %s: %s", node, waiting)
+
+	// The same pod with the secret, in the puller's namespace, starts: the
+	// image is there, and only the credentials were missing.
+	kubectl(t, pod(ns, "regcred"), "apply", "-f", "-")
+	eventually(t, 2*time.Minute, "the pod with the secret running", func() (bool, string) {
+		running, waiting := state(ns)
+		return running, waiting
+	})
 }
