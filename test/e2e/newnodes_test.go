@@ -32,11 +32,36 @@ func installWarming(t *testing.T, ns string, config map[string]string) {
 		kubectl(t, manifest, "apply", "-f", "-")
 		t.Cleanup(func() { _, _ = cluster.RunKubectl(manifest, "delete", "-f", "-", "--ignore-not-found") })
 	}
+	forgetNodeCondition(t, ns)
 	params := map[string]string{"NODE_CONDITION": "true", "WARM_NODE_TAINT": warmTaint}
 	for k, v := range config {
 		params[k] = v
 	}
 	install(t, ns, params)
+}
+
+// forgetNodeCondition, when the test ends, stops the pullers of ns and
+// removes kip's condition from every node: the next test's puller would
+// otherwise find it kept by this one, its heartbeat recent, and leave it
+// alone for nodewarm.StaleAfter.
+func forgetNodeCondition(t *testing.T, ns string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if _, err := cluster.RunKubectl("", "delete", "deployments", "--all", "-n", ns, "--cascade=foreground", "--timeout=2m"); err != nil {
+			t.Logf("stopping the pullers of %s: %v", ns, err)
+		}
+		var nodes corev1.NodeList
+		if err := cluster.c.List(context.Background(), &nodes); err != nil {
+			t.Logf("nodes: %v", err)
+			return
+		}
+		patch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"$patch":"delete"}]}}`, nodewarm.ConditionType)
+		for _, n := range nodes.Items {
+			if _, err := cluster.RunKubectl("", "patch", "node", n.Name, "--subresource=status", "--type=strategic", "-p", patch); err != nil {
+				t.Logf("%s: removing %s: %v", n.Name, nodewarm.ConditionType, err)
+			}
+		}
+	})
 }
 
 // runCluster runs hack/cluster.sh with args and returns what it prints.

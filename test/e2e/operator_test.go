@@ -280,6 +280,7 @@ func TestOperatorAgentMode(t *testing.T) {
 func TestOperatorNodeCondition(t *testing.T) {
 	c := installOperator(t)
 	ns := namespaceAt(t, "restricted", privilege.LabelNodeWrites)
+	forgetNodeCondition(t, ns)
 	entries := pushSamples(t, "opcond", 3, false)
 	kip := pullerResource(entries, "nodeCondition: \"true\"\n")
 	key := client.ObjectKey{Namespace: ns, Name: "image-puller"}
