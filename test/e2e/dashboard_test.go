@@ -20,6 +20,9 @@ import (
 // devfile of its own (GET /dashboard/api/airgap-sample lists their URLs).
 type dashboardLists struct {
 	editors, samples []string
+	// elsewhere are sample URLs listed as they are: absolute ones, on
+	// another origin than the dashboard's.
+	elsewhere []string
 }
 
 // configMap is the stand-in's content: each file under the key it is
@@ -37,6 +40,9 @@ func (l dashboardLists) configMap() (data map[string]string, items []string) {
 		samples = append(samples, fmt.Sprintf(`{"displayName": "Sample %d", "url": "/samples/%s/devfile.yaml"}`, i, key))
 		data[key] = fmt.Sprintf("schemaVersion: 2.2.0\nmetadata:\n  name: %s\ncomponents:\n- name: tools\n  container:\n    image: %s\n    memoryLimit: 2Gi\n", key, img)
 		items = append(items, fmt.Sprintf("{key: %s, path: samples/%s/devfile.yaml}", key, key))
+	}
+	for i, u := range l.elsewhere {
+		samples = append(samples, fmt.Sprintf(`{"displayName": "Elsewhere %d", "url": %q}`, i, u))
 	}
 	data["airgap-sample"] = "[" + strings.Join(samples, ", ") + "]"
 	items = append(items, "{key: airgap-sample, path: dashboard/api/airgap-sample}")

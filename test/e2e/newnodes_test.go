@@ -27,11 +27,7 @@ const warmTaint = "kip.dev/warming"
 // startup taint, and the cluster-wide permissions each one needs.
 func installWarming(t *testing.T, ns string, config map[string]string) {
 	t.Helper()
-	for _, file := range []string{"node-condition-rbac.yaml", "warm-node-taint-rbac.yaml"} {
-		manifest := processTemplate(t, file, map[string]string{"NAMESPACE": ns})
-		kubectl(t, manifest, "apply", "-f", "-")
-		t.Cleanup(func() { _, _ = cluster.RunKubectl(manifest, "delete", "-f", "-", "--ignore-not-found") })
-	}
+	installWarmingRBAC(t, ns)
 	forgetNodeCondition(t, ns)
 	params := map[string]string{"NODE_CONDITION": "true", "WARM_NODE_TAINT": warmTaint}
 	for k, v := range config {
@@ -62,6 +58,18 @@ func forgetNodeCondition(t *testing.T, ns string) {
 			}
 		}
 	})
+}
+
+// installWarmingRBAC applies the cluster-wide permissions of the node
+// condition and the startup taint for the puller of ns, removed when the
+// test ends.
+func installWarmingRBAC(t *testing.T, ns string) {
+	t.Helper()
+	for _, file := range []string{"node-condition-rbac.yaml", "warm-node-taint-rbac.yaml"} {
+		manifest := processTemplate(t, file, map[string]string{"NAMESPACE": ns})
+		kubectl(t, manifest, "apply", "-f", "-")
+		t.Cleanup(func() { _, _ = cluster.RunKubectl(manifest, "delete", "-f", "-", "--ignore-not-found") })
+	}
 }
 
 // runCluster runs hack/cluster.sh with args and returns what it prints.

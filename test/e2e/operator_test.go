@@ -596,4 +596,25 @@ spec:
 	}
 	kubectl(t, "", "delete", "checluster", "eclipse-che", "-n", ns)
 	waitGone(t, c, ns)
+
+	// A dashboard whose airgap list sends the operator elsewhere (here the
+	// registry's catalog, a service inside the cluster): the operator does
+	// not follow it, and the resource's condition says so.
+	ns2 := namespace(t)
+	startDashboard(t, ns2, "che", dashboardLists{editors: refsOf(entries[:1]), elsewhere: []string{"http://" + cluster.Registry + "/v2/_catalog"}})
+	kubectl(t, cc, "apply", "-n", ns2, "-f", "-")
+	key2 := client.ObjectKey{Namespace: ns2, Name: "eclipse-che-image-puller"}
+	eventually(t, 2*time.Minute, "DefaultImagesResolved=False, the off-origin sample refused", func() (bool, string) {
+		var kip v1alpha1.KubernetesImagePuller
+		if err := c.Get(context.Background(), key2, &kip); err != nil {
+			return false, err.Error()
+		}
+		cond := meta.FindStatusCondition(kip.Status.Conditions, operator.TypeDefaultImages)
+		return cond != nil && cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, "sample 1 is not on the dashboard's origin"), fmt.Sprintf("%+v", cond)
+	})
+	var kip2 v1alpha1.KubernetesImagePuller
+	if err := c.Get(context.Background(), key2, &kip2); err != nil || kip2.Spec.Images != "" {
+		t.Errorf("images %q read through a refused list (%v)", kip2.Spec.Images, err)
+	}
+	kubectl(t, "", "delete", "checluster", "eclipse-che", "-n", ns2)
 }
