@@ -32,25 +32,31 @@ func (r *reconciler) applyAll(ctx context.Context, kip *v1alpha1.KubernetesImage
 	}
 	steps := []func() error{
 		func() error {
-			return apply(ctx, r.client, kip, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
+			return apply(ctx, r.client, r.uncached, kip, objs.ServiceAccount, corev1ac.ExtractServiceAccount)
 		},
 		func() error { return r.replaceRoleRef(ctx, kip, objs.RoleBinding) },
-		func() error { return apply(ctx, r.client, kip, objs.RoleBinding, rbacv1ac.ExtractRoleBinding) },
 		func() error {
-			return apply(ctx, r.client, kip, objs.AgentServiceAccount, corev1ac.ExtractServiceAccount)
+			return apply(ctx, r.client, r.uncached, kip, objs.RoleBinding, rbacv1ac.ExtractRoleBinding)
+		},
+		func() error {
+			return apply(ctx, r.client, r.uncached, kip, objs.AgentServiceAccount, corev1ac.ExtractServiceAccount)
 		},
 		func() error { return r.replaceRoleRef(ctx, kip, objs.AgentRoleBinding) },
-		func() error { return apply(ctx, r.client, kip, objs.AgentRoleBinding, rbacv1ac.ExtractRoleBinding) },
-		func() error { return apply(ctx, r.client, kip, objs.ConfigMap, corev1ac.ExtractConfigMap) },
+		func() error {
+			return apply(ctx, r.client, r.uncached, kip, objs.AgentRoleBinding, rbacv1ac.ExtractRoleBinding)
+		},
+		func() error { return apply(ctx, r.client, r.uncached, kip, objs.ConfigMap, corev1ac.ExtractConfigMap) },
 	}
 	for _, b := range objs.NodeBindings {
-		steps = append(steps, func() error { return apply(ctx, r.client, kip, b, rbacv1ac.ExtractClusterRoleBinding) })
+		steps = append(steps, func() error { return apply(ctx, r.client, r.uncached, kip, b, rbacv1ac.ExtractClusterRoleBinding) })
 	}
 	// The node bindings before the Deployment: a puller restarted for new
 	// node access finds it granted.
 	steps = append(steps,
 		func() error { return r.pruneNodeBindings(ctx, kip.Namespace, kip.Name, objs.NodeBindings) },
-		func() error { return apply(ctx, r.client, kip, objs.Deployment, appsv1ac.ExtractDeployment) })
+		func() error {
+			return apply(ctx, r.client, r.uncached, kip, objs.Deployment, appsv1ac.ExtractDeployment)
+		})
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -155,9 +161,15 @@ func apply[T any, PT interface {
 }, A any, PA interface {
 	*A
 	runtime.ApplyConfiguration
-}](ctx context.Context, c client.Client, kip *v1alpha1.KubernetesImagePuller, desired PT, extract func(PT, string) (PA, error)) error {
+}](ctx context.Context, c client.Client, uncached client.Reader, kip *v1alpha1.KubernetesImagePuller, desired PT, extract func(PT, string) (PA, error)) error {
 	live := PT(new(T))
-	switch err := c.Get(ctx, client.ObjectKeyFromObject(desired), live); {
+	err := c.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	if apierrors.IsNotFound(err) {
+		// Not among the operator's objects: another's of that name would be
+		// taken over by the forced apply below.
+		err = uncached.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	}
+	switch {
 	case err == nil:
 		if err := operator.CheckOwn(kip, live, desired.GetObjectKind().GroupVersionKind().Kind); err != nil {
 			return err

@@ -374,3 +374,54 @@ func TestPullerRefusalIsAnInvalidSpec(t *testing.T) {
 	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) { s.NodeSelector = "" })
 	env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionFalse, operator.ReasonAsExpected)
 }
+
+// TestForeignDeploymentIsNeverAdopted: deploymentName naming a Deployment
+// the operator did not make (here, the workspace platform's own) does not
+// aim the operator's apply at it: the Deployment stays as it was, and the
+// resource says why, in its Degraded condition and a Warning Event.
+func TestForeignDeploymentIsNeverAdopted(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	one := int32(1)
+	victim := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "che", Namespace: ns, Labels: map[string]string{"app.kubernetes.io/name": "che"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "che"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "che"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "che", Image: "quay.io/eclipse/che-server:7"}}},
+			},
+		},
+	}
+	env.Create(t, victim)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", DeploymentName: "che"})
+	env.Create(t, kip)
+
+	got := env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypeDegraded, metav1.ConditionTrue, operator.ReasonApplyFailed)
+	if msg := findCondition(got, operator.TypeDegraded).Message; !strings.Contains(msg, "Deployment che already exists and is not the operator's") {
+		t.Errorf("Degraded message %q does not name the foreign Deployment", msg)
+	}
+	testenv.Eventually(t, 20*time.Second, "a ForeignObject Event on the resource", func() (bool, string) {
+		var list corev1.EventList
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range list.Items {
+			if e.InvolvedObject.UID == got.UID && e.Reason == "ForeignObject" && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "Deployment che") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events, none ForeignObject", len(list.Items))
+	})
+	var after appsv1.Deployment
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(victim), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != 1 || after.Spec.Template.Spec.Containers[0].Image != "quay.io/eclipse/che-server:7" || len(after.OwnerReferences) != 0 ||
+		after.Labels["app.kubernetes.io/managed-by"] != "" {
+		t.Errorf("the foreign Deployment was written: generation %d, image %s, owners %v, labels %v",
+			after.Generation, after.Spec.Template.Spec.Containers[0].Image, after.OwnerReferences, after.Labels)
+	}
+}

@@ -43,7 +43,11 @@ type Options struct {
 type reconciler struct {
 	client client.Client
 	// events reads the FailedCreate Events the cache does not hold.
-	events   client.Reader
+	events client.Reader
+	// uncached reads an object the cache does not hold: the cache holds
+	// only the operator's objects, and one of the same name that is not
+	// there may still exist, and be another's.
+	uncached client.Reader
 	opts     Options
 	log      logr.Logger
 	recorder record.EventRecorder
@@ -51,7 +55,7 @@ type reconciler struct {
 
 // Setup registers the controller with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
-	r := &reconciler{client: mgr.GetClient(), events: mgr.GetAPIReader(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller"),
+	r := &reconciler{client: mgr.GetClient(), events: mgr.GetAPIReader(), uncached: mgr.GetAPIReader(), opts: o, log: mgr.GetLogger().WithName("kubernetesimagepuller"),
 		recorder: mgr.GetEventRecorderFor(labels.OperatorFieldOwner)} //nolint:staticcheck // core/v1 Events, as the puller's eventSink
 	// DaemonSets and pods belong to the puller Deployment, not the resource:
 	// they map to the resources of their namespace. Nodes map to all.
