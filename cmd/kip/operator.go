@@ -18,6 +18,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/images"
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/version"
 )
 
@@ -125,8 +126,9 @@ func runOperator(f operatorFlags) error {
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-// ownImage is the image the operator's pod runs, so that the pullers run the
-// same build; outside a pod (no POD_NAME), the release image.
+// ownImage is the image the operator's pod runs, by digest where its
+// status gives one, so that the pullers run the same build; outside a pod
+// (no POD_NAME), the release image.
 func ownImage(rc *rest.Config) (string, error) {
 	name, ns := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE")
 	if name == "" || ns == "" {
@@ -142,12 +144,24 @@ func ownImage(rc *rest.Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the operator's own image from pod %s/%s (set KIP_PULLER_IMAGE to skip): %w", ns, name, err)
 	}
-	for _, c := range pod.Spec.Containers {
-		if c.Name == "operator" {
-			return c.Image, nil
+	c := pod.Spec.Containers[0]
+	for _, each := range pod.Spec.Containers {
+		if each.Name == "operator" {
+			c = each
 		}
 	}
-	return pod.Spec.Containers[0].Image, nil
+	// By digest where the runtime says which: the pullers, and their
+	// agents, run the very build the operator runs, whatever a tag
+	// points to later.
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.Name != c.Name {
+			continue
+		}
+		if byDigest, err := privilege.ImageByDigest(c.Image, st.ImageID); err == nil {
+			return byDigest, nil
+		}
+	}
+	return c.Image, nil
 }
 
 // splitList splits a comma-separated list (WATCH_NAMESPACE,
