@@ -26,6 +26,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/cri"
 	"github.com/kip-image-puller/kip/internal/dev/imagebuild"
 	"github.com/kip-image-puller/kip/internal/dev/registrytest"
+	"github.com/kip-image-puller/kip/internal/privilege"
 	"github.com/kip-image-puller/kip/internal/status"
 )
 
@@ -225,7 +226,9 @@ func warmPuller(t *testing.T, prefix string, agent bool) (string, []string) {
 	entries := pushSamples(t, prefix, 2, false)
 	var ns string
 	if agent {
-		ns = namespaceAt(t, "privileged")
+		// Private images too (the pull-secret fault): granted as by an admin
+		// whose kubelets run AlwaysVerify.
+		ns = namespaceAt(t, "privileged", privilege.LabelAgentPrivateImages)
 		install(t, ns, map[string]string{"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": config.ModeAgent, "CRI_SOCKET": cluster.SocketPattern()})
 		kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
 	} else {
