@@ -55,10 +55,12 @@ func grantedNamespace(t testing.TB) string {
 	return ns
 }
 
-// grant labels ns as a cluster admin does to allow agent mode and node writes.
+// grant labels ns as a cluster admin does to allow agent mode (with private
+// images) and node writes.
 func grant(t testing.TB, ns string) {
 	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q}}}`, privilege.LabelAgentMode, privilege.Allowed, privilege.LabelNodeWrites, privilege.Allowed)
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q,%q:%q}}}`, privilege.LabelAgentMode, privilege.Allowed,
+		privilege.LabelAgentPrivateImages, privilege.Allowed, privilege.LabelNodeWrites, privilege.Allowed)
 	if err := k8s.Patch(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 		t.Fatal(err)
 	}
