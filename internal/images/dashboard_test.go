@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -88,9 +89,12 @@ func TestDashboardParsing(t *testing.T) {
 // operator to the dashboard's own scheme and host, at most MaxSamples of
 // them, and what a condition may say of a bad response quotes none of it.
 func TestDashboardStaysOnItsOrigin(t *testing.T) {
+	var mu sync.Mutex // the server's goroutines and the test's
 	var samples string
 	var fetched []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		fetched = append(fetched, r.URL.Path)
 		switch r.URL.Path {
 		case "/dashboard/api/editors":
@@ -119,8 +123,12 @@ func TestDashboardStaysOnItsOrigin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
 			samples, fetched = tt.samples, nil
+			mu.Unlock()
 			_, _, err := FromDashboard(context.Background(), base, 5*time.Second, Fetch)
+			mu.Lock()
+			defer mu.Unlock()
 			if tt.err == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -138,7 +146,9 @@ func TestDashboardStaysOnItsOrigin(t *testing.T) {
 
 	// A response that is not what was expected: Public names the URL and
 	// what was expected, and quotes nothing of the body.
+	mu.Lock()
 	samples = `"secret-token-from-an-internal-service"`
+	mu.Unlock()
 	_, _, err := FromDashboard(context.Background(), base, 5*time.Second, Fetch)
 	if err == nil || Public(err) != base+"/airgap-sample: expected a JSON array of samples with a url" {
 		t.Errorf("Public(%v) = %q", err, Public(err))
