@@ -21,6 +21,10 @@ const (
 	TypeReady       = "Ready"
 	TypeProgressing = "Progressing"
 	TypeDegraded    = "Degraded"
+	// TypePrivilegeGranted is False while the spec asks for privilege
+	// (agent mode, node writes) that the namespace was not granted; the
+	// rest is applied, in daemonset mode. Absent otherwise.
+	TypePrivilegeGranted = "PrivilegeGranted"
 )
 
 // Condition reasons, stable: scripts and alerts may match on them.
@@ -35,6 +39,8 @@ const (
 	ReasonApplyFailed     = "ApplyFailed"
 	ReasonConflict        = "Conflict"
 	ReasonAsExpected      = "AsExpected"
+	// ReasonPrivilegeNotGranted: see TypePrivilegeGranted.
+	ReasonPrivilegeNotGranted = config.ReasonPrivilegeNotGranted
 	// ReasonInvalidImageEntries: some images entries are invalid and left
 	// out; the others are cached.
 	ReasonInvalidImageEntries = "InvalidImageEntries"
@@ -58,6 +64,9 @@ type Observation struct {
 	// the spec gives (the API server or an admission policy did): see
 	// Refusal.
 	Refused string
+	// PrivilegeRefused says what the spec asks for that the namespace was
+	// not granted (privilege.Message); "" when nothing.
+	PrivilegeRefused string
 	// ApplyErr is the error applying the objects, if any.
 	ApplyErr    error
 	PullerImage string
@@ -83,6 +92,11 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 		set(TypeProgressing, metav1.ConditionFalse, ReasonConflict, "%s", msg)
 		set(TypeDegraded, metav1.ConditionTrue, ReasonConflict, "%s", msg)
 		return st
+	}
+	if o.PrivilegeRefused != "" {
+		set(TypePrivilegeGranted, metav1.ConditionFalse, ReasonPrivilegeNotGranted, "%s", o.PrivilegeRefused)
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, TypePrivilegeGranted)
 	}
 	if o.Report != nil {
 		s := o.Report.Summary

@@ -267,3 +267,22 @@ func TestBoundMessage(t *testing.T) {
 		t.Errorf("Degraded condition message not bounded")
 	}
 }
+
+// TestPrivilegeGrantedCondition: a spec that asks for privilege the
+// namespace was not granted says so in PrivilegeGranted=False, whatever
+// else the status says; the condition goes once nothing is refused.
+func TestPrivilegeGrantedCondition(t *testing.T) {
+	want := &config.Config{Images: []config.Image{{Name: "a", Ref: "reg/a:1"}}}
+	refused := "CACHING_MODE: value \"agent\": ... kip.dev/agent-mode=allowed ..."
+	for _, obs := range []Observation{{Want: want, PrivilegeRefused: refused}, {Want: want, PrivilegeRefused: refused, ApplyErr: errors.New("forbidden")}} {
+		st := Status(v1alpha1.KubernetesImagePullerStatus{}, obs)
+		c := meta.FindStatusCondition(st.Conditions, TypePrivilegeGranted)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonPrivilegeNotGranted || c.Message != refused {
+			t.Errorf("%+v: PrivilegeGranted %+v", obs, c)
+		}
+		st = Status(st, Observation{Want: want})
+		if c := meta.FindStatusCondition(st.Conditions, TypePrivilegeGranted); c != nil {
+			t.Errorf("PrivilegeGranted %+v once granted; want none", c)
+		}
+	}
+}

@@ -47,6 +47,11 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if err != nil {
 			return reconcile.Result{}, err
 		}
+		// What the puller will refuse for want of a grant, as it decides it
+		// (privilege.Restrict); whether it knows its own digest, the
+		// puller's Event says.
+		_, refused := privilege.Restrict(obs.Want, privilege.Policy{Grants: setting.Grants, ExtraSockets: setting.AllowedSockets, AgentImage: setting.PullerImage})
+		obs.PrivilegeRefused = privilege.Message(refused)
 		obs.ApplyErr = r.applyAll(ctx, &kip, setting)
 		if obs.ApplyErr != nil {
 			r.log.Error(obs.ApplyErr, "apply the puller's objects", "kubernetesimagepuller", req.NamespacedName)
@@ -64,7 +69,8 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.writeStatus(ctx, &kip, obs); err != nil {
 		return reconcile.Result{}, err
 	}
-	if obs.ApplyErr != nil {
+	if obs.ApplyErr != nil || obs.PrivilegeRefused != "" {
+		// A grant is a Namespace label, which the operator does not watch.
 		return reconcile.Result{RequeueAfter: r.opts.RetryAfter}, nil
 	}
 	return reconcile.Result{}, nil

@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 	"github.com/kip-image-puller/kip/internal/manager"
 	"github.com/kip-image-puller/kip/internal/operator"
+	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
 // The API server and etcd the tests share; see testenv.RunOperator.
@@ -424,4 +426,33 @@ func TestForeignDeploymentIsNeverAdopted(t *testing.T) {
 		t.Errorf("the foreign Deployment was written: generation %d, image %s, owners %v, labels %v",
 			after.Generation, after.Spec.Template.Spec.Containers[0].Image, after.OwnerReferences, after.Labels)
 	}
+}
+
+// TestRefusedPrivilegeIsACondition: agent mode asked in a namespace no
+// cluster admin granted it: the resource says PrivilegeGranted=False,
+// naming the key and the label, while daemonset mode is applied; once an
+// admin labels the namespace, the condition goes (the operator looks
+// again every RetryAfter: it does not watch Namespaces).
+func TestRefusedPrivilegeIsACondition(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	testenv.StartOperator(t, env.Config, manager.Options{Namespaces: []string{ns}, RetryAfter: time.Second}, 0)
+	kip := newPuller(ns, "image-puller", v1alpha1.KubernetesImagePullerSpec{Images: "a=reg.example.com/a:1", CachingMode: config.ModeAgent})
+	env.Create(t, kip)
+	got := env.WaitForCondition(t, client.ObjectKeyFromObject(kip), operator.TypePrivilegeGranted, metav1.ConditionFalse, operator.ReasonPrivilegeNotGranted)
+	if msg := findCondition(got, operator.TypePrivilegeGranted).Message; !strings.Contains(msg, config.KeyCachingMode) || !strings.Contains(msg, privilege.LabelAgentMode+"=allowed") {
+		t.Errorf("PrivilegeGranted message %q does not name the key and the label", msg)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, privilege.LabelAgentMode, privilege.Allowed)
+	if err := env.Client.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "PrivilegeGranted gone once granted", func() (bool, string) {
+		var k v1alpha1.KubernetesImagePuller
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(kip), &k); err != nil {
+			return false, err.Error()
+		}
+		c := findCondition(&k, operator.TypePrivilegeGranted)
+		return c.Type == "", fmt.Sprintf("%+v", c)
+	})
 }
