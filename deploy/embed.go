@@ -38,8 +38,8 @@ const (
 const PullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential
 
 // Policies is policy/policies.yaml: kip's ValidatingAdmissionPolicies and
-// their bindings (kip-namespace-grants, kip-agent-token), shipped with every
-// install path.
+// their bindings (kip-namespace-grants, kip-agent-token, kip-node-writes),
+// shipped with every install path.
 //
 //go:embed policy/policies.yaml
 var Policies []byte

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,107 @@ func TestNamespaceGrantsNeedAClusterAdmin(t *testing.T) {
 
 	if err := grant(env.Client, "kip.dev/agent-mode"); err != nil {
 		t.Errorf("a cluster admin may not grant agent mode: %v", err)
+	}
+}
+
+// TestNodeWritesAreHeldToKips attacks with the identity that the shipped
+// node-condition and warm-node-taint templates bind their ClusterRoles to,
+// as a stolen puller token would: its own condition and the removal of a
+// startup taint pass; another condition, the node's addresses, a new
+// taint, a system taint's removal, labels and unschedulable are denied by
+// kip-node-writes. A cluster admin is not held by it.
+func TestNodeWritesAreHeldToKips(t *testing.T) {
+	applyPolicies(t)
+	ctx := t.Context()
+	ns := env.Namespace(t)
+	for _, file := range []string{"openshift/node-condition-rbac.yaml", "openshift/warm-node-taint-rbac.yaml"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl, err := template.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := tmpl.Process(map[string]string{"NAMESPACE": ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range objs {
+			u := &objs[i]
+			if err := env.Client.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = env.Client.Delete(context.Background(), u) })
+		}
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "kip-nw-" + strings.ToLower(rand.String(5)), Labels: map[string]string{"team": "a"}},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{
+			{Key: "kip.dev/warming", Effect: corev1.TaintEffectNoSchedule},
+			{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoSchedule},
+			{Key: "startup-taint.cluster-autoscaler.kubernetes.io/warming", Effect: corev1.TaintEffectNoSchedule},
+		}},
+	}
+	if err := env.Client.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), node) })
+	node.Status = corev1.NodeStatus{
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}},
+		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}},
+	}
+	if err := env.Client.Status().Update(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+
+	puller := impersonate(t, "system:serviceaccount:"+ns+":kubernetes-image-puller", []string{"system:serviceaccounts", "system:serviceaccounts:" + ns}, nil)
+	target := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node.Name}}
+	status := func(c client.Client, body string) error {
+		return c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, []byte(body)))
+	}
+	spec := func(c client.Client, body string) error {
+		return c.Patch(ctx, target, client.RawPatch(types.MergePatchType, []byte(body)))
+	}
+	condition := func(typ, st string) string {
+		return fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":%q,"reason":"R","message":"m","lastHeartbeatTime":"2026-12-07T08:00:00Z","lastTransitionTime":"2026-12-07T08:00:00Z"}]}}`, typ, st)
+	}
+	taints := func(keys ...string) string {
+		var list []string
+		for _, k := range keys {
+			list = append(list, fmt.Sprintf(`{"key":%q,"effect":"NoSchedule"}`, k))
+		}
+		return `{"spec":{"taints":[` + strings.Join(list, ",") + `]}}`
+	}
+
+	poll.Until(t, 30*time.Second, 200*time.Millisecond, "the policy kip-node-writes to be enforced", func() (bool, string) {
+		// A new value each time: one written before the policy loaded
+		// would make the same write again a no-op, which it allows.
+		err := spec(puller, fmt.Sprintf(`{"metadata":{"labels":{"team":%q}}}`, "probe-"+strings.ToLower(rand.String(5))))
+		return err != nil && strings.Contains(err.Error(), "kip-node-writes"), fmt.Sprint(err)
+	})
+	if err := status(puller, condition("kip.dev/ImagesCached", "True")); err != nil {
+		t.Errorf("the puller may not write its own condition: %v", err)
+	}
+	denied(t, "change the Ready condition", status(puller, condition("Ready", "False")), "only the condition kip.dev/ImagesCached")
+	denied(t, "add another condition", status(puller, condition("DiskPressure", "True")), "only the condition kip.dev/ImagesCached")
+	denied(t, "rewrite the node's address", status(puller, `{"status":{"addresses":[{"type":"InternalIP","address":"203.0.113.9"}]}}`), "no other status")
+	denied(t, "add a taint", spec(puller, taints("kip.dev/warming", "node.kubernetes.io/not-ready", "startup-taint.cluster-autoscaler.kubernetes.io/warming", "evil.example/x")), "not add or change one")
+	denied(t, "remove a system taint", spec(puller, taints("kip.dev/warming", "startup-taint.cluster-autoscaler.kubernetes.io/warming")), "under kubernetes.io")
+	denied(t, "relabel the node", spec(puller, `{"metadata":{"labels":{"team":"c"}}}`), "not change its labels")
+	denied(t, "cordon the node", spec(puller, `{"spec":{"unschedulable":true}}`), "not change its labels, annotations or spec")
+	if err := spec(puller, taints("node.kubernetes.io/not-ready", "startup-taint.cluster-autoscaler.kubernetes.io/warming")); err != nil {
+		t.Errorf("the puller may not remove its startup taint: %v", err)
+	}
+	if err := spec(puller, taints("node.kubernetes.io/not-ready")); err != nil {
+		t.Errorf("the puller may not remove the cluster autoscaler's startup taint: %v", err)
+	}
+
+	// A cluster admin is not held by it.
+	if err := status(env.Client, condition("Ready", "False")); err != nil {
+		t.Errorf("a cluster admin's node write was denied: %v", err)
+	}
+	if err := spec(env.Client, `{"metadata":{"labels":{"team":"b"}}}`); err != nil {
+		t.Errorf("a cluster admin's node write was denied: %v", err)
 	}
 }
