@@ -349,8 +349,10 @@ func TestNewNodesRBACOnlyWhenAsked(t *testing.T) {
 		if err := yaml.Unmarshal(raw, &role); err != nil {
 			t.Fatal(err)
 		}
-		if len(role.Rules) != 1 || !reflect.DeepEqual(role.Rules[0].Resources, []string{resource}) || !reflect.DeepEqual(role.Rules[0].Verbs, []string{"patch"}) ||
-			objs[1].GetKind() != "ClusterRoleBinding" {
+		// The write, then the marker that puts it under kip-node-writes.
+		marker := rbacv1.PolicyRule{APIGroups: []string{"kip.dev"}, Resources: []string{"nodewriters"}, Verbs: []string{"write"}}
+		if len(role.Rules) != 2 || !reflect.DeepEqual(role.Rules[0].Resources, []string{resource}) || !reflect.DeepEqual(role.Rules[0].Verbs, []string{"patch"}) ||
+			!reflect.DeepEqual(role.Rules[1], marker) || objs[1].GetKind() != "ClusterRoleBinding" {
 			t.Errorf("%s: %+v, then %s", file, role.Rules, objs[1].GetKind())
 		}
 	}

@@ -189,12 +189,13 @@ func TestOperatorBindsThePullerRole(t *testing.T) {
 // binds for nodeCondition and warmNodeTaint grant the nodes/status patch
 // and the nodes patch of the OpenShift templates of those options (and,
 // for the condition, the node read that an operator-run puller otherwise
-// lacks), and nothing more.
+// lacks), and the marker that puts their holders under the admission
+// policy kip-node-writes, and nothing more.
 func TestNodeRolesGrantOnlyWhatEachOptionNeeds(t *testing.T) {
 	objs := render(t)
 	for role, want := range map[string][]string{
-		deploy.NodeConditionClusterRole: {"get nodes", "list nodes", "watch nodes", "patch nodes/status"},
-		deploy.WarmNodeTaintClusterRole: {"patch nodes"},
+		deploy.NodeConditionClusterRole: {"get nodes", "list nodes", "watch nodes", "patch nodes/status", "write kip.dev/nodewriters"},
+		deploy.WarmNodeTaintClusterRole: {"patch nodes", "write kip.dev/nodewriters"},
 	} {
 		var cr rbacv1.ClusterRole
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs["ClusterRole"][role], &cr); err != nil {
@@ -202,12 +203,17 @@ func TestNodeRolesGrantOnlyWhatEachOptionNeeds(t *testing.T) {
 		}
 		var got []string
 		for _, r := range cr.Rules {
-			if !slices.Equal(r.APIGroups, []string{""}) || len(r.ResourceNames) > 0 {
+			if len(r.APIGroups) != 1 || len(r.ResourceNames) > 0 {
 				t.Errorf("%s: rule %+v", role, r)
+				continue
+			}
+			group := r.APIGroups[0]
+			if group != "" {
+				group += "/"
 			}
 			for _, res := range r.Resources {
 				for _, v := range r.Verbs {
-					got = append(got, v+" "+res)
+					got = append(got, v+" "+group+res)
 				}
 			}
 		}
