@@ -82,6 +82,16 @@ type KubernetesImagePullerSpec struct {
 	// bound.
 	// +optional
 	WarmNodeTimeout string `json:"warmNodeTimeout,omitempty"`
+	// PinBudget is PIN_BUDGET: agent mode, the most each agent pins on its
+	// node, a percentage of the image filesystem (such as 60%) or a size
+	// (such as 20Gi).
+	// +optional
+	PinBudget string `json:"pinBudget,omitempty"`
+	// ImageFsFreeFloor is IMAGEFS_FREE_FLOOR: agent mode, the free space
+	// each agent leaves on its node's image filesystem: it pulls nothing
+	// that would leave less. A percentage (such as 20%) or a size.
+	// +optional
+	ImageFsFreeFloor string `json:"imageFsFreeFloor,omitempty"`
 }
 
 // FailingImage is one image failing on one node.

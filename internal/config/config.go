@@ -36,6 +36,8 @@ const (
 	KeyNodeCondition        = "NODE_CONDITION"
 	KeyWarmNodeTaint        = "WARM_NODE_TAINT"
 	KeyWarmNodeTimeout      = "WARM_NODE_TIMEOUT"
+	KeyPinBudget            = "PIN_BUDGET"
+	KeyImageFsFreeFloor     = "IMAGEFS_FREE_FLOOR"
 )
 
 // The caching modes: CACHING_MODE's values.
@@ -57,6 +59,7 @@ var Keys = []string{
 	KeyKIPImage, KeyDaemonSetAnnotations,
 	KeyCachingMode, KeyPullParallelism, KeyHealInterval, KeyCRISocket, KeyMaxNodesPulling,
 	KeyNodeCondition, KeyWarmNodeTaint, KeyWarmNodeTimeout,
+	KeyPinBudget, KeyImageFsFreeFloor,
 }
 
 // Defaults are the documented defaults of every key that has one. IMAGES has
@@ -84,7 +87,21 @@ var Defaults = map[string]string{
 	KeyNodeCondition:        "false",
 	KeyWarmNodeTaint:        "",
 	KeyWarmNodeTimeout:      "30m",
+	KeyPinBudget:            DefaultPinBudget,
+	KeyImageFsFreeFloor:     DefaultImageFsFreeFloor,
 }
+
+// The disk defaults of agent mode, against the kubelet's own: its image
+// garbage collection starts at 85% of the image filesystem and frees down to
+// 80% (imageGCHighThresholdPercent, imageGCLowThresholdPercent), and it
+// evicts pods below 15% free (imagefs.available). Pins are never collected,
+// so at most 60% of the filesystem is pinned, which leaves the collector
+// room to work; and the agent pulls nothing that would leave less than 20%
+// free, so its pulls alone never start a collection nor an eviction.
+const (
+	DefaultPinBudget        = "60%"
+	DefaultImageFsFreeFloor = "20%"
+)
 
 // AgentSuffix ends the name of the agents' DaemonSet: DAEMONSET_NAME and
 // DAEMONSET_NAME-agent can run side by side while the mode changes, the new
@@ -154,6 +171,11 @@ type Config struct {
 	// WarmNodeTimeout has passed since the node was created (0: no bound).
 	WarmNodeTaint   string
 	WarmNodeTimeout time.Duration
+	// PinBudget bounds the bytes the agent pins on a node, and
+	// ImageFsFreeFloor the free space it leaves on the node's image
+	// filesystem (agent mode).
+	PinBudget        DiskShare
+	ImageFsFreeFloor DiskShare
 	// Skipped holds a problem for each IMAGES entry left out because it is
 	// invalid; the valid entries are cached all the same.
 	Skipped []Problem

@@ -134,6 +134,8 @@ func Parse(data map[string]string) (*Config, []Problem, error) {
 	cfg.NodeCondition = parseBool(KeyNodeCondition, get(KeyNodeCondition), &errs)
 	cfg.WarmNodeTaint = parseTaintKey(get(KeyWarmNodeTaint), cfg.NodeCondition, &errs)
 	cfg.WarmNodeTimeout = parseWarmNodeTimeout(get(KeyWarmNodeTimeout), &errs)
+	cfg.PinBudget = parseDiskShare(KeyPinBudget, get(KeyPinBudget), 1, &errs)
+	cfg.ImageFsFreeFloor = parseDiskShare(KeyImageFsFreeFloor, get(KeyImageFsFreeFloor), 0, &errs)
 
 	warnUnknownKeys(data, &warns)
 	if len(errs) > 0 {

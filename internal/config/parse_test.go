@@ -57,6 +57,8 @@ func TestParseDefaults(t *testing.T) {
 		{"heal interval", cfg.HealInterval, 5 * time.Minute},
 		{"cri socket", cfg.CRISocket, ""},
 		{"max nodes pulling", cfg.MaxNodesPulling, 0},
+		{"pin budget", cfg.PinBudget, DiskShare{Percent: 60}},
+		{"free floor", cfg.ImageFsFreeFloor, DiskShare{Percent: 20}},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -213,6 +215,15 @@ func TestParseRejects(t *testing.T) {
 		{"warm node timeout no unit", with(KeyWarmNodeTimeout, "30"), KeyWarmNodeTimeout, "30"},
 		{"warm node timeout negative", with(KeyWarmNodeTimeout, "-1m"), KeyWarmNodeTimeout, "-1m"},
 		{"warm node timeout too long", with(KeyWarmNodeTimeout, "25h"), KeyWarmNodeTimeout, "25h"},
+		{"pin budget nothing", with(KeyPinBudget, "0"), KeyPinBudget, "0"},
+		{"pin budget no percent", with(KeyPinBudget, "0%"), KeyPinBudget, "0%"},
+		{"pin budget above the bound", with(KeyPinBudget, "96%"), KeyPinBudget, "96%"},
+		{"pin budget a fraction", with(KeyPinBudget, "60.5%"), KeyPinBudget, "60.5%"},
+		{"pin budget a word", with(KeyPinBudget, "half"), KeyPinBudget, "half"},
+		{"pin budget negative", with(KeyPinBudget, "-1Gi"), KeyPinBudget, "-1Gi"},
+		{"pin budget a part of a byte", with(KeyPinBudget, "1.5"), KeyPinBudget, "1.5"},
+		{"free floor negative", with(KeyImageFsFreeFloor, "-5%"), KeyImageFsFreeFloor, "-5%"},
+		{"free floor everything", with(KeyImageFsFreeFloor, "100%"), KeyImageFsFreeFloor, "100%"},
 		{"cri socket node folder under the root", with(KeyCRISocket, "/$(NODE_NAME)/c.sock"), KeyCRISocket, "/$(NODE_NAME)/c.sock"},
 		{"cri socket two node folders", with(KeyCRISocket, "/s/$(NODE_NAME)/$(NODE_NAME)/c.sock"), KeyCRISocket, "/s/"},
 		{"cri socket node folder last", with(KeyCRISocket, "/s/$(NODE_NAME)"), KeyCRISocket, "/s/"},
@@ -452,6 +463,8 @@ func TestAgentSettingsAtTheirBounds(t *testing.T) {
 		{KeyCRISocket, "/nodes/$(NODE_NAME)/run/crio.sock"},
 		{KeyNodeCondition, "true"}, {KeyNodeCondition, "false"},
 		{KeyWarmNodeTimeout, "0"}, {KeyWarmNodeTimeout, "24h"},
+		{KeyPinBudget, "1%"}, {KeyPinBudget, "95%"}, {KeyPinBudget, "1"}, {KeyPinBudget, "20Gi"}, {KeyPinBudget, "500G"},
+		{KeyImageFsFreeFloor, "0"}, {KeyImageFsFreeFloor, "0%"}, {KeyImageFsFreeFloor, "95%"}, {KeyImageFsFreeFloor, "10Gi"},
 	} {
 		if _, _, err := Parse(with(kv[0], kv[1])); err != nil {
 			t.Errorf("%s=%s: %v", kv[0], kv[1], err)
@@ -489,5 +502,35 @@ func TestNewNodeSettings(t *testing.T) {
 	def, _, err := Parse(with())
 	if err != nil || def.NodeCondition || def.WarmNodeTaint != "" || def.WarmNodeTimeout != 30*time.Minute {
 		t.Errorf("defaults: condition %v, taint %q, timeout %v, %v", def.NodeCondition, def.WarmNodeTaint, def.WarmNodeTimeout, err)
+	}
+}
+
+func TestDiskShare(t *testing.T) {
+	for _, tc := range []struct {
+		value    string
+		capacity int64
+		bytes    int64
+		text     string
+	}{
+		{"60%", 100 << 30, 60 << 30, "60%"},
+		{"60%", 0, -1, "60%"}, // a percentage of an unknown capacity
+		{"20Gi", 0, 20 << 30, "20Gi"},
+		{"20Gi", 10 << 30, 20 << 30, "20Gi"},
+		{"0", 10 << 30, 0, "0%"},
+		{"1", 10 << 30, 1, "1"},
+	} {
+		s, err := ParseDiskShare(tc.value, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.value, err)
+		}
+		if got := s.Of(tc.capacity); got != tc.bytes {
+			t.Errorf("%s of %d = %d, want %d", tc.value, tc.capacity, got, tc.bytes)
+		}
+		if s.String() != tc.text {
+			t.Errorf("%s writes as %s, want %s", tc.value, s, tc.text)
+		}
+	}
+	if _, err := ParseDiskShare("0", 1); err == nil || !strings.Contains(err.Error(), "from 1% to 95%") {
+		t.Errorf("0 where a share is needed: %v", err)
 	}
 }

@@ -47,6 +47,8 @@ var fields = []field{
 	{"nodeCondition", config.KeyNodeCondition, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.NodeCondition }},
 	{"warmNodeTaint", config.KeyWarmNodeTaint, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.WarmNodeTaint }},
 	{"warmNodeTimeout", config.KeyWarmNodeTimeout, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.WarmNodeTimeout }},
+	{"pinBudget", config.KeyPinBudget, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.PinBudget }},
+	{"imageFsFreeFloor", config.KeyImageFsFreeFloor, func(s *v1alpha1.KubernetesImagePullerSpec) string { return s.ImageFsFreeFloor }},
 }
 
 // ConfigMapName is the ConfigMap a resource configures.
