@@ -39,6 +39,7 @@ type agentFlags struct {
 	once                          bool
 	maxNodesPulling               int
 	pullSlots                     string
+	pinBudget, freeFloor, imageFs string
 }
 
 func newAgentCommand() *cobra.Command {
@@ -81,12 +82,23 @@ kip agent --once --cri-socket /run/containerd/containerd.sock --images 'a=reg/a:
 	fl.StringVar(&f.health, "health-addr", ":8081", "where /readyz (every image cached) and /healthz are served; empty for none")
 	fl.IntVar(&f.maxNodesPulling, "max-nodes-pulling", 0, "how many nodes pull at once, through Leases named --pull-slots-N in --pod-namespace; 0: no bound")
 	fl.StringVar(&f.pullSlots, "pull-slots", "kip-pull-slot", "the name prefix of the pull slots' Leases")
+	fl.StringVar(&f.pinBudget, "pin-budget", "", "the most to pin on this node, a percentage of the image filesystem (60%) or a size (20Gi); images past it, in --images order, are held unpinned and reported OverBudget; empty: no bound")
+	fl.StringVar(&f.freeFloor, "imagefs-free-floor", "", "the free space to leave on the image filesystem (20% or 10Gi): no pull that would leave less; empty: no floor")
+	fl.StringVar(&f.imageFs, "image-fs", "", "a folder on the runtime's image filesystem, to measure it (statfs); without it, percentages of --pin-budget and --imagefs-free-floor bind nothing")
 	fl.BoolVar(&f.once, "once", false, "sync once, print the report and exit: 0 when every image is cached, 1 otherwise")
 	return cmd
 }
 
 func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	log := zap.New(zap.UseDevMode(false)).WithName("agent")
+	budget, err := diskFlag("--pin-budget", f.pinBudget, 1)
+	if err != nil {
+		return err
+	}
+	floor, err := diskFlag("--imagefs-free-floor", f.freeFloor, 0)
+	if err != nil {
+		return err
+	}
 	var list agent.List
 	var lists <-chan agent.List
 	if f.daemonSet != "" {
@@ -104,7 +116,6 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 			return err
 		}
 	} else {
-		var err error
 		if list.Images, err = config.ParseImages(f.images); err != nil {
 			return fmt.Errorf("--images: %w", err)
 		}
@@ -119,6 +130,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		return err
 	}
 	defer func() { _ = cri.Close(context.Background()) }()
+	cri.FsPath = f.imageFs
 	log.Info("container runtime", "socket", cri.Socket, "runtime", cri.Name, "version", cri.Version)
 
 	var pinner agent.Pinner
@@ -155,7 +167,8 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 
 	a = agent.New(cri, pinner, secrets.Credentials, list, agent.Options{
 		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
-		Backoff: agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
+		Backoff:   agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
+		PinBudget: budget, FreeFloor: floor,
 	})
 	report, err := reporter(f, out)
 	if err != nil {
@@ -178,6 +191,18 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// diskFlag reads a --pin-budget or --imagefs-free-floor; nil when empty.
+func diskFlag(flag, value string, lo int) (*config.DiskShare, error) {
+	if value == "" {
+		return nil, nil
+	}
+	s, err := config.ParseDiskShare(value, lo)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", flag, value, err)
+	}
+	return &s, nil
 }
 
 // connectCRI waits for the runtime: on a node that is starting, the agent

@@ -32,6 +32,8 @@ type Held struct {
 	RepoDigests []string
 	// Pinned is the runtime's word that its garbage collection skips it.
 	Pinned bool
+	// Size is the runtime's word for the image's size on disk, in bytes.
+	Size int64
 }
 
 // Digest is the manifest digest of the first repo digest, or "".
@@ -52,6 +54,9 @@ type Runtime interface {
 	Pull(ctx context.Context, ref string, cred *Credential) error
 	// Holds lists, in one call, which of refs the runtime holds.
 	Holds(ctx context.Context, refs []string) (map[string]bool, error)
+	// ImageFs measures the image filesystem: its capacity and free space
+	// (0 when unknown) and what the runtime's images take of it.
+	ImageFs(ctx context.Context) (report.Disk, error)
 }
 
 // Pinner keeps images out of the runtime's garbage collection.
@@ -83,6 +88,9 @@ type Options struct {
 	Backoff Backoff
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// PinBudget bounds the bytes pinned, in IMAGES order (nil: no bound);
+	// FreeFloor the free space a pull may leave (nil: no floor).
+	PinBudget, FreeFloor *config.DiskShare
 }
 
 // Agent pulls and holds one node's images.
@@ -99,6 +107,17 @@ type Agent struct {
 	digests map[string]string
 	reports map[string]report.Image // by image name
 	retry   map[string]retryState   // by image name
+	// disk is the last measure of the image filesystem; reserved the
+	// sizes expected of the pulls under way, which it does not show yet.
+	disk     report.Disk
+	measured bool
+	reserved int64
+	// sizes are the sizes last held of each reference: a pull's estimate.
+	sizes map[string]int64
+	// over are the references the last pinning pass found beyond
+	// PIN_BUDGET; pinMu runs one pass at a time.
+	over  []string
+	pinMu sync.Mutex
 }
 
 type retryState struct {
@@ -121,7 +140,7 @@ func New(rt Runtime, pin Pinner, creds Credentials, list List, opts Options) *Ag
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Agent{rt: rt, pin: pin, creds: creds, opts: opts, reports: map[string]report.Image{}, retry: map[string]retryState{}}
+	a := &Agent{rt: rt, pin: pin, creds: creds, opts: opts, reports: map[string]report.Image{}, retry: map[string]retryState{}, sizes: map[string]int64{}}
 	a.Update(list)
 	return a
 }
@@ -230,15 +249,23 @@ func (a *Agent) due(now time.Time) []config.Image {
 
 // Sync brings every image that is not Cached, and whose backoff has passed,
 // to the node: held already (by digest when the reference has one) or
-// pulled, at most Parallelism at once; then pins each one held. It returns
-// how many images it pulled.
+// pulled, at most Parallelism at once, unless the pull would leave less
+// than FreeFloor; after each, it pins the images held in IMAGES order while
+// they fit PinBudget. It returns how many images it pulled.
 func (a *Agent) Sync(ctx context.Context) int {
 	todo := a.due(a.opts.Now())
+	if len(todo) > 0 || !a.hasMeasured() {
+		a.measure(ctx)
+	}
 	pulled := parallel.Map(todo, a.opts.Parallelism, func(img config.Image) bool {
 		report, pulled := a.bring(ctx, img)
 		a.record(img, report)
+		a.pinWithinBudget(ctx)
 		return pulled
 	})
+	if len(todo) == 0 {
+		a.pinWithinBudget(ctx)
+	}
 	n := 0
 	for _, p := range pulled {
 		if p {
@@ -248,8 +275,7 @@ func (a *Agent) Sync(ctx context.Context) int {
 	return n
 }
 
-// bring makes one image held, and pinned where possible. It tells whether
-// it pulled.
+// bring makes one image held. It tells whether it pulled.
 func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool) {
 	rep := report.Image{Name: img.Name, Image: img.Ref}
 	held, ok, err := a.rt.Status(ctx, img.Ref)
@@ -262,6 +288,11 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool
 		if err != nil {
 			return failed(rep, report.ReasonCredentials, err), false
 		}
+		estimate, err := a.reserve(img.Ref)
+		if err != nil {
+			return failed(rep, report.ReasonOverBudget, err), false
+		}
+		defer a.unreserve(ctx, estimate)
 		a.setPulling(img)
 		start := a.opts.Now()
 		attempt, cancel := context.WithTimeout(ctx, a.opts.AttemptTimeout)
@@ -280,16 +311,13 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool
 			return failed(rep, report.ReasonErrImagePull, errors.New("pulled, but the runtime does not list it")), true
 		}
 	}
-	if a.pin != nil && !held.Pinned {
-		if err := a.pin.Pin(ctx, img.Ref); err != nil {
-			rep.PinError = err.Error()
-		} else if after, ok, err := a.rt.Status(ctx, img.Ref); err == nil && ok {
-			held = after
-		}
-	}
 	rep.State = report.StateCached
 	rep.Digest = held.Digest()
 	rep.Pinned = held.Pinned
+	rep.SizeBytes = held.Size
+	a.mu.Lock()
+	a.sizes[img.Ref] = held.Size
+	a.mu.Unlock()
 	return rep, pulled
 }
 
@@ -388,7 +416,8 @@ func (a *Agent) Heal(ctx context.Context) ([]string, error) {
 	return lost, nil
 }
 
-// Release unpins the images kip pinned that are no longer configured.
+// Release unpins the images kip pinned that are no longer configured, or
+// that the last pinning pass found beyond PinBudget.
 func (a *Agent) Release(ctx context.Context) ([]string, error) {
 	if a.pin == nil {
 		return nil, nil
@@ -396,8 +425,18 @@ func (a *Agent) Release(ctx context.Context) ([]string, error) {
 	a.mu.Lock()
 	keep := make([]string, 0, len(a.images))
 	for _, img := range a.images {
-		keep = append(keep, img.Ref)
+		if !slices.Contains(a.over, img.Ref) {
+			keep = append(keep, img.Ref)
+		}
 	}
 	a.mu.Unlock()
 	return a.pin.Unpin(ctx, keep)
+}
+
+// ReleaseAll unpins every image kip pinned: the puller is being removed.
+func (a *Agent) ReleaseAll(ctx context.Context) ([]string, error) {
+	if a.pin == nil {
+		return nil, nil
+	}
+	return a.pin.Unpin(ctx, nil)
 }

@@ -28,10 +28,27 @@ type fakeRuntime struct {
 	inflight int
 	peak     int
 	gate     chan struct{} // when set, each Pull waits on it (or its context)
+	// size is each pulled image's size by ref (1 MiB when not set); disk
+	// the filesystem ImageFs reports, its free space less what is held.
+	size map[string]int64
+	disk report.Disk
 }
 
 func newFakeRuntime() *fakeRuntime {
-	return &fakeRuntime{held: map[string]Held{}, fail: map[string]error{}, pulls: map[string]int{}, creds: map[string]*Credential{}}
+	return &fakeRuntime{held: map[string]Held{}, fail: map[string]error{}, pulls: map[string]int{}, creds: map[string]*Credential{}, size: map[string]int64{}}
+}
+
+func (f *fakeRuntime) ImageFs(context.Context) (report.Disk, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.disk
+	for _, h := range f.held {
+		d.ImagesBytes += h.Size
+	}
+	if d.CapacityBytes > 0 {
+		d.AvailableBytes = d.CapacityBytes - d.ImagesBytes
+	}
+	return d, nil
 }
 
 func (f *fakeRuntime) Status(_ context.Context, ref string) (Held, bool, error) {
@@ -66,7 +83,11 @@ func (f *fakeRuntime) Pull(ctx context.Context, ref string, cred *Credential) er
 	if err := f.fail[ref]; err != nil {
 		return err
 	}
-	f.held[ref] = Held{ID: "sha256:id-" + ref, RepoDigests: []string{ref + "@sha256:d-" + ref}}
+	size := f.size[ref]
+	if size == 0 {
+		size = 1 << 20
+	}
+	f.held[ref] = Held{ID: "sha256:id-" + ref, RepoDigests: []string{ref + "@sha256:d-" + ref}, Size: size}
 	return nil
 }
 

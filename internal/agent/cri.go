@@ -9,10 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
 
+	"github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/privilege"
 )
 
@@ -26,8 +28,11 @@ type CRI struct {
 	Socket string
 	// Name and Version are what the runtime said of itself.
 	Name, Version string
-	images        internalapi.ImageManagerService
-	runtime       internalapi.RuntimeService
+	// FsPath is a folder on the runtime's image filesystem, as the agent
+	// sees it, to measure the filesystem; empty when it cannot.
+	FsPath  string
+	images  internalapi.ImageManagerService
+	runtime internalapi.RuntimeService
 }
 
 // Connect reaches the runtime at socket, or when socket is empty the first
@@ -93,7 +98,32 @@ func (c *CRI) Status(ctx context.Context, ref string) (Held, bool, error) {
 	if img == nil {
 		return Held{}, false, nil
 	}
-	return Held{ID: img.GetId(), RepoDigests: img.GetRepoDigests(), Pinned: img.GetPinned()}, true, nil
+	return Held{ID: img.GetId(), RepoDigests: img.GetRepoDigests(), Pinned: img.GetPinned(), Size: int64(img.GetSize())}, true, nil //nolint:gosec // G115: an image's size fits an int64
+}
+
+// ImageFs implements Runtime: what the runtime's images take (CRI
+// ImageFsInfo), and the filesystem's capacity and free space (statfs of
+// FsPath, the image store as mounted into the agent; unknown without it).
+func (c *CRI) ImageFs(ctx context.Context) (report.Disk, error) {
+	resp, err := c.images.ImageFsInfo(ctx)
+	if err != nil {
+		return report.Disk{}, fmt.Errorf("the runtime's image filesystem (ImageFsInfo): %w", err)
+	}
+	var d report.Disk
+	for _, fs := range resp.GetImageFilesystems() {
+		d.ImagesBytes += int64(fs.GetUsedBytes().GetValue()) //nolint:gosec // G115: bytes on a disk fit an int64
+	}
+	if c.FsPath == "" {
+		return d, nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(c.FsPath, &st); err != nil {
+		return d, fmt.Errorf("the image filesystem at %s: %w", c.FsPath, err)
+	}
+	bsize := int64(st.Bsize)                    //nolint:unconvert,nolintlint // int32 or uint32 on some architectures
+	d.CapacityBytes = int64(st.Blocks) * bsize  //nolint:gosec // G115: bytes on a disk fit an int64
+	d.AvailableBytes = int64(st.Bavail) * bsize //nolint:gosec // G115: idem
+	return d, nil
 }
 
 // Pull implements Runtime.

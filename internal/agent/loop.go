@@ -130,6 +130,7 @@ func (l *Loop) NodeReport() report.Node {
 		Pinning:        report.PinningNote(l.Runtime, l.CanPin, images),
 		SecretProblems: problems,
 		Heals:          l.heals,
+		Disk:           l.Agent.Disk(),
 		Images:         images,
 	}
 }

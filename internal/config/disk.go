@@ -26,7 +26,7 @@ func (s DiskShare) Of(capacity int64) int64 {
 	if capacity <= 0 {
 		return -1
 	}
-	return capacity / 100 * int64(s.Percent)
+	return capacity * int64(s.Percent) / 100
 }
 
 // String writes the share as it is configured: 60% or 20Gi.

@@ -39,6 +39,9 @@ const (
 	HostRoot = "/host"
 	// AgentHealthPort serves /readyz (every image cached) and /healthz.
 	AgentHealthPort = 8081
+	// AgentImageFs is where the runtime's image store is mounted,
+	// read-only, for the agent to measure its filesystem.
+	AgentImageFs = HostRoot + "/imagefs"
 	// AgentPullSecretDir is where the pull secrets are mounted in the agent.
 	AgentPullSecretDir = "/var/run/secrets/kip/pull-secrets" //nolint:gosec // a directory, not a credential
 )
@@ -89,8 +92,15 @@ func buildAgent(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 	if cfg.MaxNodesPulling > 0 {
 		args = append(args, "--max-nodes-pulling="+strconv.Itoa(cfg.MaxNodesPulling), "--pull-slots="+name+"-pull-slot")
 	}
+	args = append(args, "--pin-budget="+cfg.PinBudget.String(), "--imagefs-free-floor="+cfg.ImageFsFreeFloor.String())
 	mounts := []corev1.VolumeMount{mount}
 	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{HostPath: hostPath}}}
+	if store, known := privilege.ImageStores[socket]; known {
+		volumes = append(volumes, corev1.Volume{Name: "imagefs", VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: store, Type: ptr.To(corev1.HostPathDirectory)}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "imagefs", MountPath: AgentImageFs, ReadOnly: true})
+		args = append(args, "--image-fs="+AgentImageFs)
+	}
 	var pullSecrets []corev1.LocalObjectReference
 	for i, s := range cfg.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})

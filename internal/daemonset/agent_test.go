@@ -66,28 +66,39 @@ func TestAgentPodSecurity(t *testing.T) {
 // TestAgentMountsOnlyTheSocket: the socket itself, as a hostPath of type
 // Socket (a missing one fails the pod rather than being created as a
 // folder); a $(NODE_NAME) socket, only the node's own folder; never /run.
+// Beside it, read-only, the image store of a known socket's runtime, to
+// measure its filesystem; none for another socket.
 func TestAgentMountsOnlyTheSocket(t *testing.T) {
 	tests := []struct {
-		socket, hostPath, hostType, mountPath, arg string
+		socket, hostPath, hostType, mountPath, arg, store string
 	}{
-		{"/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock", "/tmp/kip-cluster/sockets", "Directory", "/host/node", "--cri-socket=/host/node/containerd.sock"},
-		{"", "/run/containerd/containerd.sock", "Socket", "/host/run/containerd/containerd.sock", "--cri-socket=/host/run/containerd/containerd.sock"},
-		{"/run/crio/crio.sock", "/run/crio/crio.sock", "Socket", "/host/run/crio/crio.sock", "--cri-socket=/host/run/crio/crio.sock"},
-		{"/var/lib/rancher/k3s/agent/containerd.sock", "/var/lib/rancher/k3s/agent/containerd.sock", "Socket", "/host/var/lib/rancher/k3s/agent/containerd.sock", "--cri-socket=/host/var/lib/rancher/k3s/agent/containerd.sock"},
+		{"/tmp/kip-cluster/sockets/$(NODE_NAME)/containerd.sock", "/tmp/kip-cluster/sockets", "Directory", "/host/node", "--cri-socket=/host/node/containerd.sock", ""},
+		{"", "/run/containerd/containerd.sock", "Socket", "/host/run/containerd/containerd.sock", "--cri-socket=/host/run/containerd/containerd.sock", "/var/lib/containerd"},
+		{"/run/crio/crio.sock", "/run/crio/crio.sock", "Socket", "/host/run/crio/crio.sock", "--cri-socket=/host/run/crio/crio.sock", "/var/lib/containers/storage"},
+		{"/var/lib/rancher/k3s/agent/containerd.sock", "/var/lib/rancher/k3s/agent/containerd.sock", "Socket", "/host/var/lib/rancher/k3s/agent/containerd.sock", "--cri-socket=/host/var/lib/rancher/k3s/agent/containerd.sock", ""},
 	}
 	for _, tt := range tests {
 		ds := Build(agentConfig(t, 1, config.KeyCRISocket, tt.socket), Options{KIPImage: "k:1"})
 		spec := ds.Spec.Template.Spec
 		var hostPaths []string
 		for _, v := range spec.Volumes {
-			if v.HostPath != nil {
+			if v.HostPath == nil {
+				continue
+			}
+			want := tt.hostType
+			if v.Name == "imagefs" {
+				want = "Directory"
+			} else {
 				hostPaths = append(hostPaths, v.HostPath.Path)
-				if string(*v.HostPath.Type) != tt.hostType {
-					t.Errorf("%s: hostPath type %s, want %s", tt.socket, *v.HostPath.Type, tt.hostType)
-				}
-				if v.HostPath.Path == "/run" || v.HostPath.Path == "/var/run" {
-					t.Errorf("%s: mounts %s whole", tt.socket, v.HostPath.Path)
-				}
+			}
+			if string(*v.HostPath.Type) != want {
+				t.Errorf("%s: %s hostPath type %s, want %s", tt.socket, v.Name, *v.HostPath.Type, want)
+			}
+			if v.HostPath.Path == "/run" || v.HostPath.Path == "/var/run" {
+				t.Errorf("%s: mounts %s whole", tt.socket, v.HostPath.Path)
+			}
+			if v.Name == "imagefs" && v.HostPath.Path != tt.store {
+				t.Errorf("%q: image store %s, want %q", tt.socket, v.HostPath.Path, tt.store)
 			}
 		}
 		if fmt.Sprint(hostPaths) != "["+tt.hostPath+"]" || spec.Containers[0].VolumeMounts[0].MountPath != tt.mountPath {
@@ -96,8 +107,12 @@ func TestAgentMountsOnlyTheSocket(t *testing.T) {
 		if m := spec.Containers[0].VolumeMounts[0]; strings.Contains(tt.socket, config.NodeNameVar) != (m.SubPathExpr == "$(NODE_NAME)") || !m.ReadOnly {
 			t.Errorf("%q: mount %+v", tt.socket, m)
 		}
-		if args := strings.Join(spec.Containers[0].Args, " "); !strings.Contains(args, tt.arg) {
+		args := strings.Join(spec.Containers[0].Args, " ")
+		if !strings.Contains(args, tt.arg) {
 			t.Errorf("%q: args %s, want %s", tt.socket, args, tt.arg)
+		}
+		if measured := strings.Contains(args, "--image-fs="+AgentImageFs); measured != (tt.store != "") {
+			t.Errorf("%q: args %s; want --image-fs only with a store", tt.socket, args)
 		}
 	}
 }

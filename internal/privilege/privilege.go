@@ -62,6 +62,16 @@ var KnownSockets = []string{
 	"/run/cri-dockerd.sock",
 }
 
+// ImageStores are the image stores of the known sockets' runtimes: an
+// agent mounts its runtime's read-only, to measure the image filesystem
+// (statfs). What is in them the runtime's socket reaches already.
+var ImageStores = map[string]string{
+	"/run/containerd/containerd.sock":     "/var/lib/containerd",
+	"/run/k3s/containerd/containerd.sock": "/var/lib/rancher/k3s/agent/containerd",
+	"/run/crio/crio.sock":                 "/var/lib/containers/storage",
+	"/run/cri-dockerd.sock":               "/var/lib/docker",
+}
+
 // Policy is what the installer and the cluster admin allow one puller.
 type Policy struct {
 	Grants Grants

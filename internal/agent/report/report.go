@@ -38,6 +38,8 @@ type Image struct {
 	// PullSeconds is how long the last successful pull took; 0 when the
 	// image was already held.
 	PullSeconds float64 `json:"pullSeconds,omitempty"`
+	// SizeBytes is the image's size as the runtime says it, when held.
+	SizeBytes int64 `json:"sizeBytes,omitempty"`
 	// Since is when the image was first seen Cached, without a loss since.
 	Since *time.Time `json:"since,omitempty"`
 }
@@ -47,6 +49,10 @@ const (
 	ReasonErrImagePull     = "ErrImagePull"
 	ReasonImagePullBackOff = "ImagePullBackOff"
 	ReasonCredentials      = "InvalidPullSecret" //nolint:gosec // G101: an event reason, not a credential
+	// ReasonOverBudget: a Cached image held but not pinned, because the
+	// images before it in IMAGES fill PIN_BUDGET; or a Failed one not
+	// pulled, because the pull would leave less than IMAGEFS_FREE_FLOOR.
+	ReasonOverBudget = "OverBudget"
 )
 
 // Annotation on the agent's own Pod carries its Node as JSON:
@@ -64,8 +70,30 @@ type Node struct {
 	// SecretProblems names each pull secret that could not be used.
 	SecretProblems []string `json:"secretProblems,omitempty"`
 	// Heals counts the images pulled again after they disappeared.
-	Heals  int     `json:"heals,omitempty"`
+	Heals int `json:"heals,omitempty"`
+	// Disk is the node's image filesystem and what the images take of it,
+	// when the agent measured it.
+	Disk   *Disk   `json:"disk,omitempty"`
 	Images []Image `json:"images"`
+}
+
+// Disk is what the agent measured of its node's image filesystem.
+type Disk struct {
+	// CapacityBytes and AvailableBytes are the filesystem's (statfs); 0
+	// when the agent cannot see it.
+	CapacityBytes  int64 `json:"capacityBytes,omitempty"`
+	AvailableBytes int64 `json:"availableBytes,omitempty"`
+	// ImagesBytes is what the runtime says every image it holds takes.
+	ImagesBytes int64 `json:"imagesBytes,omitempty"`
+	// CachedBytes and PinnedBytes add up the configured images held, and
+	// those of them pinned.
+	CachedBytes int64 `json:"cachedBytes"`
+	PinnedBytes int64 `json:"pinnedBytes"`
+	// PinBudgetBytes and FreeFloorBytes are PIN_BUDGET and
+	// IMAGEFS_FREE_FLOOR on this node; -1 for a percentage of a capacity
+	// the agent cannot see.
+	PinBudgetBytes int64 `json:"pinBudgetBytes"`
+	FreeFloorBytes int64 `json:"freeFloorBytes"`
 }
 
 // Encode is the annotation's value.
@@ -90,7 +118,7 @@ func PinningNote(runtime string, canPin bool, images []Image) string {
 	var unpinned []string
 	var pinErr string
 	for _, r := range images {
-		if r.State == StateCached && !r.Pinned {
+		if r.State == StateCached && !r.Pinned && r.Reason != ReasonOverBudget {
 			unpinned = append(unpinned, r.Name)
 			if pinErr == "" {
 				pinErr = r.PinError

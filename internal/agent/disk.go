@@ -1,0 +1,196 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/kip-image-puller/kip/internal/agent/report"
+)
+
+// The disk half of the agent: it measures the image filesystem, refuses a
+// pull that would leave less than FreeFloor, and pins in IMAGES order what
+// fits PinBudget.
+
+func (a *Agent) hasMeasured() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.measured
+}
+
+// measure asks the runtime for the image filesystem; a failure keeps the
+// last measure (a floor is then judged on it, or not at all before one).
+func (a *Agent) measure(ctx context.Context) {
+	d, err := a.rt.ImageFs(ctx)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.disk, a.measured = d, true
+}
+
+// limits are PinBudget and FreeFloor in bytes on this filesystem; -1 where
+// a percentage meets an unknown capacity, and for no bound.
+func (a *Agent) limits() (budget, floor int64) {
+	budget, floor = -1, -1
+	if a.opts.PinBudget != nil {
+		budget = a.opts.PinBudget.Of(a.disk.CapacityBytes)
+	}
+	if a.opts.FreeFloor != nil {
+		floor = a.opts.FreeFloor.Of(a.disk.CapacityBytes)
+	}
+	return budget, floor
+}
+
+// reserve makes room for a pull of ref: its estimate is the size the node
+// held of ref last, or for an image never held the mean of the sizes held
+// (0 before any), and the pull is refused
+// when the free space, less what the pulls under way will take, would fall
+// below the floor. It returns the estimate to unreserve.
+func (a *Agent) reserve(ref string) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	estimate, known := a.sizes[ref]
+	if !known && len(a.sizes) > 0 {
+		var sum int64
+		for _, n := range a.sizes {
+			sum += n
+		}
+		estimate = sum / int64(len(a.sizes))
+	}
+	_, floor := a.limits()
+	if floor < 0 || a.disk.AvailableBytes == 0 && a.disk.CapacityBytes == 0 {
+		a.reserved += estimate
+		return estimate, nil // no floor, or no measure to judge it on
+	}
+	free := a.disk.AvailableBytes - a.reserved
+	if free-estimate < floor {
+		what := "the image filesystem is already past IMAGEFS_FREE_FLOOR"
+		if free >= floor {
+			what = "the pull would go past IMAGEFS_FREE_FLOOR"
+		}
+		return 0, fmt.Errorf("not pulled: %s (%s): %s free of %s, %s of it taken by pulls under way, and the image takes about %s",
+			what, bytes(floor), bytes(a.disk.AvailableBytes), bytes(a.disk.CapacityBytes), bytes(a.reserved), bytes(estimate))
+	}
+	a.reserved += estimate
+	return estimate, nil
+}
+
+// unreserve ends a pull's reservation, and measures the filesystem again.
+func (a *Agent) unreserve(ctx context.Context, estimate int64) {
+	a.mu.Lock()
+	a.reserved -= estimate
+	a.mu.Unlock()
+	a.measure(ctx)
+}
+
+// pinWithinBudget walks the images in IMAGES order: each one held is
+// pinned while the ones held before it and itself fit PinBudget; the rest
+// are reported OverBudget, and kip's pins on them go.
+func (a *Agent) pinWithinBudget(ctx context.Context) {
+	if a.pin == nil {
+		return
+	}
+	a.pinMu.Lock()
+	defer a.pinMu.Unlock()
+	a.mu.Lock()
+	budget, _ := a.limits()
+	images := slices.Clone(a.images)
+	a.mu.Unlock()
+
+	var total int64
+	var over []string
+	for _, img := range images {
+		a.mu.Lock()
+		r := a.reports[img.Name]
+		a.mu.Unlock()
+		if r.State != report.StateCached {
+			continue
+		}
+		if budget >= 0 && total+r.SizeBytes > budget {
+			over = append(over, img.Ref)
+			a.update(img.Name, func(r *report.Image) {
+				r.Reason = report.ReasonOverBudget
+				r.Message = fmt.Sprintf("not pinned: PIN_BUDGET is %s, the images before it in IMAGES take %s pinned, and it takes %s",
+					bytes(budget), bytes(total), bytes(r.SizeBytes))
+				r.Pinned = false
+			})
+			continue
+		}
+		total += r.SizeBytes
+		if r.Pinned && r.Reason != report.ReasonOverBudget {
+			continue
+		}
+		pinned, pinErr := r.Pinned, ""
+		if err := a.pin.Pin(ctx, img.Ref); err != nil {
+			pinErr = err.Error()
+		} else if after, ok, err := a.rt.Status(ctx, img.Ref); err == nil && ok {
+			pinned = after.Pinned
+		}
+		a.update(img.Name, func(r *report.Image) {
+			r.Pinned, r.PinError = pinned, pinErr
+			if r.Reason == report.ReasonOverBudget {
+				r.Reason, r.Message = "", ""
+			}
+		})
+	}
+	a.mu.Lock()
+	a.over = over
+	a.mu.Unlock()
+	if len(over) > 0 {
+		_, _ = a.Release(ctx) // the loop logs what Release returns on its next round
+	}
+}
+
+// update changes a Cached image's report in place.
+func (a *Agent) update(name string, change func(*report.Image)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.reports[name]
+	if !ok || r.State != report.StateCached {
+		return
+	}
+	change(&r)
+	a.reports[name] = r
+}
+
+// Disk is the node's disk as the report says it: the last measure, the
+// limits on it, and what the configured images take of it.
+func (a *Agent) Disk() *report.Disk {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.measured && a.opts.PinBudget == nil && a.opts.FreeFloor == nil {
+		return nil
+	}
+	d := a.disk
+	d.PinBudgetBytes, d.FreeFloorBytes = a.limits()
+	for _, img := range a.images {
+		r := a.reports[img.Name]
+		if r.State != report.StateCached {
+			continue
+		}
+		d.CachedBytes += r.SizeBytes
+		if r.Pinned {
+			d.PinnedBytes += r.SizeBytes
+		}
+	}
+	return &d
+}
+
+// bytes writes a size for people: 1.5Gi, 300Mi, 12Ki, 512.
+func bytes(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	v, unit := float64(n), ""
+	for _, u := range []string{"Ki", "Mi", "Gi", "Ti", "Pi"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + unit
+}

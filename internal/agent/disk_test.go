@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kip-image-puller/kip/internal/agent/report"
+	"github.com/kip-image-puller/kip/internal/config"
+)
+
+const mib = 1 << 20
+
+// TestDiskBudget: images are pinned in IMAGES order while they fit
+// PIN_BUDGET, the rest held unpinned and reported OverBudget with the
+// sizes; no pull leaves less than IMAGEFS_FREE_FLOOR.
+func TestDiskBudget(t *testing.T) {
+	share := func(s string) *config.DiskShare {
+		d, err := config.ParseDiskShare(s, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &d
+	}
+	tests := []struct {
+		name            string
+		budget, floor   *config.DiskShare
+		capacity        int64 // 0: the agent cannot see the filesystem
+		images          int
+		want            string // each image: P pinned, H held unpinned (OverBudget), F not pulled (OverBudget)
+		wantBudget      int64
+		wantPinnedBytes int64
+	}{
+		{"no bounds", nil, nil, 100 * mib, 4, "PPPP", -1, 4 * mib},
+		{"a size", share("2.5Mi"), nil, 100 * mib, 4, "PPHH", 2.5 * mib, 2 * mib},
+		{"a size on a filesystem the agent cannot see", share("2Mi"), nil, 0, 3, "PPH", 2 * mib, 2 * mib},
+		{"a percentage", share("10%"), nil, 20 * mib, 4, "PPHH", 2 * mib, 2 * mib},
+		{"a percentage of an unknown capacity binds nothing", share("10%"), share("20%"), 0, 3, "PPP", -1, 3 * mib},
+		{"the floor", nil, share("70%"), 10 * mib, 6, "PPPFFF", -1, 3 * mib},
+		{"the floor as a size", nil, share("7Mi"), 10 * mib, 6, "PPPFFF", -1, 3 * mib},
+		{"both", share("1Mi"), share("70%"), 10 * mib, 5, "PHHFF", 1 * mib, 1 * mib},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newFakeRuntime()
+			rt.disk = report.Disk{CapacityBytes: tc.capacity}
+			pin := &fakePinner{rt: rt}
+			o := opts(&clock{t: time.Unix(0, 0)})
+			o.Parallelism, o.PinBudget, o.FreeFloor = 1, tc.budget, tc.floor
+			imgs := images(tc.images)
+			a := New(rt, pin, noCreds, List{Images: imgs}, o)
+			a.Sync(context.Background())
+			var got strings.Builder
+			for _, r := range a.Report() {
+				switch {
+				case r.State == report.StateCached && r.Pinned && r.Reason == "":
+					got.WriteByte('P')
+				case r.State == report.StateCached && !r.Pinned && r.Reason == report.ReasonOverBudget && strings.Contains(r.Message, "PIN_BUDGET is"):
+					got.WriteByte('H')
+				case r.State == report.StateFailed && r.Reason == report.ReasonOverBudget && strings.Contains(r.Message, "IMAGEFS_FREE_FLOOR"):
+					got.WriteByte('F')
+				default:
+					t.Errorf("%s: %+v", r.Name, r)
+					got.WriteByte('?')
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("images %s, want %s: %+v", got.String(), tc.want, a.Report())
+			}
+			d := a.Disk()
+			if d == nil || d.PinBudgetBytes != tc.wantBudget || d.PinnedBytes != tc.wantPinnedBytes {
+				t.Errorf("disk %+v, want budget %d and %d pinned", d, tc.wantBudget, tc.wantPinnedBytes)
+			}
+			if held := int64(strings.Count(tc.want, "P")+strings.Count(tc.want, "H")) * mib; d.CachedBytes != held {
+				t.Errorf("cached bytes %d, want %d", d.CachedBytes, held)
+			}
+			// kip's pins on the images past the budget go; the others stay.
+			for i, c := range tc.want {
+				if kept := slices.Contains(pin.keep, imgs[i].Ref); c == 'H' && kept {
+					t.Errorf("%s past the budget, but its pin is kept: %v", imgs[i].Name, pin.keep)
+				}
+			}
+		})
+	}
+}
+
+// TestNothingPulledPastTheFloor: a filesystem already past the floor gets
+// no pull, and the report says how full it is.
+func TestNothingPulledPastTheFloor(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.disk = report.Disk{CapacityBytes: 10 * mib}
+	rt.held["reg.test/other:v1"] = Held{Size: 9 * mib} // someone else's
+	floor := config.DiskShare{Percent: 20}
+	o := opts(&clock{})
+	o.FreeFloor = &floor
+	a := New(rt, nil, noCreds, List{Images: images(2)}, o)
+	if n := a.Sync(context.Background()); n != 0 || len(rt.pulls) != 0 {
+		t.Errorf("pulled %d: %v", n, rt.pulls)
+	}
+	for _, r := range a.Report() {
+		if r.Reason != report.ReasonOverBudget || !strings.Contains(r.Message, "already past IMAGEFS_FREE_FLOOR (2Mi): 1Mi free of 10Mi, 0 of it taken by pulls under way, and the image takes about 0") {
+			t.Errorf("%+v", r)
+		}
+	}
+	// Space freed: the next attempt pulls.
+	rt.mu.Lock()
+	delete(rt.held, "reg.test/other:v1")
+	rt.mu.Unlock()
+	a.RetryNow()
+	if n := a.Sync(context.Background()); n != 2 {
+		t.Errorf("after the space was freed, pulled %d; report %+v", n, a.Report())
+	}
+}
+
+// TestABudgetFreedPinsAgain: once an image before them leaves the list,
+// the images past the budget fit again and are pinned.
+func TestABudgetFreedPinsAgain(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.disk = report.Disk{CapacityBytes: 100 * mib}
+	budget := config.DiskShare{Bytes: 2 * mib}
+	o := opts(&clock{})
+	o.PinBudget = &budget
+	imgs := images(3)
+	a := New(rt, &fakePinner{rt: rt}, noCreds, List{Images: imgs}, o)
+	a.Sync(context.Background())
+	if r := a.Report()[2]; r.Pinned || r.Reason != report.ReasonOverBudget {
+		t.Fatalf("img2 before: %+v", r)
+	}
+	a.Update(List{Images: imgs[1:]})
+	a.Sync(context.Background())
+	for _, r := range a.Report() {
+		if !r.Pinned || r.Reason != "" || r.Message != "" {
+			t.Errorf("after img0 left: %+v", r)
+		}
+	}
+}
+
+func TestReleaseAllUnpinsEverything(t *testing.T) {
+	rt := newFakeRuntime()
+	pin := &fakePinner{rt: rt, keep: []string{"x"}}
+	a := New(rt, pin, noCreds, List{Images: images(2)}, opts(&clock{}))
+	if _, err := a.ReleaseAll(context.Background()); err != nil || pin.keep != nil {
+		t.Errorf("keep %v, %v", pin.keep, err)
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{-1: "unknown", 0: "0", 512: "512", 1536 * mib: "1.5Gi", 2 * mib: "2Mi", 1<<40 + 1<<39: "1.5Ti"} {
+		if got := bytes(n); got != want {
+			t.Errorf("bytes(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
