@@ -101,6 +101,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	}
 	var list agent.List
 	var lists <-chan agent.List
+	var cs kubernetes.Interface
 	if f.daemonSet != "" {
 		if f.images != "" || f.digests != "" || f.once {
 			return errors.New("--daemonset: the list comes from the DaemonSet; leave out --images, --digests and --once")
@@ -108,7 +109,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		if f.podNamespace == "" {
 			return errors.New("--daemonset: set --pod-namespace, the DaemonSet's namespace")
 		}
-		cs, err := inCluster()
+		cs, err = inCluster()
 		if err != nil {
 			return fmt.Errorf("--daemonset: %w", err)
 		}
@@ -186,6 +187,9 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	}
 	if err := loop.Run(ctx, f.once); err != nil {
 		return err
+	}
+	if cs != nil && ctx.Err() != nil {
+		releaseIfRemoved(cs, f.podNamespace, f.daemonSet, a, log)
 	}
 	if f.once && !a.AllCached() {
 		return exitError{code: 1}

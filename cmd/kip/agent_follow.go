@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
@@ -69,4 +71,45 @@ func followDaemonSet(ctx context.Context, cs kubernetes.Interface, namespace, na
 	case <-ctx.Done():
 		return agent.List{}, nil, ctx.Err()
 	}
+}
+
+// pullerRemoved tells whether the agents' DaemonSet is gone or going: the
+// puller was uninstalled (oc delete, helm uninstall, the resource deleted:
+// the DaemonSet goes with the Deployment that owns it) or switched back to
+// daemonset mode. A restart, a rollout or a drain leaves the DaemonSet in
+// place. A token the API server no longer takes, or a Role no longer
+// bound, is the puller's RBAC removed with it. Any other error cannot
+// tell, and says so.
+func pullerRemoved(ctx context.Context, cs kubernetes.Interface, namespace, name string) (bool, error) {
+	ds, err := cs.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return ds.DeletionTimestamp != nil, nil
+}
+
+// releaseIfRemoved unpins every image kip pinned on the node when the
+// puller is being removed; on a plain stop the pins stay. It has the rest
+// of the Pod's grace period.
+func releaseIfRemoved(cs kubernetes.Interface, namespace, name string, a *agent.Agent, log logr.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	removed, err := pullerRemoved(ctx, cs, namespace, name)
+	if err != nil {
+		log.Error(err, "stopping; cannot tell whether the puller is being removed, so the pins stay", "daemonset", namespace+"/"+name)
+		return
+	}
+	if !removed {
+		log.Info("stopping; the DaemonSet stays, and so do the pins")
+		return
+	}
+	released, err := a.ReleaseAll(ctx)
+	if err != nil {
+		log.Error(err, "the puller is being removed; unpinning failed, some pins stay", "unpinned", released)
+		return
+	}
+	log.Info("the puller is being removed; unpinned every image kip pinned", "images", released)
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/kip-image-puller/kip/internal/agent"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/dev/poll"
 	"github.com/kip-image-puller/kip/internal/dev/testenv"
 )
 
@@ -123,4 +125,70 @@ func agentClient(t *testing.T, ns string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// TestPullerRemovedOnlyWhenItsDaemonSetGoes: the agent unpins on its way
+// out only when its DaemonSet is gone or going, or its RBAC went with the
+// puller; while the DaemonSet stays (a restart, a rollout), or when the API
+// server cannot be asked, the pins stay.
+func TestPullerRemovedOnlyWhenItsDaemonSetGoes(t *testing.T) {
+	ctx := t.Context()
+	ns := env.Namespace(t)
+	cfg, _, err := config.Parse(map[string]string{config.KeyImages: "a=reg.test/a:1", config.KeyCachingMode: config.ModeAgent, config.KeyNamespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: "kip:1"})
+	ds.TypeMeta = metav1.TypeMeta{}
+	ds.Finalizers = []string{"kip.dev/test-holds-it"}
+	env.Create(t, ds)
+	cs := agentClient(t, ns)
+	check := func(what string, want bool) {
+		t.Helper()
+		removed, err := pullerRemoved(ctx, cs, ns, ds.Name)
+		if err != nil || removed != want {
+			t.Errorf("%s: removed %v (%v), want %v", what, removed, err, want)
+		}
+	}
+	check("the DaemonSet in place", false)
+
+	if err := env.Client.Delete(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	check("the DaemonSet being deleted", true)
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ds), ds); err != nil {
+		t.Fatal(err)
+	}
+	ds.Finalizers = nil
+	if err := env.Client.Update(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	check("the DaemonSet gone", true)
+
+	// The agents' RoleBinding removed with the puller (helm uninstall).
+	other := env.Namespace(t)
+	cfg.Namespace = other
+	kept := daemonset.Build(cfg, daemonset.Options{KIPImage: "kip:1"})
+	kept.TypeMeta = metav1.TypeMeta{}
+	env.Create(t, kept)
+	otherCS := agentClient(t, other)
+	if removed, err := pullerRemoved(ctx, otherCS, other, kept.Name); err != nil || removed {
+		t.Fatalf("the DaemonSet in place: removed %v (%v)", removed, err)
+	}
+	if err := env.Client.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "kip-agent", Namespace: other}}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, 100*time.Millisecond, "removed once the agents' RoleBinding went", func() (bool, string) {
+		removed, err := pullerRemoved(ctx, otherCS, other, kept.Name)
+		return removed, fmt.Sprintf("removed %v (%v)", removed, err)
+	})
+
+	// No API server to ask: the pins stay.
+	nowhere, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := pullerRemoved(ctx, nowhere, ns, ds.Name); err == nil || removed {
+		t.Errorf("without an API server: removed %v (%v), want an error", removed, err)
+	}
 }

@@ -397,6 +397,7 @@ func TestPinnedImagesSurviveImageGC(t *testing.T) {
 // mode and checks, twice a second throughout, through each node's CRI that
 // every node holds every image, and that one of the two DaemonSets is ready
 // on every node: the new mode holds the images before the old one lets go.
+// Back in daemonset mode, nothing stays pinned.
 func TestModeSwitchKeepsEveryImage(t *testing.T) {
 	ns := namespaceAt(t, "privileged")
 	entries := pushSamples(t, "switch", 2, false)
@@ -454,6 +455,20 @@ func TestModeSwitchKeepsEveryImage(t *testing.T) {
 		t.Errorf("%d of %d checks found a gap in the protection: %v", len(gaps), checks, gaps)
 	}
 	t.Logf("%d checks of every node's runtime and of the DaemonSets during the two switches: no gap", checks)
+
+	// Back in daemonset mode, the sleeping containers hold the images: the
+	// agents, removed with their DaemonSet, unpinned what they had pinned.
+	for _, node := range pinningNodes(t) {
+		eventually(t, time.Minute, node+": nothing pinned once the agents are gone", func() (bool, string) {
+			pinned := pinnedOn(t, node)
+			for _, ref := range refsOf(entries) {
+				if pinned[ref] {
+					return false, ref + " still pinned"
+				}
+			}
+			return true, ""
+		})
+	}
 }
 
 // protectionGap says what is missing, at this moment, for every node to hold
