@@ -71,7 +71,7 @@ process environment.`,
 	fl.StringVar(&f.openShift, "openshift", "auto", "auto (detect the route.openshift.io API group), true or false")
 	fl.StringVar(&f.leaderElectionID, "leader-election-id", "", "name of the leader election Lease (default kip-<configmap>)")
 	fl.StringVar(&f.podName, "pod-name", os.Getenv("POD_NAME"), "the controller's own Pod (env POD_NAME, downward API): agent mode's agents run its image, by digest; empty (outside a cluster): --kip-image")
-	fl.StringSliceVar(&f.allowedSockets, "cri-socket-allow", nil, "runtime sockets agent mode may mount beyond the known ones (containerd, k3s, CRI-O, cri-dockerd), set by whoever installs the controller, never by its configuration; a path with a $(NODE_NAME) folder allows that folder, which must hold nothing but runtime sockets")
+	fl.StringSliceVar(&f.allowedSockets, "cri-socket-allow", nil, "runtime sockets agent mode may mount beyond the known ones (containerd, k3s, CRI-O, cri-dockerd), set by whoever installs the controller, never by its configuration; a path with a $(NODE_NAME) folder allows that folder, which must hold nothing but runtime sockets; SOCKET=STORE also names the runtime's image store, mounted read-only into the agents to measure its filesystem (PIN_BUDGET, IMAGEFS_FREE_FLOOR)")
 	return cmd
 }
 

@@ -95,10 +95,15 @@ func buildAgent(cfg *config.Config, opts Options) *appsv1.DaemonSet {
 	args = append(args, "--pin-budget="+cfg.PinBudget.String(), "--imagefs-free-floor="+cfg.ImageFsFreeFloor.String())
 	mounts := []corev1.VolumeMount{mount}
 	volumes := []corev1.Volume{{Name: "runtime", VolumeSource: corev1.VolumeSource{HostPath: hostPath}}}
-	if store, known := privilege.ImageStores[socket]; known {
+	if store := privilege.ImageStore(socket, opts.AllowedSockets); store != "" {
+		storeMount := corev1.VolumeMount{Name: "imagefs", MountPath: AgentImageFs, ReadOnly: true}
+		if prefix, rest, named := config.SplitNodeSocket(store); named {
+			// As for the socket: the node's own store only.
+			store, storeMount.SubPathExpr = prefix, "$(NODE_NAME)/"+rest
+		}
 		volumes = append(volumes, corev1.Volume{Name: "imagefs", VolumeSource: corev1.VolumeSource{
 			HostPath: &corev1.HostPathVolumeSource{Path: store, Type: ptr.To(corev1.HostPathDirectory)}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "imagefs", MountPath: AgentImageFs, ReadOnly: true})
+		mounts = append(mounts, storeMount)
 		args = append(args, "--image-fs="+AgentImageFs)
 	}
 	var pullSecrets []corev1.LocalObjectReference

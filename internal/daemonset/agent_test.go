@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -114,6 +115,37 @@ func TestAgentMountsOnlyTheSocket(t *testing.T) {
 		if measured := strings.Contains(args, "--image-fs="+AgentImageFs); measured != (tt.store != "") {
 			t.Errorf("%q: args %s; want --image-fs only with a store", tt.socket, args)
 		}
+	}
+}
+
+// TestAgentMountsThePairedStore: an extra socket the installer paired with
+// its image store gets that store, read-only; with $(NODE_NAME), only the
+// node's own.
+func TestAgentMountsThePairedStore(t *testing.T) {
+	const socket = "/srv/sockets/$(NODE_NAME)/containerd.sock"
+	allowed := []string{socket + "=/srv/nodes/$(NODE_NAME)/containerd/root"}
+	ds := Build(agentConfig(t, 1, config.KeyCRISocket, socket), Options{KIPImage: "k:1", AllowedSockets: allowed})
+	spec := ds.Spec.Template.Spec
+	var store *corev1.Volume
+	for i, v := range spec.Volumes {
+		if v.Name == "imagefs" {
+			store = &spec.Volumes[i]
+		}
+	}
+	if store == nil || store.HostPath.Path != "/srv/nodes" || *store.HostPath.Type != corev1.HostPathDirectory {
+		t.Fatalf("store volume %+v", store)
+	}
+	var mount *corev1.VolumeMount
+	for i, m := range spec.Containers[0].VolumeMounts {
+		if m.Name == "imagefs" {
+			mount = &spec.Containers[0].VolumeMounts[i]
+		}
+	}
+	if mount == nil || mount.SubPathExpr != "$(NODE_NAME)/containerd/root" || !mount.ReadOnly || mount.MountPath != AgentImageFs {
+		t.Errorf("store mount %+v", mount)
+	}
+	if without := Build(agentConfig(t, 1, config.KeyCRISocket, socket), Options{KIPImage: "k:1", AllowedSockets: []string{socket}}); len(without.Spec.Template.Spec.Volumes) != 1 {
+		t.Errorf("a socket allowed without a store: volumes %+v", without.Spec.Template.Spec.Volumes)
 	}
 }
 

@@ -68,6 +68,10 @@ type Options struct {
 	AgentImage string
 	// OpenShift leaves the UID to the Security Context Constraints.
 	OpenShift bool
+	// AllowedSockets are the installer's --cri-socket-allow values: an
+	// extra socket paired with its runtime's image store (SOCKET=STORE)
+	// has the store mounted into the agents, as a known socket has.
+	AllowedSockets []string
 	// Owner, when set, becomes the controller owner reference.
 	Owner   *metav1.OwnerReference
 	Refresh RefreshState

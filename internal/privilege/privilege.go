@@ -192,24 +192,77 @@ func controlPlaneToleration(ts []corev1.Toleration) (string, bool) {
 }
 
 // SocketAllowed tells whether an agent may mount socket: one of
-// KnownSockets, or one of extra, exactly.
+// KnownSockets, or the socket of one of extra, exactly.
 func SocketAllowed(socket string, extra []string) bool {
-	return slices.Contains(KnownSockets, socket) || slices.Contains(extra, socket)
+	if slices.Contains(KnownSockets, socket) {
+		return true
+	}
+	for _, e := range extra {
+		if s, _ := splitAllowed(e); s == socket {
+			return true
+		}
+	}
+	return false
+}
+
+// ImageStore is the image store of socket's runtime, which the agent
+// mounts read-only to measure its filesystem: a known socket's, or the one
+// the installer paired with an extra socket (SOCKET=STORE); "" for none.
+func ImageStore(socket string, extra []string) string {
+	if store, known := ImageStores[socket]; known {
+		return store
+	}
+	for _, e := range extra {
+		if s, store := splitAllowed(e); s == socket {
+			return store
+		}
+	}
+	return ""
+}
+
+// splitAllowed splits a --cri-socket-allow value, SOCKET or SOCKET=STORE.
+func splitAllowed(value string) (socket, store string) {
+	socket, store, _ = strings.Cut(value, "=")
+	return socket, store
 }
 
 // CheckExtraSockets checks the installer's --cri-socket-allow values: each
 // the path of a socket as CRI_SOCKET takes it, and a $(NODE_NAME) folder
-// never directly under /run or /var/run, which hold far more than sockets.
+// never directly under /run or /var/run, which hold far more than sockets;
+// then, after an =, optionally the runtime's image store, an absolute
+// folder with a $(NODE_NAME) folder where the socket has one.
 func CheckExtraSockets(extra []string) error {
-	for _, s := range extra {
+	for _, e := range extra {
+		s, store := splitAllowed(e)
 		if !config.ValidSocket(s) {
-			return fmt.Errorf("--cri-socket-allow %q: the absolute, clean path of a runtime socket, such as /run/containerd/containerd.sock, where one folder may be $(NODE_NAME)", s)
+			return fmt.Errorf("--cri-socket-allow %q: the absolute, clean path of a runtime socket, such as /run/containerd/containerd.sock, where one folder may be $(NODE_NAME), then optionally =STORE, its runtime's image store", e)
 		}
-		if prefix, _, named := config.SplitNodeSocket(s); named && (prefix == "/run" || prefix == "/var/run") {
-			return fmt.Errorf("--cri-socket-allow %q: the folder above $(NODE_NAME) is mounted, and %s holds far more than runtime sockets", s, prefix)
+		prefix, _, named := config.SplitNodeSocket(s)
+		if named && (prefix == "/run" || prefix == "/var/run") {
+			return fmt.Errorf("--cri-socket-allow %q: the folder above $(NODE_NAME) is mounted, and %s holds far more than runtime sockets", e, prefix)
+		}
+		if !strings.Contains(e, "=") {
+			continue
+		}
+		// A store is a folder where a socket is a file: the same rules,
+		// with the node's name where the socket has it.
+		mounted, _, storeNamed := config.SplitNodeSocket(store)
+		if !storeNamed {
+			mounted = store
+		}
+		if !config.ValidSocket(store) || storeNamed != named || underSystemFolder(mounted) {
+			return fmt.Errorf("--cri-socket-allow %q: after =, the runtime's image store, an absolute, clean folder outside /run, /etc, /proc, /sys and /dev, with a $(NODE_NAME) folder exactly when the socket has one", e)
 		}
 	}
 	return nil
+}
+
+// systemFolders hold the host's configuration, its sockets and its kernel's
+// views: never an image store.
+var systemFolders = []string{"/run", "/var/run", "/etc", "/proc", "/sys", "/dev"}
+
+func underSystemFolder(p string) bool {
+	return slices.ContainsFunc(systemFolders, func(f string) bool { return p == f || strings.HasPrefix(p, f+"/") })
 }
 
 // SocketFor chooses the known socket of the runtime most nodes report

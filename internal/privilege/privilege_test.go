@@ -156,11 +156,46 @@ func TestCheckExtraSockets(t *testing.T) {
 		{[]string{"run/x.sock"}, "absolute"},
 		{[]string{"/x.sock"}, "absolute"},
 		{[]string{"/run/../etc/x.sock"}, "absolute"},
+		{[]string{"/tmp/k/sockets/$(NODE_NAME)/containerd.sock=/tmp/k/nodes/$(NODE_NAME)/containerd/root"}, ""},
+		{[]string{"/srv/cri.sock=/srv/images"}, ""},
+		{[]string{"/srv/cri.sock=/etc/kubernetes"}, "image store"},
+		{[]string{"/srv/cri.sock=/etc"}, "image store"},
+		{[]string{"/srv/cri.sock=/proc/1/root"}, "image store"},
+		{[]string{"/srv/cri.sock=/run/containerd"}, "image store"},
+		{[]string{"/srv/cri.sock=images"}, "image store"},
+		{[]string{"/srv/cri.sock="}, "image store"},
+		{[]string{"/srv/cri.sock=/srv/../etc"}, "image store"},
+		{[]string{"/s/$(NODE_NAME)/cri.sock=/srv/images"}, "exactly when the socket has one"},
+		{[]string{"/srv/cri.sock=/srv/$(NODE_NAME)/images"}, "exactly when the socket has one"},
+		{[]string{"/s/$(NODE_NAME)/cri.sock=/etc/$(NODE_NAME)/x"}, "image store"},
 	}
 	for _, tt := range tests {
 		err := CheckExtraSockets(tt.extra)
 		if (err == nil) != (tt.bad == "") || (err != nil && !strings.Contains(err.Error(), tt.bad)) {
 			t.Errorf("CheckExtraSockets(%v) = %v, want %q", tt.extra, err, tt.bad)
+		}
+	}
+}
+
+// TestImageStore: a known socket's runtime's store, or the one the
+// installer paired with an extra socket; none otherwise.
+func TestImageStore(t *testing.T) {
+	extra := []string{"/srv/a.sock=/srv/a-images", "/srv/b.sock", "/s/$(NODE_NAME)/c.sock=/n/$(NODE_NAME)/root"}
+	for socket, want := range map[string]string{
+		"/run/containerd/containerd.sock": "/var/lib/containerd",
+		"/run/crio/crio.sock":             "/var/lib/containers/storage",
+		"/srv/a.sock":                     "/srv/a-images",
+		"/srv/b.sock":                     "",
+		"/s/$(NODE_NAME)/c.sock":          "/n/$(NODE_NAME)/root",
+		"/srv/unknown.sock":               "",
+	} {
+		if got := ImageStore(socket, extra); got != want {
+			t.Errorf("ImageStore(%s) = %q, want %q", socket, got, want)
+		}
+	}
+	for socket, want := range map[string]bool{"/srv/a.sock": true, "/srv/b.sock": true, "/s/$(NODE_NAME)/c.sock": true, "/srv/a-images": false, "/srv/a.sock=/srv/a-images": false} {
+		if got := SocketAllowed(socket, extra); got != want {
+			t.Errorf("SocketAllowed(%s) = %v, want %v", socket, got, want)
 		}
 	}
 }

@@ -130,11 +130,12 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	outcome := r.refresher.latest()
 	refresh, changed := daemonset.NextRefresh(daemonset.RecordedRefresh(live), daemonset.TaggedRefs(cfg), outcome.digests)
 	desired := daemonset.Build(cfg, daemonset.Options{
-		KIPImage:   r.kipImage(deployment),
-		AgentImage: policy.AgentImage,
-		OpenShift:  r.opts.OpenShift,
-		Owner:      ownerReference(deployment, cfg.Namespace),
-		Refresh:    refresh,
+		KIPImage:       r.kipImage(deployment),
+		AgentImage:     policy.AgentImage,
+		OpenShift:      r.opts.OpenShift,
+		AllowedSockets: r.opts.AllowedSockets,
+		Owner:          ownerReference(deployment, cfg.Namespace),
+		Refresh:        refresh,
 	})
 	if err := daemonset.CheckSize(desired); err != nil {
 		r.reportInvalid(regarding, err, config.Fingerprint(src.data))
