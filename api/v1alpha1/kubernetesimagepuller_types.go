@@ -110,6 +110,29 @@ type FailingImage struct {
 	Message string `json:"message,omitempty"`
 }
 
+// NodeDisk is what a node's agent measured of its image filesystem.
+type NodeDisk struct {
+	// Node is the node's name.
+	Node string `json:"node"`
+	// CachedBytes and PinnedBytes add up the configured images held on
+	// the node, and those of them pinned.
+	CachedBytes int64 `json:"cachedBytes"`
+	PinnedBytes int64 `json:"pinnedBytes"`
+	// PinBudgetBytes is pinBudget on this node; -1 for a percentage of a
+	// filesystem the agent cannot see.
+	PinBudgetBytes int64 `json:"pinBudgetBytes"`
+	// AvailableBytes and CapacityBytes are the image filesystem's, when
+	// the agent can see it.
+	// +optional
+	AvailableBytes int64 `json:"availableBytes,omitempty"`
+	// +optional
+	CapacityBytes int64 `json:"capacityBytes,omitempty"`
+	// OverBudget names the images held on the node but not pinned, past
+	// pinBudget in the images' order.
+	// +optional
+	OverBudget []string `json:"overBudget,omitempty"`
+}
+
 // KubernetesImagePullerStatus tells what is cached where.
 type KubernetesImagePullerStatus struct {
 	// ImagePullerImage is the puller image in use.
@@ -134,6 +157,13 @@ type KubernetesImagePullerStatus struct {
 	// Failing lists the images failing, by node.
 	// +optional
 	Failing []FailingImage `json:"failing,omitempty"`
+	// Disk is, in agent mode, what the agents measured: at most 20 nodes,
+	// those with images past pinBudget first, then the most pinned.
+	// +optional
+	Disk []NodeDisk `json:"disk,omitempty"`
+	// DiskNodesOmitted counts the nodes with a measure that Disk leaves out.
+	// +optional
+	DiskNodesOmitted int32 `json:"diskNodesOmitted,omitempty"`
 	// ObservedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

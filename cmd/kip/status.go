@@ -210,9 +210,10 @@ func renderStatus(r status.Report, output string) (string, error) {
 }
 
 // writeAgents writes, in agent mode, a line per node whose agent reported:
-// its runtime, its heals, and whether its cached images are pinned (and,
-// when not, why and how the runtime pins); then the pull secrets each agent
-// left out.
+// its runtime, its heals, its disk (the configured images' bytes cached and
+// pinned, the pin budget, the image filesystem's free space), and whether
+// its cached images are pinned (and, when not, why and how the runtime
+// pins); then the pull secrets each agent left out.
 func writeAgents(w io.Writer, r status.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	var secrets []string
@@ -223,14 +224,18 @@ func writeAgents(w io.Writer, r status.Report) {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(tw, "AGENT ON\tRUNTIME\tHEALS\tPINNED")
+			fmt.Fprintln(tw, "AGENT ON\tRUNTIME\tHEALS\tDISK\tPINNED")
 			header = true
 		}
 		pinned := "yes"
 		if a.Pinning != "" {
 			pinned = "no: " + a.Pinning
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Name, a.Runtime, a.Heals, pinned)
+		disk := "-"
+		if a.Disk != nil {
+			disk = a.Disk.Summary()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", n.Name, a.Runtime, a.Heals, disk, pinned)
 		for _, p := range a.SecretProblems {
 			secrets = append(secrets, fmt.Sprintf("%s: pull secret left out: %s", n.Name, p))
 		}

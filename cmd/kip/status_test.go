@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/status"
 )
 
@@ -51,11 +52,13 @@ func TestRenderStatusTable(t *testing.T) {
 }
 
 // TestRenderStatusSaysWhatEachAgentPins: in agent mode, a line per node
-// with its runtime and whether its images are pinned, and why not.
+// with its runtime, its disk, and whether its images are pinned, and why
+// not.
 func TestRenderStatusSaysWhatEachAgentPins(t *testing.T) {
 	r := report(2)
 	note := "2 cached image(s) not pinned (img1, img2): containerd 1.6.20 ignores the label"
-	r.Nodes[0].Agent = &status.AgentNode{Runtime: "containerd v2.4.2"}
+	r.Nodes[0].Agent = &status.AgentNode{Runtime: "containerd v2.4.2", Disk: &agentreport.Disk{
+		CapacityBytes: 100 << 30, AvailableBytes: 40 << 30, CachedBytes: 12 << 30, PinnedBytes: 9 << 30, PinBudgetBytes: 60 << 30}}
 	r.Nodes[1].Agent = &status.AgentNode{Runtime: "containerd 1.6.20", Pinning: note, Heals: 3, SecretProblems: []string{"broken: no .dockerconfigjson"}}
 	out, err := renderStatus(r, "table")
 	if err != nil {
@@ -65,7 +68,8 @@ func TestRenderStatusSaysWhatEachAgentPins(t *testing.T) {
 	if len(lines) != 8 {
 		t.Fatalf("want the table, the agents' header, a line per agent, the secret and the summary:\n%s", out)
 	}
-	for i, want := range []string{"AGENT ON RUNTIME HEALS PINNED", "node1 containerd v2.4.2 0 yes", "node2 containerd 1.6.20 3 no: " + note, "node2: pull secret left out: broken: no .dockerconfigjson"} {
+	for i, want := range []string{"AGENT ON RUNTIME HEALS DISK PINNED",
+		"node1 containerd v2.4.2 0 12Gi cached, 9Gi pinned of 60Gi, 40Gi free of 100Gi yes", "node2 containerd 1.6.20 3 - no: " + note, "node2: pull secret left out: broken: no .dockerconfigjson"} {
 		if got := strings.Join(strings.Fields(lines[3+i]), " "); got != want {
 			t.Errorf("line %d: %q, want %q", 3+i, got, want)
 		}

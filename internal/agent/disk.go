@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 
 	"github.com/kip-image-puller/kip/internal/agent/report"
 )
@@ -73,7 +71,7 @@ func (a *Agent) reserve(ref string) (int64, error) {
 			what = "the pull would go past IMAGEFS_FREE_FLOOR"
 		}
 		return 0, fmt.Errorf("not pulled: %s (%s): %s free of %s, %s of it taken by pulls under way, and the image takes about %s",
-			what, bytes(floor), bytes(a.disk.AvailableBytes), bytes(a.disk.CapacityBytes), bytes(a.reserved), bytes(estimate))
+			what, report.Bytes(floor), report.Bytes(a.disk.AvailableBytes), report.Bytes(a.disk.CapacityBytes), report.Bytes(a.reserved), report.Bytes(estimate))
 	}
 	a.reserved += estimate
 	return estimate, nil
@@ -115,7 +113,7 @@ func (a *Agent) pinWithinBudget(ctx context.Context) {
 			a.update(img.Name, func(r *report.Image) {
 				r.Reason = report.ReasonOverBudget
 				r.Message = fmt.Sprintf("not pinned: PIN_BUDGET is %s, the images before it in IMAGES take %s pinned, and it takes %s",
-					bytes(budget), bytes(total), bytes(r.SizeBytes))
+					report.Bytes(budget), report.Bytes(total), report.Bytes(r.SizeBytes))
 				r.Pinned = false
 			})
 			continue
@@ -178,19 +176,4 @@ func (a *Agent) Disk() *report.Disk {
 		}
 	}
 	return &d
-}
-
-// bytes writes a size for people: 1.5Gi, 300Mi, 12Ki, 512.
-func bytes(n int64) string {
-	if n < 0 {
-		return "unknown"
-	}
-	v, unit := float64(n), ""
-	for _, u := range []string{"Ki", "Mi", "Gi", "Ti", "Pi"} {
-		if v < 1024 {
-			break
-		}
-		v, unit = v/1024, u
-	}
-	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + unit
 }

@@ -145,11 +145,3 @@ func TestReleaseAllUnpinsEverything(t *testing.T) {
 		t.Errorf("keep %v, %v", pin.keep, err)
 	}
 }
-
-func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{-1: "unknown", 0: "0", 512: "512", 1536 * mib: "1.5Gi", 2 * mib: "2Mi", 1<<40 + 1<<39: "1.5Ti"} {
-		if got := bytes(n); got != want {
-			t.Errorf("bytes(%d) = %s, want %s", n, got, want)
-		}
-	}
-}

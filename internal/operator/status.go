@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/status"
 
@@ -48,7 +49,9 @@ const (
 
 // maxFailing bounds the failures kept in the status and named in a message.
 const (
-	maxFailing          = 50
+	maxFailing = 50
+	// maxDiskNodes bounds the nodes whose disk the status lists.
+	maxDiskNodes        = 20
 	maxFailingInMessage = 5
 )
 
@@ -113,6 +116,7 @@ func Status(prev v1alpha1.KubernetesImagePullerStatus, o Observation) v1alpha1.K
 			}
 			st.Failing = append(st.Failing, v1alpha1.FailingImage{Node: f.Node, Image: refs[f.Image], Name: f.Image, Reason: f.Reason, Message: f.Message})
 		}
+		st.Disk, st.DiskNodesOmitted = nodeDisks(*o.Report)
 	}
 	if o.Deployment != nil && len(o.Deployment.Spec.Template.Spec.Containers) > 0 {
 		st.ImagePullerImage = o.Deployment.Spec.Template.Spec.Containers[0].Image
@@ -272,4 +276,32 @@ func Holder(items []v1alpha1.KubernetesImagePuller) string {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
 	})
 	return live[0].Name
+}
+
+// nodeDisks is what the agents measured, the nodes with images past the
+// pin budget first, then the most pinned, at most maxDiskNodes of them, and
+// how many it left out.
+func nodeDisks(r status.Report) ([]v1alpha1.NodeDisk, int32) {
+	var out []v1alpha1.NodeDisk
+	for _, n := range r.Nodes {
+		if !n.Selected || n.Agent == nil || n.Agent.Disk == nil {
+			continue
+		}
+		d := n.Agent.Disk
+		nd := v1alpha1.NodeDisk{Node: n.Name, CachedBytes: d.CachedBytes, PinnedBytes: d.PinnedBytes, PinBudgetBytes: d.PinBudgetBytes,
+			AvailableBytes: d.AvailableBytes, CapacityBytes: d.CapacityBytes}
+		for _, img := range r.Images {
+			if c := n.Images[img.Name]; c.State == status.Cached && c.Reason == agentreport.ReasonOverBudget {
+				nd.OverBudget = append(nd.OverBudget, img.Name)
+			}
+		}
+		out = append(out, nd)
+	}
+	slices.SortStableFunc(out, func(a, b v1alpha1.NodeDisk) int {
+		return cmp.Or(-cmp.Compare(len(a.OverBudget), len(b.OverBudget)), -cmp.Compare(a.PinnedBytes, b.PinnedBytes), cmp.Compare(a.Node, b.Node))
+	})
+	if len(out) <= maxDiskNodes {
+		return out, 0
+	}
+	return out[:maxDiskNodes], int32(min(len(out)-maxDiskNodes, math.MaxInt32))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kip-image-puller/kip/api/v1alpha1"
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/status"
 
@@ -284,5 +285,42 @@ func TestPrivilegeGrantedCondition(t *testing.T) {
 		if c := meta.FindStatusCondition(st.Conditions, TypePrivilegeGranted); c != nil {
 			t.Errorf("PrivilegeGranted %+v once granted; want none", c)
 		}
+	}
+}
+
+// TestStatusDisk: the nodes whose agent measured the disk, those with
+// images past the pin budget first, then the most pinned, at most
+// maxDiskNodes, with a count of the others.
+func TestStatusDisk(t *testing.T) {
+	disk := func(pinned int64) *status.AgentNode {
+		return &status.AgentNode{Disk: &agentreport.Disk{CachedBytes: 2 * pinned, PinnedBytes: pinned, PinBudgetBytes: 10 << 30, CapacityBytes: 20 << 30, AvailableBytes: 8 << 30}}
+	}
+	cached := func(reason string) map[string]status.Cell {
+		return map[string]status.Cell{"a": {State: status.Cached}, "b": {State: status.Cached, Reason: reason}}
+	}
+	r := &status.Report{Images: []status.Image{{Name: "a", Ref: "reg/a:1"}, {Name: "b", Ref: "reg/b:1"}}, Nodes: []status.Node{
+		{Name: "small", Selected: true, Agent: disk(1 << 30), Images: cached("")},
+		{Name: "big", Selected: true, Agent: disk(5 << 30), Images: cached("")},
+		{Name: "over", Selected: true, Agent: disk(1 << 30), Images: cached(agentreport.ReasonOverBudget)},
+		{Name: "no-measure", Selected: true, Agent: &status.AgentNode{}, Images: cached("")},
+		{Name: "daemonset-mode", Selected: true, Images: cached("")},
+		{Name: "not-selected", Agent: disk(9 << 30)},
+	}}
+	for i := range maxDiskNodes {
+		r.Nodes = append(r.Nodes, status.Node{Name: fmt.Sprintf("z%02d", i), Selected: true, Agent: disk(0), Images: cached("")})
+	}
+	st := Status(v1alpha1.KubernetesImagePullerStatus{}, Observation{Want: &config.Config{}, Report: r})
+	if len(st.Disk) != maxDiskNodes || st.DiskNodesOmitted != 3 {
+		t.Fatalf("%d nodes, %d omitted; want %d and 3", len(st.Disk), st.DiskNodesOmitted, maxDiskNodes)
+	}
+	var order []string
+	for _, d := range st.Disk[:3] {
+		order = append(order, d.Node)
+	}
+	if fmt.Sprint(order) != "[over big small]" {
+		t.Errorf("first nodes %v, want [over big small]", order)
+	}
+	if d := st.Disk[0]; fmt.Sprint(d.OverBudget) != "[b]" || d.PinnedBytes != 1<<30 || d.CachedBytes != 2<<30 || d.PinBudgetBytes != 10<<30 || d.AvailableBytes != 8<<30 || d.CapacityBytes != 20<<30 {
+		t.Errorf("node over: %+v", d)
 	}
 }

@@ -15,6 +15,9 @@ type AgentNode struct {
 	Pinning        string   `json:"pinning,omitempty"`
 	SecretProblems []string `json:"secretProblems,omitempty"`
 	Heals          int      `json:"heals,omitempty"`
+	// Disk is the node's image filesystem as the agent measured it, and
+	// the bytes the configured images take and are pinned.
+	Disk *report.Disk `json:"disk,omitempty"`
 }
 
 // ReasonNewList is why an image of a list the agent has not taken up yet
@@ -48,7 +51,7 @@ func (a agentFacts) node() *AgentNode {
 	if a.report == nil {
 		return nil
 	}
-	return &AgentNode{Runtime: a.report.Runtime, Pinning: a.report.Pinning, SecretProblems: a.report.SecretProblems, Heals: a.report.Heals}
+	return &AgentNode{Runtime: a.report.Runtime, Pinning: a.report.Pinning, SecretProblems: a.report.SecretProblems, Heals: a.report.Heals, Disk: a.report.Disk}
 }
 
 // agentCell reads one image's state from the agent's report, or from its
@@ -73,7 +76,8 @@ func agentCell(f podFacts, a agentFacts, img Image, prints refPrints) Cell {
 			break // the agent has not taken up the new list yet
 		}
 		if r.State == report.StateCached {
-			return Cell{State: Cached, Digest: r.Digest, Since: r.Since, PullSeconds: r.PullSeconds}
+			// Reason OverBudget: held, but not pinned (PIN_BUDGET).
+			return Cell{State: Cached, Digest: r.Digest, Since: r.Since, PullSeconds: r.PullSeconds, Reason: r.Reason, Message: r.Message}
 		}
 		if r.State == report.StateFailed {
 			return Cell{State: Failed, Reason: r.Reason, Message: r.Message}

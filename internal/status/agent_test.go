@@ -49,12 +49,19 @@ func TestComputeAgentMode(t *testing.T) {
 		{Name: "java", Image: "reg/java:16", State: report.StateCached},
 		{Name: "node", Image: "reg/node:22", State: report.StatePulling},
 	}}
+	overBudget := report.Node{Runtime: "containerd 2.4.2", Images: []report.Image{
+		{Name: "java", Image: "reg/java:17", State: report.StateCached, Digest: "sha256:j", Pinned: true, Since: &since},
+		{Name: "node", Image: "reg/node:22", State: report.StateCached, Digest: "sha256:n", Since: &since, Reason: report.ReasonOverBudget, Message: "not pinned: PIN_BUDGET is 1Gi"},
+	}}
 	agentRunning := statuses(running(daemonset.AgentContainer, t0))
 	tests := []struct {
 		name string
 		pod  corev1.Pod
 		want map[string]Cell
 	}{
+		{"an image held past the pin budget", pod(ds, "n1", agentRunning, reported(t, overBudget)), map[string]Cell{
+			"java": {State: Cached, Digest: "sha256:j", Since: &since},
+			"node": {State: Cached, Digest: "sha256:n", Since: &since, Reason: report.ReasonOverBudget, Message: "not pinned: PIN_BUDGET is 1Gi"}}},
 		{"the agent's report", pod(ds, "n1", agentRunning, reported(t, full)), map[string]Cell{
 			"java": {State: Cached, Digest: "sha256:j", Since: &since},
 			"node": {State: Failed, Reason: report.ReasonImagePullBackOff, Message: "not found"}}},
@@ -122,11 +129,16 @@ func TestAgentModeSummaryAndNode(t *testing.T) {
 func TestCompactReportKeepsWhatComputeReads(t *testing.T) {
 	since := time.Date(2026, 11, 26, 9, 1, 0, 0, time.UTC)
 	r := report.Node{Runtime: "containerd\t2.4.2", Pinning: "2 cached image(s) not pinned\n(x, y)", SecretProblems: []string{"broken: not a pull secret", "a\\b"}, Heals: 3,
+		Disk: &report.Disk{CapacityBytes: 100 << 30, AvailableBytes: 40 << 30, ImagesBytes: 50 << 30, CachedBytes: 12 << 30, PinnedBytes: 9 << 30, PinBudgetBytes: 60 << 30, FreeFloorBytes: -1},
 		Images: []report.Image{
 			{Name: "java", Image: "reg/java:17", State: report.StateCached, Digest: "sha256:j", Pinned: true, Since: &since, PullSeconds: 1.25},
 			{Name: "node", Image: "reg/node:22", State: report.StateFailed, Reason: report.ReasonErrImagePull, Message: "line\tone\nline two"},
 			{Name: "go", Image: "reg/go:1", State: report.StatePulling},
+			{Name: "big", Image: "reg/big:1", State: report.StateCached, Reason: report.ReasonOverBudget, Message: "not pinned: PIN_BUDGET is 60Gi"},
 		}}
+	if noDisk, ok := parseCompactReport(compactReport(report.Node{Runtime: "cri-o"})); !ok || noDisk.Disk != nil || noDisk.Runtime != "cri-o" {
+		t.Errorf("a report without a disk: %+v, %v", noDisk, ok)
+	}
 	got, ok := parseCompactReport(compactReport(r))
 	if !ok {
 		t.Fatalf("unreadable: %q", compactReport(r))
@@ -141,11 +153,12 @@ func TestCompactReportKeepsWhatComputeReads(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 	for _, img := range got.Images {
-		if !sameRef(img.Image, "reg/"+img.Name+map[string]string{"java": ":17", "node": ":22", "go": ":1"}[img.Name]) || sameRef(img.Image, "reg/other:1") {
+		if !sameRef(img.Image, "reg/"+img.Name+map[string]string{"java": ":17", "node": ":22", "go": ":1", "big": ":1"}[img.Name]) || sameRef(img.Image, "reg/other:1") {
 			t.Errorf("%s: fingerprint %s does not tell its reference", img.Name, img.Image)
 		}
 	}
-	for _, bad := range []string{"", "v0\t0\tx\ty\n", "v1\tmany\tx\ty\n", "v1\t0\tx\ty\nshort\tline\n", "v1\t0\tx\ty\na\t#1\tC\tsoon\t0\t\t\n"} {
+	for _, bad := range []string{"", "v0\t0\tx\ty\t-\n", "v1\t0\tx\ty\n", "v2\t0\tx\ty\n", "v2\tmany\tx\ty\t-\n", "v2\t0\tx\ty\t-\nshort\tline\n",
+		"v2\t0\tx\ty\t-\na\t#1\tC\tsoon\t0\t\t\n", "v2\t0\tx\ty\t1,2\n", "v2\t0\tx\ty\t1,2,3,4,5,6,seven\n"} {
 		if _, ok := parseCompactReport(bad); ok {
 			t.Errorf("parseCompactReport(%q) read it", bad)
 		}

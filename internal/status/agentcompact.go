@@ -19,11 +19,15 @@ import (
 // AnnotationAgentReport holds the compact form of an agent's report on a
 // compact pod:
 //
-//	v1 TAB heals TAB runtime TAB pinning [TAB secret-problem ...]
+//	v2 TAB heals TAB runtime TAB pinning TAB disk [TAB secret-problem ...]
+//
+// where disk is - or capacity,available,images,cached,pinned,budget,floor
+// in bytes.
+//
 //	name TAB ref-fingerprint TAB C|P|F TAB since-unix|- TAB pull-seconds TAB reason TAB message
 const AnnotationAgentReport = "kip.dev/compact-agent-report"
 
-const compactReportVersion = "v1"
+const compactReportVersion = "v2"
 
 // fingerprintPrefix marks an Image of a compact report: a fingerprint of
 // the reference, not the reference.
@@ -59,7 +63,7 @@ var stateLetters = map[report.State]string{report.StateCached: "C", report.State
 // compactReport is the compact form of an agent's report.
 func compactReport(r report.Node) string {
 	var b strings.Builder
-	head := []string{compactReportVersion, strconv.Itoa(r.Heals), escape.Replace(r.Runtime), escape.Replace(r.Pinning)}
+	head := []string{compactReportVersion, strconv.Itoa(r.Heals), escape.Replace(r.Runtime), escape.Replace(r.Pinning), compactDisk(r.Disk)}
 	for _, p := range r.SecretProblems {
 		head = append(head, escape.Replace(p))
 	}
@@ -79,15 +83,19 @@ func compactReport(r report.Node) string {
 func parseCompactReport(s string) (report.Node, bool) {
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 	head := strings.Split(lines[0], "\t")
-	if len(head) < 4 || head[0] != compactReportVersion {
+	if len(head) < 5 || head[0] != compactReportVersion {
 		return report.Node{}, false
 	}
 	heals, err := strconv.Atoi(head[1])
 	if err != nil {
 		return report.Node{}, false
 	}
-	r := report.Node{Heals: heals, Runtime: unescape.Replace(head[2]), Pinning: unescape.Replace(head[3])}
-	for _, p := range head[4:] {
+	disk, ok := parseCompactDisk(head[4])
+	if !ok {
+		return report.Node{}, false
+	}
+	r := report.Node{Heals: heals, Runtime: unescape.Replace(head[2]), Pinning: unescape.Replace(head[3]), Disk: disk}
+	for _, p := range head[5:] {
 		r.SecretProblems = append(r.SecretProblems, unescape.Replace(p))
 	}
 	letters := map[string]report.State{"C": report.StateCached, "P": report.StatePulling, "F": report.StateFailed}
@@ -109,4 +117,33 @@ func parseCompactReport(s string) (report.Node, bool) {
 		r.Images = append(r.Images, img)
 	}
 	return r, true
+}
+
+func compactDisk(d *report.Disk) string {
+	if d == nil {
+		return "-"
+	}
+	var f []string
+	for _, n := range []int64{d.CapacityBytes, d.AvailableBytes, d.ImagesBytes, d.CachedBytes, d.PinnedBytes, d.PinBudgetBytes, d.FreeFloorBytes} {
+		f = append(f, strconv.FormatInt(n, 10))
+	}
+	return strings.Join(f, ",")
+}
+
+func parseCompactDisk(s string) (*report.Disk, bool) {
+	if s == "-" {
+		return nil, true
+	}
+	f := strings.Split(s, ",")
+	if len(f) != 7 {
+		return nil, false
+	}
+	n := make([]int64, len(f))
+	for i, v := range f {
+		var err error
+		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, false
+		}
+	}
+	return &report.Disk{CapacityBytes: n[0], AvailableBytes: n[1], ImagesBytes: n[2], CachedBytes: n[3], PinnedBytes: n[4], PinBudgetBytes: n[5], FreeFloorBytes: n[6]}, true
 }

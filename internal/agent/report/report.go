@@ -6,6 +6,8 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -148,4 +150,33 @@ func firstN(s []string, n int) []string {
 		return s
 	}
 	return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+}
+
+// Bytes writes a size for people: 1.5Gi, 300Mi, 12Ki, 512; "unknown" for
+// -1, which stands for a size that cannot be told.
+func Bytes(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	v, unit := float64(n), ""
+	for _, u := range []string{"Ki", "Mi", "Gi", "Ti", "Pi"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + unit
+}
+
+// Summary says in a line what the disk holds: the configured images' bytes
+// cached and pinned, the pin budget, and the filesystem's free space.
+func (d Disk) Summary() string {
+	out := fmt.Sprintf("%s cached, %s pinned", Bytes(d.CachedBytes), Bytes(d.PinnedBytes))
+	if d.PinBudgetBytes >= 0 {
+		out += " of " + Bytes(d.PinBudgetBytes)
+	}
+	if d.CapacityBytes > 0 {
+		out += fmt.Sprintf(", %s free of %s", Bytes(d.AvailableBytes), Bytes(d.CapacityBytes))
+	}
+	return out
 }

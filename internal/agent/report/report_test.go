@@ -47,3 +47,26 @@ func TestReportRoundTrip(t *testing.T) {
 		t.Errorf("bad annotation: %v", err)
 	}
 }
+
+func TestBytes(t *testing.T) {
+	const mib = 1 << 20
+	for n, want := range map[int64]string{-1: "unknown", 0: "0", 512: "512", 1536 * mib: "1.5Gi", 2 * mib: "2Mi", 1<<40 + 1<<39: "1.5Ti", 1023: "1023", 1024: "1Ki"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestDiskSummary(t *testing.T) {
+	for _, tt := range []struct {
+		d    Disk
+		want string
+	}{
+		{Disk{CapacityBytes: 100 << 30, AvailableBytes: 40 << 30, CachedBytes: 12 << 30, PinnedBytes: 9 << 30, PinBudgetBytes: 60 << 30}, "12Gi cached, 9Gi pinned of 60Gi, 40Gi free of 100Gi"},
+		{Disk{CachedBytes: 3 << 30, PinnedBytes: 3 << 30, PinBudgetBytes: -1}, "3Gi cached, 3Gi pinned"},
+	} {
+		if got := tt.d.Summary(); got != tt.want {
+			t.Errorf("Summary = %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -76,11 +76,19 @@ var (
 		Name: "kip_agent_heals",
 		Help: "Agent mode: images the node's agent pulled again after they disappeared from the runtime, since the agent started.",
 	}, []string{"node"})
+	agentCachedBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kip_agent_cached_bytes",
+		Help: "Agent mode: bytes the configured images held on the node take, as its runtime reports their sizes.",
+	}, []string{"node"})
+	agentPinnedBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kip_agent_pinned_bytes",
+		Help: "Agent mode: bytes of the configured images the node's agent pinned, within PIN_BUDGET.",
+	}, []string{"node"})
 )
 
 func init() {
 	metrics.Registry.MustRegister(imagesWanted, nodesSelected, nodesWarm, imagesCached, imageFailing,
-		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, nodeWarmSeconds, configInvalid, privilegeRefused)
+		warmSeconds, refreshes, digestChanges, configErrors, imagesInvalid, pullSeconds, agentHeals, agentCachedBytes, agentPinnedBytes, nodeWarmSeconds, configInvalid, privilegeRefused)
 }
 
 // recordReport sets the gauges from a status report.
@@ -91,6 +99,8 @@ func recordReport(r status.Report) {
 	imagesCached.Reset()
 	imageFailing.Reset()
 	agentHeals.Reset()
+	agentCachedBytes.Reset()
+	agentPinnedBytes.Reset()
 	for _, n := range r.Nodes {
 		if !n.Selected {
 			continue
@@ -104,6 +114,10 @@ func recordReport(r status.Report) {
 		imagesCached.WithLabelValues(n.Name).Set(float64(cached))
 		if n.Agent != nil {
 			agentHeals.WithLabelValues(n.Name).Set(float64(n.Agent.Heals))
+			if d := n.Agent.Disk; d != nil {
+				agentCachedBytes.WithLabelValues(n.Name).Set(float64(d.CachedBytes))
+				agentPinnedBytes.WithLabelValues(n.Name).Set(float64(d.PinnedBytes))
+			}
 		}
 	}
 	for _, f := range r.Summary.Failing {

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/status"
 )
 
@@ -91,16 +92,23 @@ func TestPullDurationsCountOnce(t *testing.T) {
 	}
 }
 
-func TestAgentHealsGauge(t *testing.T) {
+func TestAgentGauges(t *testing.T) {
 	recordReport(status.Report{Nodes: []status.Node{
-		{Name: "n1", Selected: true, Agent: &status.AgentNode{Heals: 4}},
+		{Name: "n1", Selected: true, Agent: &status.AgentNode{Heals: 4, Disk: &report.Disk{CachedBytes: 3 << 30, PinnedBytes: 2 << 30}}},
 		{Name: "n2", Selected: true},
+		{Name: "n3", Selected: true, Agent: &status.AgentNode{}},
 	}})
 	if got := testutil.ToFloat64(agentHeals.WithLabelValues("n1")); got != 4 {
 		t.Errorf("n1 heals %v, want 4", got)
 	}
-	if n := testutil.CollectAndCount(agentHeals); n != 1 {
-		t.Errorf("%d series, want 1: a node without an agent has none", n)
+	if n := testutil.CollectAndCount(agentHeals); n != 2 {
+		t.Errorf("%d series, want 2: a node without an agent has none", n)
+	}
+	if cached, pinned := testutil.ToFloat64(agentCachedBytes.WithLabelValues("n1")), testutil.ToFloat64(agentPinnedBytes.WithLabelValues("n1")); cached != 3<<30 || pinned != 2<<30 {
+		t.Errorf("n1 cached %v, pinned %v bytes", cached, pinned)
+	}
+	if n := testutil.CollectAndCount(agentPinnedBytes); n != 1 {
+		t.Errorf("%d pinned-bytes series, want 1: an agent that measured nothing has none", n)
 	}
 }
 
@@ -128,6 +136,8 @@ func TestMetricsPassPromlintAndAreListed(t *testing.T) {
 	imagesCached.WithLabelValues("lint")
 	imageFailing.WithLabelValues("lint", "lint", "ErrImagePull")
 	pullSeconds.WithLabelValues("lint")
+	agentCachedBytes.WithLabelValues("lint")
+	agentPinnedBytes.WithLabelValues("lint")
 	agentHeals.WithLabelValues("lint")
 	t.Cleanup(func() {
 		imagesCached.DeleteLabelValues("lint")
