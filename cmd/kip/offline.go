@@ -3,13 +3,19 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/registry"
 	"github.com/kip-image-puller/kip/internal/version"
 )
 
@@ -93,11 +99,17 @@ the digests recorded by refreshes.`,
 func newPlanCommand() *cobra.Command {
 	var mf manifestFlags
 	var nodes int
+	var sizes bool
 	cmd := &cobra.Command{
-		Use:   "plan -f configmap.yaml --nodes N",
+		Use:   "plan -f configmap.yaml --nodes N [--sizes]",
 		Short: "Print what the cache claims on N nodes",
 		Long: `Print the CPU and memory the cache claims, by the documented rule:
-(amount per image) x (number of images) x (number of nodes).`,
+(amount per image) x (number of images) x (number of nodes).
+
+With --sizes, also the disk: each image's compressed size, read from its
+registry's manifest for each platform it offers, and an estimate of what it
+takes on a node (the runtime keeps the compressed layers and unpacks them:
+about 3x), per node and over the cluster.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 1 {
@@ -118,11 +130,56 @@ func newPlanCommand() *cobra.Command {
 			row("memory request", cfg.MemoryRequest, node.MemoryRequest, cluster.MemoryRequest)
 			row("cpu limit", cfg.CPULimit, node.CPULimit, cluster.CPULimit)
 			row("cpu request", cfg.CPURequest, node.CPURequest, cluster.CPURequest)
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if !sizes {
+				return nil
+			}
+			refs := make([]string, 0, len(cfg.Images))
+			for _, img := range cfg.Images {
+				refs = append(refs, img.Ref)
+			}
+			found := registry.Default.Sizes(cmd.Context(), refs, authn.DefaultKeychain)
+			writeDisk(cmd.OutOrStdout(), cfg.Images, found, nodes)
+			return nil
 		},
 	}
 	mf.bind(cmd)
 	cmd.Flags().IntVar(&nodes, "nodes", 0, "number of nodes the images are cached on")
+	cmd.Flags().BoolVar(&sizes, "sizes", false, "also read each image's manifest from its registry (credentials of ~/.docker/config.json) and print the disk a node needs, per platform")
 	_ = cmd.MarkFlagRequired("nodes")
 	return cmd
+}
+
+// writeDisk prints, per platform, the compressed bytes of the images and
+// the estimate of what they take on a node, per node and on nodes nodes;
+// then the images whose size could not be read, and those a platform lacks.
+func writeDisk(out io.Writer, images []config.Image, found map[string]registry.SizesResult, nodes int) {
+	compressed := map[string]int64{}
+	has := map[string]int{}
+	var failed []string
+	for _, img := range images {
+		res := found[img.Ref]
+		if res.Err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%s): %v", img.Name, img.Ref, res.Err))
+			continue
+		}
+		for _, s := range res.Sizes {
+			compressed[s.Platform] += s.Bytes
+			has[s.Platform]++
+		}
+	}
+	platforms := slices.Sorted(maps.Keys(compressed))
+	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintf(w, "\nDISK, per platform (on a node: about %dx the compressed size)\n", registry.UnpackFactor)
+	fmt.Fprintln(w, "PLATFORM\tIMAGES\tCOMPRESSED\tPER NODE\tCLUSTER")
+	for _, p := range platforms {
+		est := compressed[p] * registry.UnpackFactor
+		fmt.Fprintf(w, "%s\t%d/%d\t%s\t%s\t%s\n", p, has[p], len(images), agentreport.Bytes(compressed[p]), agentreport.Bytes(est), agentreport.Bytes(est*int64(nodes)))
+	}
+	_ = w.Flush()
+	for _, f := range failed {
+		fmt.Fprintln(out, "size unknown: "+f)
+	}
 }

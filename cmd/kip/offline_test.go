@@ -8,8 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
+
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
+	"github.com/kip-image-puller/kip/internal/dev/registrytest"
 )
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -157,4 +164,55 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "kip ") {
 		t.Errorf("version: %d %q", code, out)
 	}
+}
+
+// TestPlanSizes: with --sizes, the disk per platform from the registry's
+// manifests (compressed, then about 3x on a node, per node and over the
+// cluster), and the images whose size could not be read, named.
+func TestPlanSizes(t *testing.T) {
+	reg := registrytest.Serve(t, "", "")
+	var compressed int64
+	for _, name := range []string{"a", "b"} {
+		img, err := random.Image(100_000, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64"}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		compressed += m.Config.Size + m.Layers[0].Size + m.Layers[1].Size
+		registrytest.PushImage(t, reg+"/ws/"+name+":1", img, authn.Anonymous)
+	}
+	path := writeConfigMap(t, "  IMAGES: a="+reg+"/ws/a:1;b="+reg+"/ws/b:1;gone="+reg+"/ws/gone:1\n")
+	out, errOut, code := run(t, "plan", "-f", path, "--nodes", "10", "--sizes")
+	if code != 0 {
+		t.Fatalf("code %d: %s %s", code, out, errOut)
+	}
+	b := agentreport.Bytes
+	want := strings.Join([]string{"linux/amd64", "2/3", b(compressed), b(3 * compressed), b(30 * compressed)}, " ")
+	if !strings.Contains(squeeze(out), "PLATFORM IMAGES COMPRESSED PER NODE CLUSTER") {
+		t.Errorf("no disk table:\n%s", out)
+	}
+	if !strings.Contains(squeeze(out), want) {
+		t.Errorf("want a row %q in:\n%s", want, out)
+	}
+	if !strings.Contains(out, "size unknown: gone ("+reg+"/ws/gone:1): HTTP 404") {
+		t.Errorf("the missing image not named:\n%s", out)
+	}
+	if plain, _, _ := run(t, "plan", "-f", path, "--nodes", "10"); strings.Contains(plain, "DISK") {
+		t.Errorf("the disk without --sizes:\n%s", plain)
+	}
+}
+
+// squeeze turns every run of blanks into one space, line by line.
+func squeeze(s string) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	return strings.Join(lines, "\n")
 }
