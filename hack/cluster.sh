@@ -36,6 +36,13 @@
 #                                 SPARE_NODES beyond those of `up`), registered
 #                                 with TAINT (kubelet --register-with-taints,
 #                                 e.g. kip.dev/warming=:NoSchedule); prints its name
+#                                 With NODE_IMAGEFS_SIZE (e.g. 3G), its image
+#                                 store is a filesystem of that size of its own
+#                                 (a loop-mounted ext4 file), and its kubelet
+#                                 collects images above NODE_IMAGE_GC (high,low
+#                                 percent; default 70,60) and evicts below 15%
+#                                 free, the kubelet's default; with
+#                                 NODE_CONTAINERD2=1, it runs containerd 2
 #   hack/cluster.sh remove-node N stop node N, remove its files and its Node
 #   hack/cluster.sh outage WHAT SECONDS
 #                                 stop etcd, kube-apiserver, kubelet-nodeN,
@@ -158,6 +165,7 @@ install_packages() {
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
+  command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
   [ ${#missing[@]} -eq 0 ] && return
@@ -338,8 +346,9 @@ EOF
 # and mounts nothing else of the node.
 socket() { echo "$DIR/sockets/node$1/containerd.sock"; }
 
-# containerd2 N: whether node N runs containerd 2 (CONTAINERD2_NODES).
-containerd2() { [[ " ${CONTAINERD2_NODES//,/ } " == *" $1 "* ]]; }
+# containerd2 N: whether node N runs containerd 2 (CONTAINERD2_NODES, or
+# add-node's NODE_CONTAINERD2).
+containerd2() { [[ " ${CONTAINERD2_NODES//,/ } " == *" $1 "* ]] || [ -f "$DIR/nodes/node$1/containerd2" ]; }
 
 # containerd2_config N DIR: containerd 2's configuration (version 3) for
 # node N; the registries are named over plain HTTP through hosts.toml.
@@ -419,6 +428,13 @@ EOF
 start_node() {
   local n=$1 d=$DIR/nodes/node$1 token
   mkdir -p "$d/cni" "$d/containerd" "$d/kubelet" "$(dirname "$(socket "$n")")"
+  if [ -s "$d/imagefs-size" ] && ! mountpoint -q "$d/containerd"; then
+    # A small image filesystem of the node's own; unmount_under takes it
+    # down with the node (the loop device goes with its last mount).
+    truncate -s "$(cat "$d/imagefs-size")" "$d/imagefs.img"
+    mkfs.ext4 -q -F -m 0 "$d/imagefs.img"
+    mount -o loop "$d/imagefs.img" "$d/containerd"
+  fi
   if containerd2 "$n"; then
     containerd2_config "$n" "$d"
   else
@@ -529,6 +545,14 @@ resolvConf: $DIR/resolv.conf
 # removes the others' as logs of pods it does not know.
 podLogsDir: $d/pod-logs
 EOF
+  if [ -s "$d/imagefs-size" ]; then
+    # The image GC acts below the eviction threshold (15% free, the
+    # kubelet's default), so that it collects without disk pressure.
+    local gc_high=${NODE_IMAGE_GC:-70,60}
+    [ -s "$d/image-gc" ] && gc_high=$(cat "$d/image-gc")
+    sed -i 's/^evictionHard: .*/evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "15%", nodefs.inodesFree: "1%"}/' "$d/kubelet.yaml"
+    printf 'imageGCHighThresholdPercent: %s\nimageGCLowThresholdPercent: %s\nimageMinimumGCAge: 1s\n' "${gc_high%,*}" "${gc_high#*,}" >>"$d/kubelet.yaml"
+  fi
   if [ "$gc" = gc ]; then
     # Disk pressure at once: within its 10 s housekeeping the eviction
     # manager frees the node's unused images (the image GC manager's
@@ -576,6 +600,15 @@ add_node() {
     die "no token for node$n: the cluster was brought up with fewer spare nodes; bring it up again (down, then up)"
   mkdir -p "$DIR/nodes/node$n"
   if [ -n "$taint" ]; then echo "$taint" >"$DIR/nodes/node$n/register-with-taints"; fi
+  if [ -n "${NODE_IMAGEFS_SIZE:-}" ]; then
+    command -v mkfs.ext4 >/dev/null || die "NODE_IMAGEFS_SIZE needs mkfs.ext4 (e2fsprogs)"
+    echo "$NODE_IMAGEFS_SIZE" >"$DIR/nodes/node$n/imagefs-size"
+    echo "${NODE_IMAGE_GC:-70,60}" >"$DIR/nodes/node$n/image-gc"
+  fi
+  if [ "${NODE_CONTAINERD2:-}" = 1 ]; then
+    CONTAINERD_VERSION=$CONTAINERD_VERSION "$ROOT/hack/kube-binaries.sh" containerd2 >/dev/null
+    touch "$DIR/nodes/node$n/containerd2"
+  fi
   start_node "$n"
   wait_for 120 "node$n registered" kubectl get "node/node$n"
   log "node$n added${taint:+, registered with the taint $taint}"

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +28,7 @@ import (
 	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/daemonset"
+	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 type agentFlags struct {
@@ -169,7 +173,7 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 	a = agent.New(cri, pinner, secrets.Credentials, list, agent.Options{
 		Parallelism: f.parallelism, AttemptTimeout: f.attemptTimeout,
 		Backoff:   agent.Backoff{Initial: f.backoffInitial, Max: f.backoffMax},
-		PinBudget: budget, FreeFloor: floor,
+		PinBudget: budget, FreeFloor: floor, Sizer: registrySize,
 	})
 	report, err := reporter(f, out)
 	if err != nil {
@@ -195,6 +199,18 @@ func runAgent(ctx context.Context, f agentFlags, out io.Writer) error {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// registrySize reads ref's compressed size for this node's platform (the
+// agent runs on the node) from its registry, with the pull's credential.
+func registrySize(ctx context.Context, ref string, cred *agent.Credential) (int64, error) {
+	auth := authn.Anonymous
+	if cred != nil {
+		auth = authn.FromConfig(authn.AuthConfig{Username: cred.Username, Password: cred.Password, Auth: cred.Auth,
+			IdentityToken: cred.IdentityToken, RegistryToken: cred.RegistryToken})
+	}
+	platform := v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}
+	return registry.Resolver{Timeout: 10 * time.Second}.PlatformSize(ctx, ref, platform, auth)
 }
 
 // diskFlag reads a --pin-budget or --imagefs-free-floor; nil when empty.

@@ -91,6 +91,9 @@ type Options struct {
 	// PinBudget bounds the bytes pinned, in IMAGES order (nil: no bound);
 	// FreeFloor the free space a pull may leave (nil: no floor).
 	PinBudget, FreeFloor *config.DiskShare
+	// Sizer reads an image's compressed size for this node's platform from
+	// its registry, before a pull; nil, or an error, leaves it unknown.
+	Sizer func(ctx context.Context, ref string, cred *Credential) (int64, error)
 }
 
 // Agent pulls and holds one node's images.
@@ -118,6 +121,9 @@ type Agent struct {
 	// PIN_BUDGET; pinMu runs one pass at a time.
 	over  []string
 	pinMu sync.Mutex
+	// pulls lets pulls of a known size run together, and one of unknown
+	// size alone.
+	pulls sync.RWMutex
 }
 
 type retryState struct {
@@ -288,11 +294,23 @@ func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool
 		if err != nil {
 			return failed(rep, report.ReasonCredentials, err), false
 		}
-		estimate, err := a.reserve(img.Ref)
-		if err != nil {
+		estimate, known := a.estimate(ctx, img.Ref, cred)
+		if err := a.reserve(estimate); err != nil {
 			return failed(rep, report.ReasonOverBudget, err), false
 		}
 		defer a.unreserve(ctx, estimate)
+		// A pull of unknown size runs alone, so that the floor is judged
+		// on what it took before the next one starts.
+		if known {
+			a.pulls.RLock()
+			defer a.pulls.RUnlock()
+		} else {
+			a.pulls.Lock()
+			defer a.pulls.Unlock()
+			if err := a.reserve(0); err != nil { // the others' pulls done: judged again
+				return failed(rep, report.ReasonOverBudget, err), false
+			}
+		}
 		a.setPulling(img)
 		start := a.opts.Now()
 		attempt, cancel := context.WithTimeout(ctx, a.opts.AttemptTimeout)

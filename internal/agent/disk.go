@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/kip-image-puller/kip/internal/agent/report"
+	"github.com/kip-image-puller/kip/internal/registry"
 )
 
 // The disk half of the agent: it measures the image filesystem, refuses a
@@ -43,26 +44,39 @@ func (a *Agent) limits() (budget, floor int64) {
 	return budget, floor
 }
 
-// reserve makes room for a pull of ref: its estimate is the size the node
-// held of ref last, or for an image never held the mean of the sizes held
-// (0 before any), and the pull is refused
-// when the free space, less what the pulls under way will take, would fall
-// below the floor. It returns the estimate to unreserve.
-func (a *Agent) reserve(ref string) (int64, error) {
+// estimate is what a pull of ref takes on the filesystem: its compressed
+// size (the runtime's word when the node held it before, else its
+// registry's manifest for this platform) times registry.UnpackFactor. It
+// tells whether the size is known, or needs not be (no floor).
+func (a *Agent) estimate(ctx context.Context, ref string, cred *Credential) (int64, bool) {
+	if a.opts.FreeFloor == nil {
+		return 0, true
+	}
+	a.mu.Lock()
+	size, held := a.sizes[ref]
+	a.mu.Unlock()
+	if !held {
+		if a.opts.Sizer == nil {
+			return 0, false
+		}
+		var err error
+		if size, err = a.opts.Sizer(ctx, ref, cred); err != nil || size <= 0 {
+			return 0, false
+		}
+	}
+	return size * registry.UnpackFactor, true
+}
+
+// reserve makes room for a pull of estimate bytes: it is refused when the
+// free space, less what the pulls under way will take, would fall below
+// the floor. A pull of unknown size (0) is judged on the free space alone.
+func (a *Agent) reserve(estimate int64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	estimate, known := a.sizes[ref]
-	if !known && len(a.sizes) > 0 {
-		var sum int64
-		for _, n := range a.sizes {
-			sum += n
-		}
-		estimate = sum / int64(len(a.sizes))
-	}
 	_, floor := a.limits()
 	if floor < 0 || a.disk.AvailableBytes == 0 && a.disk.CapacityBytes == 0 {
 		a.reserved += estimate
-		return estimate, nil // no floor, or no measure to judge it on
+		return nil // no floor, or no measure to judge it on
 	}
 	free := a.disk.AvailableBytes - a.reserved
 	if free-estimate < floor {
@@ -70,11 +84,15 @@ func (a *Agent) reserve(ref string) (int64, error) {
 		if free >= floor {
 			what = "the pull would go past IMAGEFS_FREE_FLOOR"
 		}
-		return 0, fmt.Errorf("not pulled: %s (%s): %s free of %s, %s of it taken by pulls under way, and the image takes about %s",
-			what, report.Bytes(floor), report.Bytes(a.disk.AvailableBytes), report.Bytes(a.disk.CapacityBytes), report.Bytes(a.reserved), report.Bytes(estimate))
+		size := "an unknown size"
+		if estimate > 0 {
+			size = "about " + report.Bytes(estimate)
+		}
+		return fmt.Errorf("not pulled: %s (%s): %s free of %s, %s of it taken by pulls under way, and the image takes %s",
+			what, report.Bytes(floor), report.Bytes(a.disk.AvailableBytes), report.Bytes(a.disk.CapacityBytes), report.Bytes(a.reserved), size)
 	}
 	a.reserved += estimate
-	return estimate, nil
+	return nil
 }
 
 // unreserve ends a pull's reservation, and measures the filesystem again.

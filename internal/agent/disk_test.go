@@ -28,19 +28,22 @@ func TestDiskBudget(t *testing.T) {
 		name            string
 		budget, floor   *config.DiskShare
 		capacity        int64 // 0: the agent cannot see the filesystem
+		sized           bool  // the registry tells each image's size before its pull
 		images          int
 		want            string // each image: P pinned, H held unpinned (OverBudget), F not pulled (OverBudget)
 		wantBudget      int64
 		wantPinnedBytes int64
 	}{
-		{"no bounds", nil, nil, 100 * mib, 4, "PPPP", -1, 4 * mib},
-		{"a size", share("2.5Mi"), nil, 100 * mib, 4, "PPHH", 2.5 * mib, 2 * mib},
-		{"a size on a filesystem the agent cannot see", share("2Mi"), nil, 0, 3, "PPH", 2 * mib, 2 * mib},
-		{"a percentage", share("10%"), nil, 20 * mib, 4, "PPHH", 2 * mib, 2 * mib},
-		{"a percentage of an unknown capacity binds nothing", share("10%"), share("20%"), 0, 3, "PPP", -1, 3 * mib},
-		{"the floor", nil, share("70%"), 10 * mib, 6, "PPPFFF", -1, 3 * mib},
-		{"the floor as a size", nil, share("7Mi"), 10 * mib, 6, "PPPFFF", -1, 3 * mib},
-		{"both", share("1Mi"), share("70%"), 10 * mib, 5, "PHHFF", 1 * mib, 1 * mib},
+		{"no bounds", nil, nil, 100 * mib, false, 4, "PPPP", -1, 4 * mib},
+		{"a size", share("2.5Mi"), nil, 100 * mib, false, 4, "PPHH", 2.5 * mib, 2 * mib},
+		{"a size on a filesystem the agent cannot see", share("2Mi"), nil, 0, false, 3, "PPH", 2 * mib, 2 * mib},
+		{"a percentage", share("10%"), nil, 20 * mib, false, 4, "PPHH", 2 * mib, 2 * mib},
+		{"a percentage of an unknown capacity binds nothing", share("10%"), share("20%"), 0, true, 3, "PPP", -1, 3 * mib},
+		// Each image takes 1Mi, estimated at 3Mi before its pull.
+		{"the floor, sizes from the registry", nil, share("70%"), 10 * mib, true, 6, "PFFFFF", -1, 1 * mib},
+		{"the floor, sizes unknown: judged after each pull", nil, share("70%"), 10 * mib, false, 6, "PPPPFF", -1, 4 * mib},
+		{"the floor as a size", nil, share("7Mi"), 10 * mib, true, 6, "PFFFFF", -1, 1 * mib},
+		{"both", share("1Mi"), share("50%"), 10 * mib, true, 5, "PHHFF", 1 * mib, 1 * mib},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +52,9 @@ func TestDiskBudget(t *testing.T) {
 			pin := &fakePinner{rt: rt}
 			o := opts(&clock{t: time.Unix(0, 0)})
 			o.Parallelism, o.PinBudget, o.FreeFloor = 1, tc.budget, tc.floor
+			if tc.sized {
+				o.Sizer = func(context.Context, string, *Credential) (int64, error) { return mib, nil }
+			}
 			imgs := images(tc.images)
 			a := New(rt, pin, noCreds, List{Images: imgs}, o)
 			a.Sync(context.Background())
@@ -100,7 +106,7 @@ func TestNothingPulledPastTheFloor(t *testing.T) {
 		t.Errorf("pulled %d: %v", n, rt.pulls)
 	}
 	for _, r := range a.Report() {
-		if r.Reason != report.ReasonOverBudget || !strings.Contains(r.Message, "already past IMAGEFS_FREE_FLOOR (2Mi): 1Mi free of 10Mi, 0 of it taken by pulls under way, and the image takes about 0") {
+		if r.Reason != report.ReasonOverBudget || !strings.Contains(r.Message, "already past IMAGEFS_FREE_FLOOR (2Mi): 1Mi free of 10Mi, 0 of it taken by pulls under way, and the image takes an unknown size") {
 			t.Errorf("%+v", r)
 		}
 	}

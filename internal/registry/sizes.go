@@ -118,3 +118,30 @@ func manifestBytes(m *v1.Manifest) int64 {
 	}
 	return n
 }
+
+// PlatformSize is ref's compressed size for one platform: what a node of
+// that platform pulls.
+func (r Resolver) PlatformSize(ctx context.Context, ref string, platform v1.Platform, auth authn.Authenticator) (int64, error) {
+	parsed, err := name.ParseReference(ref)
+	if err != nil {
+		return 0, fmt.Errorf("parse %q: %w", ref, err)
+	}
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth), remote.WithPlatform(platform)}
+	if r.Transport != nil {
+		opts = append(opts, remote.WithTransport(r.Transport))
+	}
+	img, err := remote.Image(parsed, opts...)
+	if err != nil {
+		return 0, Describe(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, Describe(err)
+	}
+	return manifestBytes(m), nil
+}

@@ -80,6 +80,19 @@ func TestSizes(t *testing.T) {
 	if s := got[refs[1]]; s.Err != nil || fmt.Sprint(s.Sizes) != fmt.Sprint([]Size{{"linux/amd64", want(amd)}, {"linux/arm64", want(arm)}}) {
 		t.Errorf("multi: %+v", s)
 	}
+	for _, tc := range []struct {
+		ref  string
+		arch string
+		want int64
+	}{{refs[1], "arm64", want(arm)}, {refs[1], "amd64", want(amd)}, {refs[0], "arm64", want(single)}} {
+		n, err := (Resolver{Timeout: 5 * time.Second}).PlatformSize(ctx, tc.ref, v1.Platform{OS: "linux", Architecture: tc.arch}, authn.Anonymous)
+		if err != nil || n != tc.want {
+			t.Errorf("PlatformSize(%s, %s) = %d, %v; want %d", tc.ref, tc.arch, n, err, tc.want)
+		}
+	}
+	if _, err := (Resolver{Timeout: 5 * time.Second}).PlatformSize(ctx, refs[1], v1.Platform{OS: "linux", Architecture: "s390x"}, authn.Anonymous); err == nil {
+		t.Error("PlatformSize of a platform the index lacks: no error")
+	}
 	if s := got[refs[2]]; s.Err == nil || !strings.Contains(s.Err.Error(), "404") || len(s.Sizes) != 0 {
 		t.Errorf("missing: %+v", s)
 	}
