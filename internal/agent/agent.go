@@ -121,9 +121,6 @@ type Agent struct {
 	// PIN_BUDGET; pinMu runs one pass at a time.
 	over  []string
 	pinMu sync.Mutex
-	// pulls lets pulls of a known size run together, and one of unknown
-	// size alone.
-	pulls sync.RWMutex
 }
 
 type retryState struct {
@@ -255,88 +252,139 @@ func (a *Agent) due(now time.Time) []config.Image {
 
 // Sync brings every image that is not Cached, and whose backoff has passed,
 // to the node: held already (by digest when the reference has one) or
-// pulled, at most Parallelism at once, unless the pull would leave less
-// than FreeFloor; after each, it pins the images held in IMAGES order while
-// they fit PinBudget. It returns how many images it pulled.
+// pulled, at most Parallelism at once. Under a floor, room is made in
+// IMAGES order: the first pull that would leave less than FreeFloor is
+// refused, and every one after it; a pull of unknown size is the last one
+// of its round, and the next round judges again. After each pull, it pins
+// the images held, in IMAGES order, while they fit PinBudget. It returns
+// how many images it pulled.
 func (a *Agent) Sync(ctx context.Context) int {
+	n := 0
+	for {
+		pulled, again := a.round(ctx)
+		n += pulled
+		if !again || ctx.Err() != nil {
+			return n
+		}
+	}
+}
+
+// pull is one image's way to the node, as a round plans it.
+type pull struct {
+	img  config.Image
+	rep  report.Image
+	done bool // held already, or failed before any pull
+	cred *Credential
+	// estimate is what the pull takes on disk; known whether it is.
+	estimate int64
+	known    bool
+}
+
+// round runs one pass of Sync, and tells whether another one is due.
+func (a *Agent) round(ctx context.Context) (int, bool) {
 	todo := a.due(a.opts.Now())
 	if len(todo) > 0 || !a.hasMeasured() {
 		a.measure(ctx)
 	}
-	pulled := parallel.Map(todo, a.opts.Parallelism, func(img config.Image) bool {
-		report, pulled := a.bring(ctx, img)
-		a.record(img, report)
-		a.pinWithinBudget(ctx)
-		return pulled
-	})
 	if len(todo) == 0 {
 		a.pinWithinBudget(ctx)
+		return 0, false
 	}
+	plans := parallel.Map(todo, a.opts.Parallelism, func(img config.Image) pull { return a.plan(ctx, img) })
+	var pulls []pull
+	again, blocked := false, ""
+	for _, p := range plans {
+		switch {
+		case p.done:
+			a.record(p.img, p.rep)
+		case blocked != "":
+			a.record(p.img, failed(p.rep, report.ReasonOverBudget, errors.New(blocked)))
+		case again:
+			// left for the next round, which measures the disk again
+		default:
+			if err := a.reserve(p.estimate); err != nil {
+				a.record(p.img, failed(p.rep, report.ReasonOverBudget, err))
+				blocked = fmt.Sprintf("not pulled: %s, before it in IMAGES, does not fit IMAGEFS_FREE_FLOOR", p.img.Name)
+				continue
+			}
+			pulls = append(pulls, p)
+			again = !p.known
+		}
+	}
+	a.pinWithinBudget(ctx)
+	pulled := parallel.Map(pulls, a.opts.Parallelism, func(p pull) bool {
+		rep, ok := a.fetch(ctx, p)
+		a.record(p.img, rep)
+		a.pinWithinBudget(ctx)
+		return ok
+	})
 	n := 0
 	for _, p := range pulled {
 		if p {
 			n++
 		}
 	}
-	return n
+	return n, again
 }
 
-// bring makes one image held. It tells whether it pulled.
-func (a *Agent) bring(ctx context.Context, img config.Image) (report.Image, bool) {
-	rep := report.Image{Name: img.Name, Image: img.Ref}
+// plan asks the runtime whether it holds img (by digest when the
+// reference has one, or at the tag's last resolved digest); when not, it
+// finds the pull's credential and estimates its size.
+func (a *Agent) plan(ctx context.Context, img config.Image) pull {
+	p := pull{img: img, rep: report.Image{Name: img.Name, Image: img.Ref}}
 	held, ok, err := a.rt.Status(ctx, img.Ref)
 	if err != nil {
+		p.rep, p.done = failed(p.rep, report.ReasonErrImagePull, err), true
+		return p
+	}
+	if ok && !a.moved(img.Ref, held) {
+		p.rep, p.done = a.cached(p.rep, held), true
+		return p
+	}
+	if p.cred, err = a.creds(img.Ref); err != nil {
+		p.rep, p.done = failed(p.rep, report.ReasonCredentials, err), true
+		return p
+	}
+	p.estimate, p.known = a.estimate(ctx, img.Ref, p.cred)
+	return p
+}
+
+// fetch pulls what plan found missing, in the room reserved for it. It
+// tells whether it pulled.
+func (a *Agent) fetch(ctx context.Context, p pull) (report.Image, bool) {
+	defer a.unreserve(ctx, p.estimate)
+	rep := p.rep
+	a.setPulling(p.img)
+	start := a.opts.Now()
+	attempt, cancel := context.WithTimeout(ctx, a.opts.AttemptTimeout)
+	err := a.rt.Pull(attempt, p.img.Ref, p.cred)
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no pull within %s: %w", a.opts.AttemptTimeout, err)
+		}
 		return failed(rep, report.ReasonErrImagePull, err), false
 	}
-	pulled := !ok || a.moved(img.Ref, held)
-	if pulled {
-		cred, err := a.creds(img.Ref)
-		if err != nil {
-			return failed(rep, report.ReasonCredentials, err), false
-		}
-		estimate, known := a.estimate(ctx, img.Ref, cred)
-		if err := a.reserve(estimate); err != nil {
-			return failed(rep, report.ReasonOverBudget, err), false
-		}
-		defer a.unreserve(ctx, estimate)
-		// A pull of unknown size runs alone, so that the floor is judged
-		// on what it took before the next one starts.
-		if known {
-			a.pulls.RLock()
-			defer a.pulls.RUnlock()
-		} else {
-			a.pulls.Lock()
-			defer a.pulls.Unlock()
-			if err := a.reserve(0); err != nil { // the others' pulls done: judged again
-				return failed(rep, report.ReasonOverBudget, err), false
-			}
-		}
-		a.setPulling(img)
-		start := a.opts.Now()
-		attempt, cancel := context.WithTimeout(ctx, a.opts.AttemptTimeout)
-		err = a.rt.Pull(attempt, img.Ref, cred)
-		cancel()
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("no pull within %s: %w", a.opts.AttemptTimeout, err)
-			}
-			return failed(rep, report.ReasonErrImagePull, err), false
-		}
-		rep.PullSeconds = a.opts.Now().Sub(start).Seconds()
-		if held, ok, err = a.rt.Status(ctx, img.Ref); err != nil {
-			return failed(rep, report.ReasonErrImagePull, fmt.Errorf("pulled, but its status: %w", err)), true
-		} else if !ok {
-			return failed(rep, report.ReasonErrImagePull, errors.New("pulled, but the runtime does not list it")), true
-		}
+	rep.PullSeconds = a.opts.Now().Sub(start).Seconds()
+	held, ok, err := a.rt.Status(ctx, p.img.Ref)
+	if err != nil {
+		return failed(rep, report.ReasonErrImagePull, fmt.Errorf("pulled, but its status: %w", err)), true
+	} else if !ok {
+		return failed(rep, report.ReasonErrImagePull, errors.New("pulled, but the runtime does not list it")), true
 	}
+	return a.cached(rep, held), true
+}
+
+// cached is rep for an image the runtime holds, whose size it remembers.
+func (a *Agent) cached(rep report.Image, held Held) report.Image {
 	rep.State = report.StateCached
 	rep.Digest = held.Digest()
 	rep.Pinned = held.Pinned
 	rep.SizeBytes = held.Size
 	a.mu.Lock()
-	a.sizes[img.Ref] = held.Size
+	a.sizes[rep.Image] = held.Size
 	a.mu.Unlock()
-	return rep, pulled
+	return rep
 }
 
 // moved tells whether ref's tag resolved to a digest the node does not hold.

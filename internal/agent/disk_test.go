@@ -43,7 +43,8 @@ func TestDiskBudget(t *testing.T) {
 		{"the floor, sizes from the registry", nil, share("70%"), 10 * mib, true, 6, "PFFFFF", -1, 1 * mib},
 		{"the floor, sizes unknown: judged after each pull", nil, share("70%"), 10 * mib, false, 6, "PPPPFF", -1, 4 * mib},
 		{"the floor as a size", nil, share("7Mi"), 10 * mib, true, 6, "PFFFFF", -1, 1 * mib},
-		{"both", share("1Mi"), share("50%"), 10 * mib, true, 5, "PHHFF", 1 * mib, 1 * mib},
+		// Room is made for every pull of a round at once, in IMAGES order.
+		{"both", share("1Mi"), share("50%"), 10 * mib, true, 5, "PFFFF", 1 * mib, 1 * mib},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +94,8 @@ func TestDiskBudget(t *testing.T) {
 }
 
 // TestNothingPulledPastTheFloor: a filesystem already past the floor gets
-// no pull, and the report says how full it is.
+// no pull, and the report says how full it is, or, for the images after
+// the first, which one before them does not fit.
 func TestNothingPulledPastTheFloor(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.disk = report.Disk{CapacityBytes: 10 * mib}
@@ -105,9 +107,12 @@ func TestNothingPulledPastTheFloor(t *testing.T) {
 	if n := a.Sync(context.Background()); n != 0 || len(rt.pulls) != 0 {
 		t.Errorf("pulled %d: %v", n, rt.pulls)
 	}
-	for _, r := range a.Report() {
-		if r.Reason != report.ReasonOverBudget || !strings.Contains(r.Message, "already past IMAGEFS_FREE_FLOOR (2Mi): 1Mi free of 10Mi, 0 of it taken by pulls under way, and the image takes an unknown size") {
-			t.Errorf("%+v", r)
+	for i, want := range []string{
+		"already past IMAGEFS_FREE_FLOOR (2Mi): 1Mi free of 10Mi, 0 of it taken by pulls under way, and the image takes an unknown size",
+		"not pulled: img0, before it in IMAGES, does not fit IMAGEFS_FREE_FLOOR",
+	} {
+		if r := a.Report()[i]; r.Reason != report.ReasonOverBudget || !strings.Contains(r.Message, want) {
+			t.Errorf("%+v, want %q", r, want)
 		}
 	}
 	// Space freed: the next attempt pulls.
@@ -149,5 +154,29 @@ func TestReleaseAllUnpinsEverything(t *testing.T) {
 	a := New(rt, pin, noCreds, List{Images: images(2)}, opts(&clock{}))
 	if _, err := a.ReleaseAll(context.Background()); err != nil || pin.keep != nil {
 		t.Errorf("keep %v, %v", pin.keep, err)
+	}
+}
+
+// TestRoomIsMadeInListOrder: with every pull of a round sized at once, the
+// images that fit are the first ones of IMAGES, whatever order the pulls
+// finish in; a later round, after the backoff, makes room for the next.
+func TestRoomIsMadeInListOrder(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.disk = report.Disk{CapacityBytes: 20 * mib}
+	floor := config.DiskShare{Bytes: 8 * mib}
+	o := opts(&clock{})
+	o.Parallelism, o.FreeFloor = 8, &floor
+	o.Sizer = func(context.Context, string, *Credential) (int64, error) { return mib, nil }
+	a := New(rt, nil, noCreds, List{Images: images(6)}, o)
+	a.Sync(context.Background())
+	// 20Mi free, 8Mi kept: 4 pulls of an estimated 3Mi each fit, 12Mi.
+	if got := states(a.Report()); got != "img0=Cached img1=Cached img2=Cached img3=Cached img4=Failed img5=Failed" {
+		t.Errorf("first round: %s", got)
+	}
+	a.RetryNow()
+	a.Sync(context.Background())
+	// 16Mi free now: 2 more fit, 6Mi.
+	if !a.AllCached() {
+		t.Errorf("second round: %s", states(a.Report()))
 	}
 }
