@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -71,22 +72,28 @@ func TestDiskBudgetOnASmallDisk(t *testing.T) {
 		"PIN_BUDGET":    "10%", "IMAGEFS_FREE_FLOOR": "35%", "HEAL_INTERVAL": "10s",
 	})
 
-	// The agent settles: every image held or refused, none pulling.
-	r := agentStatus(t, ns, "every image on "+node+" held, or refused past the floor", func(r status.Report) (bool, string) {
+	// The agent settles: every image held or refused, none pulling, and
+	// the runtime agrees with the status (read together, as failed images
+	// are tried again every so often).
+	var r status.Report
+	var order string
+	var held, pinned map[string]bool
+	eventually(t, 3*time.Minute, "every image on "+node+" held or refused, as the runtime and the status both say", func() (bool, string) {
+		out, code := kipStatus(t, ns, "-o", "json")
+		r = status.Report{}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			return false, fmt.Sprintf("exit %d: %v", code, err)
+		}
 		n := nodeOf(r, node)
 		if n == nil || n.Agent == nil || n.Agent.Disk == nil || n.Agent.Disk.CapacityBytes == 0 {
 			return false, "no disk measured yet"
 		}
-		var states []string
-		settled := true
-		for _, e := range entries {
-			cell := n.Images[strings.SplitN(e, "=", 2)[0]]
-			states = append(states, string(cell.State)+"/"+cell.Reason)
-			if cell.State != status.Cached && (cell.State != status.Failed || cell.Reason != agentreport.ReasonOverBudget) {
-				settled = false
-			}
+		var err error
+		if held, pinned, err = c.HeldAndPinned(ctx); err != nil {
+			return false, err.Error()
 		}
-		return settled, strings.Join(states, " ")
+		order = diskOrder(entries, n, held, pinned)
+		return !strings.Contains(order, "?"), order
 	})
 	n := nodeOf(r, node)
 	disk := *n.Agent.Disk
@@ -97,29 +104,8 @@ func TestDiskBudgetOnASmallDisk(t *testing.T) {
 	if disk.PinnedBytes > disk.PinBudgetBytes || disk.PinnedBytes == 0 {
 		t.Errorf("%d bytes pinned, want some, within the budget of %d", disk.PinnedBytes, disk.PinBudgetBytes)
 	}
-	// In list order: pinned, then held past the budget, then not pulled.
-	held, pinned, err := c.HeldAndPinned(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order strings.Builder
-	for _, e := range entries {
-		name, ref, _ := strings.Cut(e, "=")
-		cell := n.Images[name]
-		switch {
-		case pinned[ref] && held[ref] && cell.State == status.Cached && cell.Reason == "":
-			order.WriteByte('P')
-		case held[ref] && !pinned[ref] && cell.State == status.Cached && cell.Reason == agentreport.ReasonOverBudget && strings.Contains(cell.Message, "PIN_BUDGET"):
-			order.WriteByte('H')
-		case !held[ref] && cell.State == status.Failed && strings.Contains(cell.Message, "IMAGEFS_FREE_FLOOR"):
-			order.WriteByte('F')
-		default:
-			t.Errorf("%s: held %v, pinned %v, status %+v", name, held[ref], pinned[ref], cell)
-			order.WriteByte('?')
-		}
-	}
-	t.Logf("the list on %s, in order (P pinned, H held past the budget, F not pulled past the floor): %s", node, order.String())
-	if got := order.String(); !strings.Contains(got, "PH") || !strings.HasSuffix(got, "F") || strings.Contains(got, "HP") || strings.Contains(got, "FP") || strings.Contains(got, "FH") {
+	t.Logf("the list on %s, in order (P pinned, H held past the budget, F not pulled past the floor): %s", node, order)
+	if got := order; !strings.Contains(got, "PH") || !strings.HasSuffix(got, "F") || strings.Contains(got, "HP") || strings.Contains(got, "FP") || strings.Contains(got, "FH") {
 		t.Errorf("order %s: want pinned images first, then some held past the budget, then some not pulled", got)
 	}
 	if used := usedPercent(t, store); used > 65+1 {
@@ -148,7 +134,7 @@ func TestDiskBudgetOnASmallDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, e := range entries {
-		if ref := refsOf(entries)[i]; order.String()[i] == 'P' && (!held[ref] || !pinned[ref]) {
+		if ref := refsOf(entries)[i]; order[i] == 'P' && (!held[ref] || !pinned[ref]) {
 			t.Errorf("%s, pinned, after the image GC: held %v, pinned %v", e, held[ref], pinned[ref])
 		}
 	}
@@ -172,6 +158,28 @@ func TestDiskBudgetOnASmallDisk(t *testing.T) {
 		t.Errorf("%s reported DiskPressure: %s", node, pressure)
 	}
 	workload.check(t)
+}
+
+// diskOrder spells, in list order, what the runtime and the status say of
+// each image: P pinned, H held past the budget, F not pulled past the
+// floor, ? when they disagree (or it is on its way).
+func diskOrder(entries []string, n *status.Node, held, pinned map[string]bool) string {
+	var order strings.Builder
+	for _, e := range entries {
+		name, ref, _ := strings.Cut(e, "=")
+		cell := n.Images[name]
+		switch {
+		case pinned[ref] && held[ref] && cell.State == status.Cached && cell.Reason == "":
+			order.WriteByte('P')
+		case held[ref] && !pinned[ref] && cell.State == status.Cached && cell.Reason == agentreport.ReasonOverBudget && strings.Contains(cell.Message, "PIN_BUDGET"):
+			order.WriteByte('H')
+		case !held[ref] && cell.State == status.Failed && cell.Reason == agentreport.ReasonOverBudget && strings.Contains(cell.Message, "IMAGEFS_FREE_FLOOR"):
+			order.WriteByte('F')
+		default:
+			order.WriteByte('?')
+		}
+	}
+	return order.String()
 }
 
 // addSmallDiskNode starts one more node with an image store of size of its
