@@ -114,6 +114,7 @@ type Agent struct {
 	// sizes expected of the pulls under way, which it does not show yet.
 	disk     report.Disk
 	measured bool
+	diskErr  string
 	reserved int64
 	// sizes are the sizes last held of each reference: a pull's estimate.
 	sizes map[string]int64

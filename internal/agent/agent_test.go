@@ -30,8 +30,9 @@ type fakeRuntime struct {
 	gate     chan struct{} // when set, each Pull waits on it (or its context)
 	// size is each pulled image's size by ref (1 MiB when not set); disk
 	// the filesystem ImageFs reports, its free space less what is held.
-	size map[string]int64
-	disk report.Disk
+	size  map[string]int64
+	disk  report.Disk
+	fsErr error // ImageFs's answer, when set
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -41,6 +42,9 @@ func newFakeRuntime() *fakeRuntime {
 func (f *fakeRuntime) ImageFs(context.Context) (report.Disk, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fsErr != nil {
+		return report.Disk{}, f.fsErr
+	}
 	d := f.disk
 	for _, h := range f.held {
 		d.ImagesBytes += h.Size

@@ -20,15 +20,17 @@ func (a *Agent) hasMeasured() bool {
 }
 
 // measure asks the runtime for the image filesystem; a failure keeps the
-// last measure (a floor is then judged on it, or not at all before one).
+// last measure (a floor is then judged on it, or not at all before one),
+// and the report says why.
 func (a *Agent) measure(ctx context.Context) {
 	d, err := a.rt.ImageFs(ctx)
-	if err != nil {
-		return
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.disk, a.measured = d, true
+	if err != nil {
+		a.diskErr = report.Shorten(err.Error())
+		return
+	}
+	a.disk, a.measured, a.diskErr = d, true, ""
 }
 
 // limits are PinBudget and FreeFloor in bytes on this filesystem; -1 where
@@ -178,11 +180,12 @@ func (a *Agent) update(name string, change func(*report.Image)) {
 func (a *Agent) Disk() *report.Disk {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.measured && a.opts.PinBudget == nil && a.opts.FreeFloor == nil {
+	if !a.measured && a.diskErr == "" && a.opts.PinBudget == nil && a.opts.FreeFloor == nil {
 		return nil
 	}
 	d := a.disk
 	d.PinBudgetBytes, d.FreeFloorBytes = a.limits()
+	d.Error = a.diskErr
 	for _, img := range a.images {
 		r := a.reports[img.Name]
 		if r.State != report.StateCached {

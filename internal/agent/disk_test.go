@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -178,5 +179,27 @@ func TestRoomIsMadeInListOrder(t *testing.T) {
 	// 16Mi free now: 2 more fit, 6Mi.
 	if !a.AllCached() {
 		t.Errorf("second round: %s", states(a.Report()))
+	}
+}
+
+// TestAFailedMeasureIsReported: the last good measure stays, and the
+// report says why the next one failed.
+func TestAFailedMeasureIsReported(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.disk = report.Disk{CapacityBytes: 10 * mib}
+	floor := config.DiskShare{Percent: 20}
+	o := opts(&clock{})
+	o.FreeFloor = &floor
+	imgs := images(2)
+	a := New(rt, nil, noCreds, List{Images: imgs[:1]}, o)
+	a.Sync(context.Background())
+	rt.mu.Lock()
+	rt.fsErr = errors.New("statfs /host/imagefs: no such file or directory")
+	rt.mu.Unlock()
+	a.Update(List{Images: imgs})
+	a.Sync(context.Background())
+	d := a.Disk()
+	if d == nil || d.Error != "statfs /host/imagefs: no such file or directory" || d.CapacityBytes != 10*mib || !strings.Contains(d.Summary(), "cannot measure: statfs") {
+		t.Errorf("disk %+v", d)
 	}
 }

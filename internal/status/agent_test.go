@@ -129,7 +129,8 @@ func TestAgentModeSummaryAndNode(t *testing.T) {
 func TestCompactReportKeepsWhatComputeReads(t *testing.T) {
 	since := time.Date(2026, 11, 26, 9, 1, 0, 0, time.UTC)
 	r := report.Node{Runtime: "containerd\t2.4.2", Pinning: "2 cached image(s) not pinned\n(x, y)", SecretProblems: []string{"broken: not a pull secret", "a\\b"}, Heals: 3,
-		Disk: &report.Disk{CapacityBytes: 100 << 30, AvailableBytes: 40 << 30, ImagesBytes: 50 << 30, CachedBytes: 12 << 30, PinnedBytes: 9 << 30, PinBudgetBytes: 60 << 30, FreeFloorBytes: -1},
+		Disk: &report.Disk{CapacityBytes: 100 << 30, AvailableBytes: 40 << 30, ImagesBytes: 50 << 30, CachedBytes: 12 << 30, PinnedBytes: 9 << 30, PinBudgetBytes: 60 << 30, FreeFloorBytes: -1,
+			Error: "statfs /host/imagefs: no such file, or directory\there"},
 		Images: []report.Image{
 			{Name: "java", Image: "reg/java:17", State: report.StateCached, Digest: "sha256:j", Pinned: true, Since: &since, PullSeconds: 1.25},
 			{Name: "node", Image: "reg/node:22", State: report.StateFailed, Reason: report.ReasonErrImagePull, Message: "line\tone\nline two"},
@@ -158,7 +159,7 @@ func TestCompactReportKeepsWhatComputeReads(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "v0\t0\tx\ty\t-\n", "v1\t0\tx\ty\n", "v2\t0\tx\ty\n", "v2\tmany\tx\ty\t-\n", "v2\t0\tx\ty\t-\nshort\tline\n",
-		"v2\t0\tx\ty\t-\na\t#1\tC\tsoon\t0\t\t\n", "v2\t0\tx\ty\t1,2\n", "v2\t0\tx\ty\t1,2,3,4,5,6,seven\n"} {
+		"v2\t0\tx\ty\t-\na\t#1\tC\tsoon\t0\t\t\n", "v2\t0\tx\ty\t1,2\n", "v2\t0\tx\ty\t1,2,3,4,5,6,seven,\n", "v2\t0\tx\ty\t1,2,3,4,5,6,7\n"} {
 		if _, ok := parseCompactReport(bad); ok {
 			t.Errorf("parseCompactReport(%q) read it", bad)
 		}

@@ -22,7 +22,7 @@ import (
 //	v2 TAB heals TAB runtime TAB pinning TAB disk [TAB secret-problem ...]
 //
 // where disk is - or capacity,available,images,cached,pinned,budget,floor
-// in bytes.
+// in bytes, then ,error.
 //
 //	name TAB ref-fingerprint TAB C|P|F TAB since-unix|- TAB pull-seconds TAB reason TAB message
 const AnnotationAgentReport = "kip.dev/compact-agent-report"
@@ -127,23 +127,24 @@ func compactDisk(d *report.Disk) string {
 	for _, n := range []int64{d.CapacityBytes, d.AvailableBytes, d.ImagesBytes, d.CachedBytes, d.PinnedBytes, d.PinBudgetBytes, d.FreeFloorBytes} {
 		f = append(f, strconv.FormatInt(n, 10))
 	}
-	return strings.Join(f, ",")
+	return strings.Join(append(f, escape.Replace(d.Error)), ",")
 }
 
 func parseCompactDisk(s string) (*report.Disk, bool) {
 	if s == "-" {
 		return nil, true
 	}
-	f := strings.Split(s, ",")
-	if len(f) != 7 {
+	f := strings.SplitN(s, ",", 8)
+	if len(f) != 8 {
 		return nil, false
 	}
-	n := make([]int64, len(f))
-	for i, v := range f {
+	n := make([]int64, 7)
+	for i, v := range f[:7] {
 		var err error
 		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil {
 			return nil, false
 		}
 	}
-	return &report.Disk{CapacityBytes: n[0], AvailableBytes: n[1], ImagesBytes: n[2], CachedBytes: n[3], PinnedBytes: n[4], PinBudgetBytes: n[5], FreeFloorBytes: n[6]}, true
+	return &report.Disk{CapacityBytes: n[0], AvailableBytes: n[1], ImagesBytes: n[2], CachedBytes: n[3], PinnedBytes: n[4], PinBudgetBytes: n[5], FreeFloorBytes: n[6],
+		Error: unescape.Replace(f[7])}, true
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // State is where one image stands on the agent's node.
@@ -96,6 +97,9 @@ type Disk struct {
 	// the agent cannot see.
 	PinBudgetBytes int64 `json:"pinBudgetBytes"`
 	FreeFloorBytes int64 `json:"freeFloorBytes"`
+	// Error says why the last measure failed, when it did; the numbers
+	// above are then the last good ones.
+	Error string `json:"error,omitempty"`
 }
 
 // Encode is the annotation's value.
@@ -178,5 +182,23 @@ func (d Disk) Summary() string {
 	if d.CapacityBytes > 0 {
 		out += fmt.Sprintf(", %s free of %s", Bytes(d.AvailableBytes), Bytes(d.CapacityBytes))
 	}
+	if d.Error != "" {
+		out += "; cannot measure: " + d.Error
+	}
 	return out
+}
+
+// MaxMessage bounds a message the report carries.
+const MaxMessage = 240
+
+// Shorten cuts s to MaxMessage bytes, at a rune boundary, marking the cut.
+func Shorten(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	cut := MaxMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestPinningNote(t *testing.T) {
@@ -68,5 +69,19 @@ func TestDiskSummary(t *testing.T) {
 		if got := tt.d.Summary(); got != tt.want {
 			t.Errorf("Summary = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+func TestShorten(t *testing.T) {
+	if got := Shorten("short"); got != "short" {
+		t.Errorf("short: %q", got)
+	}
+	long := strings.Repeat("é", MaxMessage) // 2 bytes each
+	got := Shorten(long)
+	if len(got) > MaxMessage || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("Shorten: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if exact := strings.Repeat("a", MaxMessage); Shorten(exact) != exact {
+		t.Error("a message of MaxMessage bytes was cut")
 	}
 }
