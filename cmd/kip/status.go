@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	agentreport "github.com/kip-image-puller/kip/internal/agent/report"
 	"github.com/kip-image-puller/kip/internal/config"
 	"github.com/kip-image-puller/kip/internal/observe"
 	"github.com/kip-image-puller/kip/internal/status"
@@ -199,6 +200,7 @@ func renderStatus(r status.Report, output string) (string, error) {
 	var b strings.Builder
 	writeTable(&b, r)
 	writeAgents(&b, r)
+	writeKubeletBytes(&b, r)
 	fmt.Fprintln(&b, r.Line())
 	for _, e := range r.InvalidEntries {
 		fmt.Fprintln(&b, "invalid entry, left out:", e)
@@ -244,6 +246,26 @@ func writeAgents(w io.Writer, r status.Report) {
 	for _, line := range secrets {
 		fmt.Fprintln(w, line)
 	}
+}
+
+// writeKubeletBytes writes, in daemonset mode, what the configured images
+// take on each node, as its kubelet lists them; nothing when no node says.
+func writeKubeletBytes(w io.Writer, r status.Report) {
+	var lines []string
+	for _, n := range r.Nodes {
+		if n.KubeletBytes > 0 {
+			lines = append(lines, n.Name+"\t"+agentreport.Bytes(n.KubeletBytes))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DISK ON\tCACHED (THE KUBELET'S SIZES)")
+	for _, l := range lines {
+		fmt.Fprintln(tw, l)
+	}
+	_ = tw.Flush()
 }
 
 // writeTable writes nodes as rows and images as columns, or the transpose

@@ -210,3 +210,20 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return path
 }
+
+// TestRenderStatusSaysWhatTheKubeletHolds: in daemonset mode, a line per
+// node whose kubelet lists the configured images, with their bytes.
+func TestRenderStatusSaysWhatTheKubeletHolds(t *testing.T) {
+	r := report(2)
+	r.Nodes[0].KubeletBytes = 1536 << 20
+	out, err := renderStatus(r, "table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(squeeze(out), "DISK ON CACHED (THE KUBELET'S SIZES)\nnode1 1.5Gi\n") {
+		t.Errorf("no disk line for node1:\n%s", out)
+	}
+	if plain, _ := renderStatus(report(2), "table"); strings.Contains(plain, "DISK ON") {
+		t.Errorf("a disk section with no sizes:\n%s", plain)
+	}
+}

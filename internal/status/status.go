@@ -72,6 +72,11 @@ type Node struct {
 	Pod          string `json:"pod,omitempty"`
 	// Agent is what the node's agent says of its runtime, in agent mode.
 	Agent *AgentNode `json:"agent,omitempty"`
+	// KubeletBytes adds up, in daemonset mode, the sizes of the configured
+	// images as the node's kubelet lists them in its status (its largest
+	// images, 50 by default); 0 where the node object carries no list (the
+	// controller's cache drops it).
+	KubeletBytes int64 `json:"kubeletBytes,omitempty"`
 	// Images maps an image name to its cell.
 	Images map[string]Cell `json:"images"`
 }
@@ -193,6 +198,9 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 				agent = agentFactsOf(pod)
 				n.Agent = agent.node()
 			}
+		}
+		if n.Selected && !agentMode {
+			n.KubeletBytes = kubeletBytes(node, r.Images)
 		}
 		for _, img := range r.Images {
 			switch {
@@ -378,4 +386,28 @@ func (r Report) Line() string {
 		parts = append(parts, fmt.Sprintf("%s on %s (%s)", f.Image, f.Node, why))
 	}
 	return fmt.Sprintf("%s; %d failing: %s", line, len(s.Failing), strings.Join(parts, ", "))
+}
+
+// kubeletBytes adds up the sizes the node's status gives the images
+// configured, each image once.
+func kubeletBytes(node *corev1.Node, images []Image) int64 {
+	if len(node.Status.Images) == 0 {
+		return 0
+	}
+	want := map[string]bool{}
+	for _, img := range images {
+		want[img.Ref] = true
+		// The kubelet names Docker Hub's images in full.
+		if !strings.Contains(strings.SplitN(img.Ref, "/", 2)[0], ".") {
+			want["docker.io/"+img.Ref] = true
+			want["docker.io/library/"+img.Ref] = true
+		}
+	}
+	var total int64
+	for _, ci := range node.Status.Images {
+		if slices.ContainsFunc(ci.Names, func(n string) bool { return want[n] }) {
+			total += ci.SizeBytes
+		}
+	}
+	return total
 }

@@ -463,3 +463,29 @@ func TestInternerForgetsWhenFull(t *testing.T) {
 		t.Error("x is still the first copy after the interner was full")
 	}
 }
+
+// TestKubeletBytes: in daemonset mode, the configured images' sizes as each
+// node's kubelet lists them, each image once, Docker Hub's by their full
+// names; nothing where the node carries no list, nor in agent mode.
+func TestKubeletBytes(t *testing.T) {
+	ds := daemonSet("java=reg/java:17", "node=node:22")
+	withImages := func(n corev1.Node) corev1.Node {
+		n.Status.Images = []corev1.ContainerImage{
+			{Names: []string{"reg/java@sha256:aa", "reg/java:17"}, SizeBytes: 300 << 20},
+			{Names: []string{"docker.io/library/node@sha256:bb", "docker.io/library/node:22"}, SizeBytes: 100 << 20},
+			{Names: []string{"reg/other:1"}, SizeBytes: 900 << 20},
+		}
+		return n
+	}
+	r := Compute(ds, []corev1.Pod{pod(ds, "n1"), pod(ds, "n2")}, []corev1.Node{withImages(node("n1")), node("n2")})
+	if got := r.Nodes[0].KubeletBytes; got != 400<<20 {
+		t.Errorf("n1: %d bytes, want %d", got, 400<<20)
+	}
+	if got := r.Nodes[1].KubeletBytes; got != 0 {
+		t.Errorf("n2, without a list: %d bytes", got)
+	}
+	agents := agentDaemonSet(t, "java=reg/java:17")
+	if got := Compute(agents, []corev1.Pod{pod(agents, "n1")}, []corev1.Node{withImages(node("n1"))}).Nodes[0].KubeletBytes; got != 0 {
+		t.Errorf("agent mode: %d bytes; the agent's own measure stands there", got)
+	}
+}
