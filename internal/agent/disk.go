@@ -49,14 +49,16 @@ func (a *Agent) limits() (budget, floor int64) {
 // estimate is what a pull of ref takes on the filesystem: its compressed
 // size (the runtime's word when the node held it before, else its
 // registry's manifest for this platform) times registry.UnpackFactor. It
-// tells whether the size is known, or needs not be (no floor).
+// tells whether the size is known, or needs not be (no floor, or one that
+// cannot be judged: a percentage of a filesystem the agent cannot see).
 func (a *Agent) estimate(ctx context.Context, ref string, cred *Credential) (int64, bool) {
-	if a.opts.FreeFloor == nil {
-		return 0, true
-	}
 	a.mu.Lock()
 	size, held := a.sizes[ref]
+	_, floor := a.limits()
 	a.mu.Unlock()
+	if floor < 0 {
+		return 0, true
+	}
 	if !held {
 		if a.opts.Sizer == nil {
 			return 0, false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,5 +202,21 @@ func TestAFailedMeasureIsReported(t *testing.T) {
 	d := a.Disk()
 	if d == nil || d.Error != "statfs /host/imagefs: no such file or directory" || d.CapacityBytes != 10*mib || !strings.Contains(d.Summary(), "cannot measure: statfs") {
 		t.Errorf("disk %+v", d)
+	}
+}
+
+// TestNoSizesWithoutAFloorToJudge: where the floor cannot be judged (a
+// percentage of a filesystem the agent cannot see), no registry is asked
+// and the pulls run together.
+func TestNoSizesWithoutAFloorToJudge(t *testing.T) {
+	rt := newFakeRuntime()
+	floor := config.DiskShare{Percent: 20}
+	o := opts(&clock{})
+	o.Parallelism, o.FreeFloor = 4, &floor
+	var asked atomic.Int32
+	o.Sizer = func(context.Context, string, *Credential) (int64, error) { asked.Add(1); return mib, nil }
+	a := New(rt, nil, noCreds, List{Images: images(3)}, o)
+	if n := a.Sync(context.Background()); n != 3 || asked.Load() != 0 {
+		t.Errorf("pulled %d, asked the registry %d times", n, asked.Load())
 	}
 }
