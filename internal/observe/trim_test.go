@@ -147,13 +147,22 @@ func TestTrimmedObjectsGiveTheSameReport(t *testing.T) {
 	want := status.Compute(ds, pods, nodes)
 	tp, tn := trimAll(t, pods, nodes)
 	got := status.Compute(ds, tp, tn)
-	// The compact pods leave the image IDs out: the controllers show no digest.
+	// The compact pods leave the image IDs out: the controllers show no
+	// digest. The trimmed nodes leave the kubelet's image list out: the
+	// controllers show no KubeletBytes (kip status, reading whole nodes,
+	// does); the untrimmed report must have them, or this proves nothing.
+	for _, n := range want.Nodes {
+		if n.Selected && n.KubeletBytes == 0 {
+			t.Errorf("node %s: no KubeletBytes from its whole object", n.Name)
+		}
+	}
 	for _, r := range []*status.Report{&want, &got} {
-		for _, n := range r.Nodes {
+		for i, n := range r.Nodes {
 			for name, c := range n.Images {
 				c.Digest = ""
 				n.Images[name] = c
 			}
+			r.Nodes[i].KubeletBytes = 0
 		}
 	}
 	// The transforms run again on what they returned when an informer
