@@ -107,10 +107,11 @@ func (f *fakeRuntime) Holds(_ context.Context, refs []string) (map[string]bool, 
 
 // fakePinner pins in the fake runtime, as containerd's label does.
 type fakePinner struct {
-	rt     *fakeRuntime
-	err    error
-	keep   []string
-	pinned []string
+	rt       *fakeRuntime
+	err      error
+	unpinErr error
+	keep     []string
+	pinned   []string
 }
 
 func (p *fakePinner) Pin(_ context.Context, ref string) error {
@@ -128,7 +129,7 @@ func (p *fakePinner) Pin(_ context.Context, ref string) error {
 
 func (p *fakePinner) Unpin(_ context.Context, keep []string) ([]string, error) {
 	p.keep = keep
-	return nil, nil
+	return nil, p.unpinErr
 }
 
 func noCreds(string) (*Credential, error) { return nil, nil }

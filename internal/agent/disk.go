@@ -122,7 +122,7 @@ func (a *Agent) pinWithinBudget(ctx context.Context) {
 	a.mu.Unlock()
 
 	var total int64
-	var over []string
+	var over, overNames []string
 	for _, img := range images {
 		a.mu.Lock()
 		r := a.reports[img.Name]
@@ -131,7 +131,7 @@ func (a *Agent) pinWithinBudget(ctx context.Context) {
 			continue
 		}
 		if budget >= 0 && total+r.SizeBytes > budget {
-			over = append(over, img.Ref)
+			over, overNames = append(over, img.Ref), append(overNames, img.Name)
 			a.update(img.Name, func(r *report.Image) {
 				r.Reason = report.ReasonOverBudget
 				r.Message = fmt.Sprintf("not pinned: PIN_BUDGET is %s, the images before it in IMAGES take %s pinned, and it takes %s",
@@ -160,8 +160,15 @@ func (a *Agent) pinWithinBudget(ctx context.Context) {
 	a.mu.Lock()
 	a.over = over
 	a.mu.Unlock()
-	if len(over) > 0 {
-		_, _ = a.Release(ctx) // the loop logs what Release returns on its next round
+	if len(over) == 0 {
+		return
+	}
+	// kip's pins on the images past the budget go; a failure to remove one
+	// is said on each of them.
+	if _, err := a.Release(ctx); err != nil {
+		for _, name := range overNames {
+			a.update(name, func(r *report.Image) { r.PinError = report.Shorten("unpin: " + err.Error()) })
+		}
 	}
 }
 

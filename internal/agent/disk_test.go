@@ -220,3 +220,17 @@ func TestNoSizesWithoutAFloorToJudge(t *testing.T) {
 		t.Errorf("pulled %d, asked the registry %d times", n, asked.Load())
 	}
 }
+
+// TestAFailedUnpinPastTheBudgetIsReported: kip's pin on an image past the
+// budget that cannot be removed is said on that image.
+func TestAFailedUnpinPastTheBudgetIsReported(t *testing.T) {
+	rt := newFakeRuntime()
+	budget := config.DiskShare{Bytes: mib}
+	o := opts(&clock{})
+	o.PinBudget = &budget
+	a := New(rt, &fakePinner{rt: rt, unpinErr: errors.New("containerd: unavailable")}, noCreds, List{Images: images(2)}, o)
+	a.Sync(context.Background())
+	if r := a.Report()[1]; r.Reason != report.ReasonOverBudget || r.PinError != "unpin: containerd: unavailable" {
+		t.Errorf("%+v", r)
+	}
+}
