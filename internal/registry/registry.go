@@ -91,27 +91,44 @@ func pullSecretKey(t corev1.SecretType) string {
 // Resolve looks up the current digest of every reference. It never fails as
 // a whole: each reference carries its own result.
 func (r Resolver) Resolve(ctx context.Context, refs []string, kc authn.Keychain) map[string]Result {
-	results := parallel.Map(refs, r.Parallel, func(ref string) Result { return r.resolveOne(ctx, ref, kc) })
-	out := make(map[string]Result, len(refs))
+	return each(r, refs, func(ref string) Result { return r.resolveOne(ctx, ref, kc) })
+}
+
+// each runs one for every reference, at most r.Parallel at once, and keys
+// the results by reference.
+func each[T any](r Resolver, refs []string, one func(ref string) T) map[string]T {
+	results := parallel.Map(refs, r.Parallel, one)
+	out := make(map[string]T, len(refs))
 	for i, ref := range refs {
 		out[ref] = results[i]
 	}
 	return out
 }
 
-func (r Resolver) resolveOne(ctx context.Context, ref string, kc authn.Keychain) Result {
+// lookup parses ref and gives the options of one lookup of it under r's
+// bounds (its timeout, its transport), with the options given; cancel
+// ends the lookup's context.
+func (r Resolver) lookup(ctx context.Context, ref string, given ...remote.Option) (name.Reference, []remote.Option, context.CancelFunc, error) {
 	parsed, err := name.ParseReference(ref)
 	if err != nil {
-		return Result{Err: fmt.Errorf("parse %q: %w", ref, err)}
+		return nil, nil, func() {}, fmt.Errorf("parse %q: %w", ref, err)
 	}
+	cancel := context.CancelFunc(func() {})
 	if r.Timeout > 0 {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
 	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	opts := append([]remote.Option{remote.WithContext(ctx)}, given...)
 	if r.Transport != nil {
 		opts = append(opts, remote.WithTransport(r.Transport))
+	}
+	return parsed, opts, cancel, nil
+}
+
+func (r Resolver) resolveOne(ctx context.Context, ref string, kc authn.Keychain) Result {
+	parsed, opts, cancel, err := r.lookup(ctx, ref, remote.WithAuthFromKeychain(kc))
+	defer cancel()
+	if err != nil {
+		return Result{Err: err}
 	}
 	desc, err := remote.Head(parsed, opts...)
 	if err == nil {

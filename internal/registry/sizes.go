@@ -2,15 +2,11 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/kip-image-puller/kip/internal/parallel"
 )
 
 // Size is an image's compressed size for one platform: its config and its
@@ -37,27 +33,14 @@ type SizesResult struct {
 // Sizes reads each reference's manifest (and, for an index, the manifest of
 // each platform it lists) and adds up its blobs. It never fails as a whole.
 func (r Resolver) Sizes(ctx context.Context, refs []string, kc authn.Keychain) map[string]SizesResult {
-	results := parallel.Map(refs, r.Parallel, func(ref string) SizesResult { return r.sizesOne(ctx, ref, kc) })
-	out := make(map[string]SizesResult, len(refs))
-	for i, ref := range refs {
-		out[ref] = results[i]
-	}
-	return out
+	return each(r, refs, func(ref string) SizesResult { return r.sizesOne(ctx, ref, kc) })
 }
 
 func (r Resolver) sizesOne(ctx context.Context, ref string, kc authn.Keychain) SizesResult {
-	parsed, err := name.ParseReference(ref)
+	parsed, opts, cancel, err := r.lookup(ctx, ref, remote.WithAuthFromKeychain(kc))
+	defer cancel()
 	if err != nil {
-		return SizesResult{Err: fmt.Errorf("parse %q: %w", ref, err)}
-	}
-	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
+		return SizesResult{Err: err}
 	}
 	desc, err := remote.Get(parsed, opts...)
 	if err != nil {
@@ -68,9 +51,9 @@ func (r Resolver) sizesOne(ctx context.Context, ref string, kc authn.Keychain) S
 		if err != nil {
 			return SizesResult{Err: Describe(err)}
 		}
-		m, err := img.Manifest()
+		n, err := imageBytes(img)
 		if err != nil {
-			return SizesResult{Err: Describe(err)}
+			return SizesResult{Err: err}
 		}
 		// The config says the platform of an image without an index.
 		cf, err := img.ConfigFile()
@@ -81,7 +64,7 @@ func (r Resolver) sizesOne(ctx context.Context, ref string, kc authn.Keychain) S
 		if p := cf.Platform(); p != nil {
 			platform = p.String()
 		}
-		return SizesResult{Sizes: []Size{{Platform: platform, Bytes: manifestBytes(m)}}}
+		return SizesResult{Sizes: []Size{{Platform: platform, Bytes: n}}}
 	}
 	idx, err := desc.ImageIndex()
 	if err != nil {
@@ -100,48 +83,41 @@ func (r Resolver) sizesOne(ctx context.Context, ref string, kc authn.Keychain) S
 		if err != nil {
 			return SizesResult{Err: Describe(err)}
 		}
-		m, err := img.Manifest()
+		n, err := imageBytes(img)
 		if err != nil {
-			return SizesResult{Err: Describe(err)}
+			return SizesResult{Err: err}
 		}
-		sizes = append(sizes, Size{Platform: d.Platform.String(), Bytes: manifestBytes(m)})
+		sizes = append(sizes, Size{Platform: d.Platform.String(), Bytes: n})
 	}
 	sort.Slice(sizes, func(i, j int) bool { return sizes[i].Platform < sizes[j].Platform })
 	return SizesResult{Sizes: sizes}
 }
 
-// manifestBytes adds up the blobs a manifest names: its config and layers.
-func manifestBytes(m *v1.Manifest) int64 {
+// imageBytes adds up the blobs an image's manifest names: its config and
+// layers.
+func imageBytes(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, Describe(err)
+	}
 	n := m.Config.Size
 	for _, l := range m.Layers {
 		n += l.Size
 	}
-	return n
+	return n, nil
 }
 
 // PlatformSize is ref's compressed size for one platform: what a node of
 // that platform pulls.
 func (r Resolver) PlatformSize(ctx context.Context, ref string, platform v1.Platform, auth authn.Authenticator) (int64, error) {
-	parsed, err := name.ParseReference(ref)
+	parsed, opts, cancel, err := r.lookup(ctx, ref, remote.WithAuth(auth), remote.WithPlatform(platform))
+	defer cancel()
 	if err != nil {
-		return 0, fmt.Errorf("parse %q: %w", ref, err)
-	}
-	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth), remote.WithPlatform(platform)}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
+		return 0, err
 	}
 	img, err := remote.Image(parsed, opts...)
 	if err != nil {
 		return 0, Describe(err)
 	}
-	m, err := img.Manifest()
-	if err != nil {
-		return 0, Describe(err)
-	}
-	return manifestBytes(m), nil
+	return imageBytes(img)
 }

@@ -177,6 +177,10 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 
 	var lastWarm time.Time
 	prints := refPrints{}
+	var kubeletNames map[string]bool // daemonset mode's only
+	if !agentMode {
+		kubeletNames = kubeletNamesOf(r.Images)
+	}
 	for i := range sorted {
 		node := &sorted[i]
 		n := Node{
@@ -200,7 +204,7 @@ func Compute(ds *appsv1.DaemonSet, pods []corev1.Pod, nodes []corev1.Node) Repor
 			}
 		}
 		if n.Selected && !agentMode {
-			n.KubeletBytes = kubeletBytes(node, r.Images)
+			n.KubeletBytes = kubeletBytes(node, kubeletNames)
 		}
 		for _, img := range r.Images {
 			switch {
@@ -388,24 +392,26 @@ func (r Report) Line() string {
 	return fmt.Sprintf("%s; %d failing: %s", line, len(s.Failing), strings.Join(parts, ", "))
 }
 
-// kubeletBytes adds up the sizes the node's status gives the images
-// configured, each image once.
-func kubeletBytes(node *corev1.Node, images []Image) int64 {
-	if len(node.Status.Images) == 0 {
-		return 0
-	}
-	want := map[string]bool{}
+// kubeletNamesOf are the names a kubelet may give the configured images
+// in its node's status: as configured, and Docker Hub's in full.
+func kubeletNamesOf(images []Image) map[string]bool {
+	names := map[string]bool{}
 	for _, img := range images {
-		want[img.Ref] = true
-		// The kubelet names Docker Hub's images in full.
+		names[img.Ref] = true
 		if !strings.Contains(strings.SplitN(img.Ref, "/", 2)[0], ".") {
-			want["docker.io/"+img.Ref] = true
-			want["docker.io/library/"+img.Ref] = true
+			names["docker.io/"+img.Ref] = true
+			names["docker.io/library/"+img.Ref] = true
 		}
 	}
+	return names
+}
+
+// kubeletBytes adds up the sizes the node's status gives the images that
+// names (kubeletNamesOf) names, each image once.
+func kubeletBytes(node *corev1.Node, names map[string]bool) int64 {
 	var total int64
 	for _, ci := range node.Status.Images {
-		if slices.ContainsFunc(ci.Names, func(n string) bool { return want[n] }) {
+		if slices.ContainsFunc(ci.Names, func(n string) bool { return names[n] }) {
 			total += ci.SizeBytes
 		}
 	}
