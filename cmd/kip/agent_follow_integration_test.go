@@ -33,12 +33,7 @@ import (
 func TestAgentFollowsItsDaemonSet(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	cfg, _, err := config.Parse(map[string]string{config.KeyImages: "a=reg.test/a:1", config.KeyCachingMode: config.ModeAgent, config.KeyNamespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: "kip:1"})
-	ds.TypeMeta = metav1.TypeMeta{}
+	ds := agentsDaemonSet(t, ns)
 	env.Create(t, ds)
 	cs := agentClient(t, ns)
 
@@ -96,6 +91,19 @@ func TestAgentFollowsItsDaemonSet(t *testing.T) {
 	none("an unreadable list")
 }
 
+// agentsDaemonSet is the agents' DaemonSet of a one-image list in ns, as
+// the controller builds it.
+func agentsDaemonSet(t *testing.T, ns string) *appsv1.DaemonSet {
+	t.Helper()
+	cfg, _, err := config.Parse(map[string]string{config.KeyImages: "a=reg.test/a:1", config.KeyCachingMode: config.ModeAgent, config.KeyNamespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: "kip:1"})
+	ds.TypeMeta = metav1.TypeMeta{}
+	return ds
+}
+
 // agentClient is a clientset that acts as the agents' ServiceAccount in
 // ns, with the agents' ClusterRole (deploy/operator/rbac/agent_role.yaml)
 // bound there, as the operator binds it.
@@ -134,12 +142,7 @@ func agentClient(t *testing.T, ns string) kubernetes.Interface {
 func TestPullerRemovedOnlyWhenItsDaemonSetGoes(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	cfg, _, err := config.Parse(map[string]string{config.KeyImages: "a=reg.test/a:1", config.KeyCachingMode: config.ModeAgent, config.KeyNamespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds := daemonset.Build(cfg, daemonset.Options{KIPImage: "kip:1"})
-	ds.TypeMeta = metav1.TypeMeta{}
+	ds := agentsDaemonSet(t, ns)
 	ds.Finalizers = []string{"kip.dev/test-holds-it"}
 	env.Create(t, ds)
 	cs := agentClient(t, ns)
@@ -167,9 +170,7 @@ func TestPullerRemovedOnlyWhenItsDaemonSetGoes(t *testing.T) {
 
 	// The agents' RoleBinding removed with the puller (helm uninstall).
 	other := env.Namespace(t)
-	cfg.Namespace = other
-	kept := daemonset.Build(cfg, daemonset.Options{KIPImage: "kip:1"})
-	kept.TypeMeta = metav1.TypeMeta{}
+	kept := agentsDaemonSet(t, other)
 	env.Create(t, kept)
 	otherCS := agentClient(t, other)
 	if removed, err := pullerRemoved(ctx, otherCS, other, kept.Name); err != nil || removed {

@@ -359,11 +359,7 @@ func TestPinnedImagesSurviveImageGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = c.Close() }()
-	for _, r := range c.Pull(context.Background(), control, 1) {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	pull(t, c, control)
 
 	t.Cleanup(func() {
 		if err := sh(cluster.root, "hack/cluster.sh", "restart-kubelet", num); err != nil {

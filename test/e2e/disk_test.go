@@ -65,12 +65,15 @@ func TestDiskBudgetOnASmallDisk(t *testing.T) {
 
 	ns := namespaceAt(t, "privileged")
 	entries := pushSized(t, "disk", 8, 100<<20)
-	installMeasured(t, ns, map[string]string{
+	// The sockets paired with their image stores (SOCKET=STORE): the agents
+	// measure each node's image filesystem.
+	measured := cluster.SocketPattern() + "=" + filepath.Join(cluster.Dir, "nodes", "$(NODE_NAME)", "containerd")
+	installAllowing(t, ns, map[string]string{
 		"IMAGES": strings.Join(entries, ";"), "CACHING_MODE": config.ModeAgent, "CRI_SOCKET": cluster.SocketPattern(),
 		"NODE_SELECTOR": fmt.Sprintf(`{"kubernetes.io/hostname": %q}`, node),
 		"TOLERATIONS":   fmt.Sprintf(`[{"key": %q, "operator": "Exists", "effect": "NoSchedule"}]`, smallDiskTaint),
 		"PIN_BUDGET":    "10%", "IMAGEFS_FREE_FLOOR": "35%", "HEAL_INTERVAL": "10s",
-	})
+	}, measured)
 
 	// The agent settles: every image held or refused, none pulling, and
 	// the runtime agrees with the status (read together, as failed images
@@ -187,19 +190,9 @@ func diskOrder(entries []string, n *status.Node, held, pinned map[string]bool) s
 // the test ends.
 func addSmallDiskNode(t *testing.T, size string) string {
 	t.Helper()
-	cmd := []string{"NODE_IMAGEFS_SIZE=" + size, "NODE_CONTAINERD2=1"}
 	t.Setenv("NODE_IMAGEFS_SIZE", size)
 	t.Setenv("NODE_CONTAINERD2", "1")
-	out, err := runCluster("add-node", smallDiskTaint+"=:NoSchedule")
-	if err != nil {
-		t.Fatalf("%s hack/cluster.sh add-node: %v", strings.Join(cmd, " "), err)
-	}
-	node := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
-	t.Cleanup(func() {
-		if _, err := runCluster("remove-node", strings.TrimPrefix(node, "node")); err != nil {
-			t.Errorf("remove %s: %v", node, err)
-		}
-	})
+	node := addTaintedNode(t, smallDiskTaint+"=:NoSchedule")
 	eventually(t, 2*time.Minute, node+" Ready", func() (bool, string) {
 		n, err := getNode(t, node)
 		if err != nil {
@@ -229,6 +222,7 @@ func pushSized(t *testing.T, prefix string, count int, size int64) []string {
 	return entries
 }
 
+// pull pulls refs through c, one at a time, and fails the test on any error.
 func pull(t *testing.T, c *cri.Client, refs []string) {
 	t.Helper()
 	for _, r := range c.Pull(context.Background(), refs, 1) {
@@ -236,21 +230,6 @@ func pull(t *testing.T, c *cri.Client, refs []string) {
 			t.Fatal(r.Err)
 		}
 	}
-}
-
-// installMeasured installs the puller as install does, with the runtime
-// sockets paired with their image stores (--cri-socket-allow
-// SOCKET=STORE), so that the agents measure each node's image filesystem.
-func installMeasured(t *testing.T, ns string, cfg map[string]string) {
-	t.Helper()
-	params := map[string]string{"NAMESPACE": ns}
-	for k, v := range cfg {
-		params[k] = v
-	}
-	allow := cluster.SocketPattern() + "=" + filepath.Join(cluster.Dir, "nodes", "$(NODE_NAME)", "containerd")
-	kubectl(t, processTemplate(t, "serviceaccount.yaml", map[string]string{"NAMESPACE": ns}), "apply", "-n", ns, "-f", "-")
-	kubectl(t, processTemplate(t, "configmap.yaml", params), "apply", "-n", ns, "-f", "-")
-	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag, "CRI_SOCKET_ALLOW": allow}), "apply", "-n", ns, "-f", "-")
 }
 
 func nodeOf(r status.Report, name string) *status.Node {

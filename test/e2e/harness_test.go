@@ -274,13 +274,20 @@ func processTemplate(t *testing.T, file string, params map[string]string) string
 // ConfigMap, then app, each `oc process -f X | oc apply -f -`.
 func install(t *testing.T, ns string, config map[string]string) {
 	t.Helper()
+	installAllowing(t, ns, config, cluster.SocketPattern())
+}
+
+// installAllowing installs as install does, the controller allowing the
+// runtime sockets allow names (its --cri-socket-allow).
+func installAllowing(t *testing.T, ns string, config map[string]string, allow string) {
+	t.Helper()
 	params := map[string]string{"NAMESPACE": ns}
 	for k, v := range config {
 		params[k] = v
 	}
 	kubectl(t, processTemplate(t, "serviceaccount.yaml", map[string]string{"NAMESPACE": ns}), "apply", "-n", ns, "-f", "-")
 	kubectl(t, processTemplate(t, "configmap.yaml", params), "apply", "-n", ns, "-f", "-")
-	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag, "CRI_SOCKET_ALLOW": cluster.SocketPattern()}), "apply", "-n", ns, "-f", "-")
+	kubectl(t, processTemplate(t, "app.yaml", map[string]string{"IMAGE": cluster.kipRepo, "IMAGE_TAG": cluster.kipTag, "CRI_SOCKET_ALLOW": allow}), "apply", "-n", ns, "-f", "-")
 }
 
 // refsOf returns the image references of IMAGES entries.

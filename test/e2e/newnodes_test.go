@@ -88,7 +88,15 @@ func runCluster(args ...string) (string, error) {
 // removes it when the test ends.
 func addNode(t *testing.T) string {
 	t.Helper()
-	out, err := runCluster("add-node", warmTaint+"=:NoSchedule")
+	return addTaintedNode(t, warmTaint+"=:NoSchedule")
+}
+
+// addTaintedNode starts one more node, registered with taint (hack/cluster.sh
+// add-node, which reads its NODE_* settings from the environment), and
+// removes it when the test ends.
+func addTaintedNode(t *testing.T, taint string) string {
+	t.Helper()
+	out, err := runCluster("add-node", taint)
 	if err != nil {
 		t.Fatal(err)
 	}
