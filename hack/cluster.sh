@@ -19,7 +19,9 @@
 # 127.0.0.1 forwards (kip-dev forward), started and stopped by PID like the
 # rest; the nodes' CRI sockets are files under KIP_CLUSTER_DIR.
 #
-#   hack/cluster.sh up [NODES]    start (idempotent: a healthy cluster is kept)
+#   hack/cluster.sh up [NODES]    start (idempotent: a healthy cluster is kept);
+#                                 with NODE_IMAGEFS_SIZE, every node's image store
+#                                 is a filesystem of its own, as add-node's below
 #
 # Runtimes: every node runs Debian's containerd (1.6.20, which cannot pin
 # images), except the nodes listed in CONTAINERD2_NODES (numbers, e.g. "3"),
@@ -493,7 +495,7 @@ outage() {
     kubelet-node*)
       n=${what#kubelet-node}
       start_kubelet "$n"
-      wait_for 120 "node$n Ready again" kubectl wait --for=condition=Ready "node/node$n" --timeout=5s
+      kubelet_started "$n"
       ;;
     containerd-node*) start_containerd "${what#containerd-node}" ;;
     registry | auth-registry | remote-registry) start_registry "$what" ;;
@@ -551,14 +553,20 @@ EOF
     local gc_high=${NODE_IMAGE_GC:-70,60}
     [ -s "$d/image-gc" ] && gc_high=$(cat "$d/image-gc")
     sed -i 's/^evictionHard: .*/evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "15%", nodefs.inodesFree: "1%"}/' "$d/kubelet.yaml"
-    printf 'imageGCHighThresholdPercent: %s\nimageGCLowThresholdPercent: %s\nimageMinimumGCAge: 1s\n' "${gc_high%,*}" "${gc_high#*,}" >>"$d/kubelet.yaml"
+    printf 'imageGCHighThresholdPercent: %s\nimageGCLowThresholdPercent: %s\n' "${gc_high%,*}" "${gc_high#*,}" >>"$d/kubelet.yaml"
+  fi
+  if [ -s "$d/imagefs-size" ] || [ "$gc" = gc ]; then
+    # Collected as soon as unused (1 s after the kubelet first saw it), and
+    # out of disk pressure 1 s after it ends: a fault test presses the image
+    # filesystem for a few seconds to make the kubelet collect, and new
+    # pods are admitted again right after.
+    printf 'imageMinimumGCAge: 1s\nevictionPressureTransitionPeriod: 1s\n' >>"$d/kubelet.yaml"
   fi
   if [ "$gc" = gc ]; then
     # Disk pressure at once: within its 10 s housekeeping the eviction
     # manager frees the node's unused images (the image GC manager's
     # DeleteUnusedImages, which skips pinned ones), then evicts pods.
     sed -i 's/^evictionHard: .*/evictionHard: {memory.available: "100Mi", nodefs.available: "99%", imagefs.available: "99%", nodefs.inodesFree: "1%"}/' "$d/kubelet.yaml"
-    printf 'imageMinimumGCAge: 1s\nevictionPressureTransitionPeriod: 1s\n' >>"$d/kubelet.yaml"
   fi
   mkdir -p "$d/pod-logs"
   # A node that add-node registered with taints keeps the flag on restart.
@@ -591,6 +599,17 @@ stop_node() {
   done
 }
 
+# node_imagefs N: with NODE_IMAGEFS_SIZE, node N's image store becomes a
+# filesystem of that size of its own, collected above NODE_IMAGE_GC.
+node_imagefs() {
+  local n=$1
+  [ -n "${NODE_IMAGEFS_SIZE:-}" ] || return 0
+  command -v mkfs.ext4 >/dev/null || die "NODE_IMAGEFS_SIZE needs mkfs.ext4 (e2fsprogs)"
+  mkdir -p "$DIR/nodes/node$n"
+  echo "$NODE_IMAGEFS_SIZE" >"$DIR/nodes/node$n/imagefs-size"
+  echo "${NODE_IMAGE_GC:-70,60}" >"$DIR/nodes/node$n/image-gc"
+}
+
 # add_node [TAINT]: starts the next node, registered with TAINT.
 add_node() {
   local taint=${1:-} n=1
@@ -600,11 +619,7 @@ add_node() {
     die "no token for node$n: the cluster was brought up with fewer spare nodes; bring it up again (down, then up)"
   mkdir -p "$DIR/nodes/node$n"
   if [ -n "$taint" ]; then echo "$taint" >"$DIR/nodes/node$n/register-with-taints"; fi
-  if [ -n "${NODE_IMAGEFS_SIZE:-}" ]; then
-    command -v mkfs.ext4 >/dev/null || die "NODE_IMAGEFS_SIZE needs mkfs.ext4 (e2fsprogs)"
-    echo "$NODE_IMAGEFS_SIZE" >"$DIR/nodes/node$n/imagefs-size"
-    echo "${NODE_IMAGE_GC:-70,60}" >"$DIR/nodes/node$n/image-gc"
-  fi
+  node_imagefs "$n"
   if [ "${NODE_CONTAINERD2:-}" = 1 ]; then
     CONTAINERD_VERSION=$CONTAINERD_VERSION "$ROOT/hack/kube-binaries.sh" containerd2 >/dev/null
     touch "$DIR/nodes/node$n/containerd2"
@@ -664,7 +679,10 @@ up() {
   setup_network
   start_registries
   start_control_plane
-  for n in $(seq "$NODES"); do start_node "$n"; done
+  for n in $(seq "$NODES"); do
+    node_imagefs "$n"
+    start_node "$n"
+  done
   wait_for 180 "$NODES nodes registered" bash -c "[ \$('$KUBE_BIN/kubectl' --kubeconfig '$DIR/kubeconfig' get nodes --no-headers 2>/dev/null | wc -l) -ge $NODES ]"
   kubectl wait --for=condition=Ready node --all --timeout=180s >/dev/null || die "nodes not Ready (logs in $DIR/logs)"
   wait_for 60 "default service account" kubectl get serviceaccount default -n default
@@ -707,12 +725,22 @@ down() {
   log "down; $DIR removed"
 }
 
+# kubelet_started N: waits until node N's new kubelet runs its eviction
+# manager (started after its image manager first listed the node's images,
+# which the image GC needs to know before it may collect one) and the node
+# is Ready.
+kubelet_started() {
+  local n=$1
+  wait_for 120 "node$n's kubelet running its eviction manager" grep -q "Eviction manager: starting control loop" "$DIR/logs/kubelet-node$n.log"
+  wait_for 120 "node$n Ready again" kubectl wait --for=condition=Ready "node/node$n" --timeout=5s
+}
+
 restart_kubelet() {
   local n=$1 gc=${2:-}
   [ -d "$DIR/nodes/node$n" ] || die "no node$n in $DIR"
   stop "kubelet-node$n"
   start_kubelet "$n" "$gc"
-  wait_for 60 "node$n Ready again" kubectl wait --for=condition=Ready "node/node$n" --timeout=5s
+  kubelet_started "$n"
   log "node$n's kubelet restarted${gc:+ with an eager image garbage collection}"
 }
 

@@ -79,6 +79,13 @@ func run(m *testing.M) (code int) {
 			return fail(err)
 		}
 	}
+	// Every node keeps its images on a filesystem of its own, where the
+	// fault tests make the kubelet's image GC run (gc_test.go).
+	if os.Getenv("NODE_IMAGEFS_SIZE") == "" {
+		if err := os.Setenv("NODE_IMAGEFS_SIZE", "8G"); err != nil {
+			return fail(err)
+		}
+	}
 	if err := sh(root, "hack/cluster.sh", "up", "3"); err != nil {
 		return fail(err)
 	}
