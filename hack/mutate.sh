@@ -12,14 +12,14 @@ cd "$(dirname "$0")/.."
 EFFICACY=${MUTATE_EFFICACY:-85}
 COVERAGE=${MUTATE_COVERAGE:-80}
 pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=(config daemonset status operator images ssa manifest observe predicates parallel)
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(config daemonset status operator images ssa manifest observe predicates parallel nodewarm agent/report)
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail=0
 rows=()
 for p in "${pkgs[@]}"; do
-  log="$out/$p.log"
+  log="$out/${p//\//-}.log"
   # Each mutant recompiles the tests: give that room, or mutants time out
   # instead of being killed or surviving (at 20x, one internal/images
   # mutant that is killed in every other run timed out once in CI).
@@ -53,7 +53,7 @@ for p in "${pkgs[@]}"; do
     fail=1
   fi
   rows+=("internal/$p|$killed / $lived / $uncovered|$eff%|$cov%|$verdict")
-  grep -E '^ *(LIVED|NOT COVERED) ' "$log" | sed "s#^ *#  internal/$p: #" >"$out/$p.survivors" || true
+  grep -E '^ *(LIVED|NOT COVERED) ' "$log" | sed "s#^ *#  internal/$p: #" >"${log%.log}.survivors" || true
 done
 
 echo

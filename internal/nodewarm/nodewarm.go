@@ -114,10 +114,9 @@ func Desired(images []Image, owner string) corev1.NodeCondition {
 	cached := 0
 	var failing []string
 	for _, img := range images {
-		switch {
-		case img.Cached:
+		if img.Cached {
 			cached++
-		case img.Failed != "":
+		} else if img.Failed != "" {
 			reason := img.Failed
 			if reason == "ImagePullBackOff" {
 				// The kubelet alternates between the two while a pull keeps
@@ -131,10 +130,9 @@ func Desired(images []Image, owner string) corev1.NodeCondition {
 	sort.Strings(failing)
 	c := corev1.NodeCondition{Type: ConditionType, Status: corev1.ConditionFalse, Reason: ReasonWarming,
 		Message: fmt.Sprintf("%d/%d cached", cached, len(images))}
-	switch {
-	case cached == len(images):
+	if cached == len(images) {
 		c.Status, c.Reason = corev1.ConditionTrue, ReasonAllCached
-	case len(failing) > 0:
+	} else if len(failing) > 0 {
 		c.Reason = ReasonImagesFailing
 		c.Message += "; failing: " + strings.Join(failing, ", ")
 	}
@@ -183,11 +181,12 @@ func Decide(node *corev1.Node, want corev1.NodeCondition, s Settings, now time.T
 		if current != nil {
 			age = now.Sub(current.LastHeartbeatTime.Time)
 		}
-		switch {
-		case current != nil && Owner(current) != "" && Owner(current) != Owner(&want) && age < StaleAfter:
+		// (if-else rather than a switch: the mutation tester reaches the
+		// conditions of if statements only.)
+		if current != nil && Owner(current) != "" && Owner(current) != Owner(&want) && age < StaleAfter {
 			p.KeptBy = Owner(current)
 			p.After = StaleAfter - age
-		case current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message:
+		} else if current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message {
 			c := want
 			c.LastHeartbeatTime.Time, c.LastTransitionTime.Time = now, now
 			if current != nil && current.Status == want.Status {
@@ -195,12 +194,12 @@ func Decide(node *corev1.Node, want corev1.NodeCondition, s Settings, now time.T
 			}
 			p.Condition = &c
 			p.After = HeartbeatInterval
-		case age >= HeartbeatInterval:
+		} else if age >= HeartbeatInterval {
 			c := *current
 			c.LastHeartbeatTime.Time = now
 			p.Condition = &c
 			p.After = HeartbeatInterval
-		default:
+		} else {
 			p.After = HeartbeatInterval - age
 		}
 	}

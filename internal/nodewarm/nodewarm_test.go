@@ -86,6 +86,8 @@ func TestDecide(t *testing.T) {
 		{"kept by another puller, stale: taken over", node(ptr(written(theirs, now.Add(-StaleAfter)))), mine, on, true, true, false, false, HeartbeatInterval},
 		{"kept by us: the heartbeat", node(ptr(written(mine, now.Add(-HeartbeatInterval)))), mine, on, true, true, false, false, HeartbeatInterval},
 		{"an earlier kip's, naming no puller: taken over", node(ptr(written(warm, now.Add(-time.Minute)))), mine, on, true, true, false, false, HeartbeatInterval},
+		{"no condition, cold, bound not reached: look again at the deadline", node(nil, "kip.dev/warming"), cold, Settings{Taint: "kip.dev/warming", Timeout: 10*time.Minute + 30*time.Second}, false, false, false, false, 30 * time.Second},
+		{"no condition, cold and tainted, no bound: no need to look", node(nil, "kip.dev/warming"), cold, Settings{Taint: "kip.dev/warming"}, false, false, false, false, 0},
 	} {
 		p := Decide(tc.node, tc.want, tc.s, now)
 		if wantKept := strings.Contains(tc.name, "left alone") || strings.Contains(tc.name, "still removes"); (p.KeptBy == "ns-b/kip") != wantKept {
@@ -123,10 +125,29 @@ func TestSettingsRoundTrip(t *testing.T) {
 			t.Errorf("%+v -> %q -> %+v, %v", s, s.Encode(), got, err)
 		}
 	}
-	if v := (Settings{Condition: true, Timeout: time.Minute}).Encode(); v != `{"condition":true,"timeout":"1m0s"}` {
-		t.Errorf("Encode = %s", v)
+	for s, want := range map[Settings]string{
+		{Condition: true, Timeout: time.Minute}: `{"condition":true,"timeout":"1m0s"}`,
+		{Condition: true}:                       `{"condition":true}`,
+		{Taint: "kip.dev/warming"}:              `{"taint":"kip.dev/warming"}`,
+	} {
+		if v := s.Encode(); v != want {
+			t.Errorf("%+v: Encode = %s, want %s", s, v, want)
+		}
 	}
 	if _, err := DecodeSettings("{"); err == nil {
 		t.Error("an unreadable annotation decoded")
+	}
+}
+
+func TestOwner(t *testing.T) {
+	for msg, want := range map[string]string{
+		"1/2 cached; kept by che/kip":                 "che/kip",
+		"; kept by che/kip":                           "che/kip",
+		"1/2 cached; failing: a (x); kept by ns/name": "ns/name",
+		"1/2 cached":                                  "",
+	} {
+		if got := Owner(&corev1.NodeCondition{Message: msg}); got != want {
+			t.Errorf("Owner(%q) = %q, want %q", msg, got, want)
+		}
 	}
 }
