@@ -22,14 +22,17 @@ import (
 // operator's coexistence with che-operator share it.
 func CheOperatorStandIn(c client.Client, cc *unstructured.Unstructured, images string) (writes *atomic.Int64, stop func(), err error) {
 	c = client.WithFieldOwner(c, "che-operator")
+	// The CheCluster's name and UID, read once: the test goes on writing
+	// cc while the loop below runs.
+	name, namespace, uid := cc.GetName(), cc.GetNamespace(), cc.GetUID()
 	want := func(kip *v1alpha1.KubernetesImagePuller) {
 		kip.Labels = map[string]string{"app.kubernetes.io/managed-by": "che.eclipse.org", "app.kubernetes.io/part-of": "che.eclipse.org",
 			"app.kubernetes.io/component": "kubernetes-image-puller"}
-		kip.OwnerReferences = []metav1.OwnerReference{{APIVersion: "org.eclipse.che/v2", Kind: "CheCluster", Name: cc.GetName(), UID: cc.GetUID(),
+		kip.OwnerReferences = []metav1.OwnerReference{{APIVersion: "org.eclipse.che/v2", Kind: "CheCluster", Name: name, UID: uid,
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
 		kip.Spec = v1alpha1.KubernetesImagePullerSpec{Images: images, DeploymentName: "kubernetes-image-puller", ConfigMapName: "k8s-image-puller"}
 	}
-	kip := &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: operator.PullerName(cc.GetName()), Namespace: cc.GetNamespace()}}
+	kip := &v1alpha1.KubernetesImagePuller{ObjectMeta: metav1.ObjectMeta{Name: operator.PullerName(name), Namespace: namespace}}
 	want(kip)
 	if err := c.Create(context.Background(), kip); err != nil {
 		return nil, nil, err
