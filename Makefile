@@ -23,8 +23,10 @@ build: ## Build kip and the static kip-sleep into bin/
 
 test: lint test-unit test-integration test-e2e ## Every tier
 
-test-unit: ## Pure packages and commands, with the fuzz seed corpora; the dashboard's and alerts' PromQL
-	$(GO) test -count=1 ./...
+# The unit and integration tiers run under the race detector (cgo: gcc).
+RACE ?= -race
+test-unit: ## Pure packages and commands, with the fuzz seed corpora, under the race detector; the dashboard's and alerts' PromQL
+	$(GO) test $(RACE) -count=1 ./...
 	cd test/monitoring && $(GO) test -count=1 ./...
 
 kube-binaries: ## Build etcd and kube-apiserver from source (cached)
@@ -40,9 +42,9 @@ unexport KIP_CHECLUSTER_CRD
 REAL_READINESS_CRD := $(or $(KIP_READINESS_CRD),$(shell hack/real-crds.sh readiness.node.x-k8s.io_nodereadinessrules.yaml))
 unexport KIP_READINESS_CRD
 
-test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest)
+test-integration: kube-binaries ## Controllers against a real kube-apiserver and etcd (envtest), under the race detector
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -count=1 -tags integration -timeout 20m ./api/... ./internal/controller/... ./internal/agent/... ./cmd/kip/... ./deploy/...
+		$(GO) test $(RACE) -count=1 -tags integration -timeout 25m ./api/... ./internal/controller/... ./internal/agent/... ./cmd/kip/... ./deploy/...
 ifneq ($(REAL_READINESS_CRD),)
 	@echo "again, with the real NodeReadinessRule CRD $(REAL_READINESS_CRD)"
 	KIP_READINESS_CRD="$(REAL_READINESS_CRD)" KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
@@ -74,13 +76,23 @@ endif
 
 BENCH_IMAGES ?= 10,50
 BENCH_SIZE_MB ?= 10
-bench: kube-binaries ## Benchmarks: the controller's cache, the controller on envtest, then the puller against CRI pulls on the local cluster
-	$(GO) test -run '^$$' -bench CacheContent -benchtime 1x ./internal/observe/
+BENCH_RUNS ?= 5
+# Where make bench writes its tables and every sample (committed: the
+# README's figures come from there).
+BENCH_OUT ?= hack/bench
+# benchstat (golang.org/x/perf), pinned in a module of its own: the median
+# of a Go benchmark's runs and their 95% confidence interval.
+BENCHSTAT ?= $(GO) tool -modfile=$(CURDIR)/hack/tools/benchstat/go.mod benchstat
+bench: kube-binaries ## Benchmarks: the controller's cache, the controller on envtest, then the puller against CRI pulls on the local cluster; BENCH_RUNS interleaved runs per cell, tables in $(BENCH_OUT)
+	mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench CacheContent -benchtime 1x -count $(BENCH_RUNS) ./internal/observe/ | tee $(BENCH_OUT)/cache-samples.txt
+	$(BENCHSTAT) $(BENCH_OUT)/cache-samples.txt | tee $(BENCH_OUT)/cache.txt
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh etcd kube-apiserver)" \
-		$(GO) test -tags integration -run '^$$' -bench . -benchtime 20x ./internal/controller/puller/...
+		$(GO) test -tags integration -run '^$$' -bench . -benchtime 20x -count $(BENCH_RUNS) ./internal/controller/puller/... | tee $(BENCH_OUT)/controller-samples.txt
+	$(BENCHSTAT) $(BENCH_OUT)/controller-samples.txt | tee $(BENCH_OUT)/controller.txt
 	hack/cluster.sh up $(NODES)
 	$(MAKE) image REGISTRY=127.0.0.1:5001
-	$(BIN)/kip-dev bench --images $(BENCH_IMAGES) --size-mb $(BENCH_SIZE_MB)
+	$(BIN)/kip-dev bench --images $(BENCH_IMAGES) --size-mb $(BENCH_SIZE_MB) --runs $(BENCH_RUNS) --raw $(BENCH_OUT)/modes-samples.tsv | tee $(BENCH_OUT)/modes.txt
 
 # kwok simulates nodes for bench-scale; built from the Go module proxy, cached.
 KWOK_VERSION := v0.8.0
