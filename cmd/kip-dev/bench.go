@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,16 +32,21 @@ func benchCmd() *cobra.Command {
 	var layers, parallelism int
 	var sweep []int
 	var sizeMB int64
+	var runs int
+	var seed uint64
+	var rawFile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure both caching modes on the local cluster against straight CRI pulls, and print a table",
-		Long: `Measure, in one run on the local cluster (make cluster-up), for each K of
---images and images of S MB, each set new to every node: the time from
+		Long: `Measure, on the local cluster (make cluster-up), for each K of --images and
+images of S MB, each set new to every node, --runs times per cell in rounds
+of a new random order each, with the median and the range: the time from
 kubectl apply of the ConfigMap to every node holding every image, in
 daemonset mode and in agent mode; the same number of images pulled straight
 through each node's CRI at each --sweep parallelism and all at once, the
-fastest of which is the CRI parallel floor (on a host bound by CPU, all at
-once is not the fastest) and what PULL_PARALLELISM's default is chosen from;
+fastest median of which is the CRI parallel floor (on a host bound by CPU,
+all at once is not the fastest) and what PULL_PARALLELISM's default is
+chosen from;
 the memory each mode requests and uses per node; and a
 workspace pod's start from a cached image against an uncached one.
 
@@ -52,7 +59,21 @@ worth.`,
 			if err != nil {
 				return err
 			}
-			b := &bench{e: e, sizeMB: sizeMB, layers: layers, kipImage: kipTag, parallelism: parallelism, sweep: sweep, run: strconv.FormatInt(time.Now().Unix(), 36)}
+			if runs < 1 {
+				return fmt.Errorf("--runs %d: want at least 1", runs)
+			}
+			b := &bench{e: e, sizeMB: sizeMB, layers: layers, kipImage: kipTag, parallelism: parallelism, sweep: sweep, runs: runs,
+				run: strconv.FormatInt(time.Now().Unix(), 36), rand: rand.New(rand.NewPCG(seed, seed))}
+			raw := io.Discard
+			if rawFile != "" {
+				f, err := os.Create(rawFile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				raw = f
+				fmt.Fprintf(raw, "# kip-dev bench %s, seed %d: one sample per line\n# images\trun\tcell\tseconds\n", strings.Join(os.Args[2:], " "), seed)
+			}
 			b.registry, b.push = e.Registry, e.RegistryPush
 			if registry == "remote" {
 				if e.RemoteRegistry == "" {
@@ -62,7 +83,7 @@ worth.`,
 			}
 			for i, k := range counts {
 				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				if err := b.measure(cmd.Context(), w, k, i == 0); err != nil {
+				if err := b.measure(cmd.Context(), w, raw, k, i == 0); err != nil {
 					return err
 				}
 				if err := w.Flush(); err != nil {
@@ -81,6 +102,9 @@ worth.`,
 	cmd.Flags().IntSliceVar(&sweep, "sweep", []int{1, 4, 8, 16}, "the parallelism of each straight CRI measurement, besides all at once")
 	cmd.Flags().StringVar(&registry, "registry", "remote", "remote (like a remote registry) or local (loopback speed)")
 	cmd.Flags().StringVar(&kipTag, "kip-image", "kip:dev", "the puller image in the local registry (make image)")
+	cmd.Flags().IntVar(&runs, "runs", 5, "samples of each cell, taken in rounds, each round in a new random order")
+	cmd.Flags().Uint64Var(&seed, "seed", uint64(time.Now().UnixNano()), "the seed of the rounds' orders")
+	cmd.Flags().StringVar(&rawFile, "raw", "", "write every sample to this file (tab-separated)")
 	return cmd
 }
 
@@ -96,6 +120,8 @@ type bench struct {
 	parallelism    int
 	sweep          []int
 	kipImage, run  string
+	runs           int
+	rand           *rand.Rand
 }
 
 func (b *bench) log(format string, args ...any) {
@@ -131,15 +157,28 @@ func entries(refs []string) string {
 	return strings.Join(out, ";")
 }
 
-// measure runs every measurement for k images and writes its table.
-func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool) error {
+// cell is one measurement of the table, taken runs times.
+type cell struct {
+	key, label string
+	// run takes one sample, from a state in which no node holds the cell's
+	// images (reset brings that state back after it).
+	run   func(ctx context.Context) (time.Duration, error)
+	reset func(ctx context.Context) error
+}
+
+// measure takes every cell for k images runs times, interleaved (each
+// round in a new random order, so that drift and order effects spread over
+// every cell), and writes a table of medians and spreads, and every sample
+// to raw.
+func (b *bench) measure(ctx context.Context, w, raw io.Writer, k int, workspace bool) error {
 	e := b.e
-	// A new set of images for each measurement: each one pulls to nodes
-	// that hold none of them.
-	names := []string{"daemonset", "agent", "all"}
+	// A set of images for each cell: each sample pulls them to nodes that
+	// hold none of them (reset removes them from every node after it).
+	names := []string{"daemonset", "agent"}
 	for _, p := range b.sweep {
 		names = append(names, fmt.Sprintf("cri%d", p))
 	}
+	names = append(names, "all")
 	b.log("pushing %d sets of %d images of %d MB to %s", len(names), k, b.sizeMB, b.registry)
 	sets := map[string][]string{}
 	for _, set := range names {
@@ -148,105 +187,207 @@ func (b *bench) measure(ctx context.Context, w io.Writer, k int, workspace bool)
 			return err
 		}
 	}
-	// Each mode in a namespace of its own, installed idle, then removed
-	// with its pods: the other mode's containers cost the nodes nothing
-	// while one is measured.
-	measureMode := func(mode string, refs []string, containers func(string) bool, perNode int) (time.Duration, map[string]int64, error) {
-		ns := fmt.Sprintf("kip-bench-%d-%s", k, mode)
-		params := map[string]string{"NAMESPACE": ns, "CACHING_MODE": mode,
-			"CRI_SOCKET": e.SocketPattern(), "PULL_PARALLELISM": strconv.Itoa(b.parallelism),
-			// 50 images at the default .05 CPU each ask 2.5 CPU: more than a
-			// node of this VM has, and the pods would not be scheduled.
-			"CACHING_CPU_REQUEST": benchCPURequest}
-		if err := b.install(ns, params); err != nil {
-			return 0, nil, err
+	memory := map[string][]int64{} // "mode node" -> working sets
+	var cells []cell
+	for _, mode := range []string{config.ModeDaemonSet, config.ModeAgent} {
+		refs := sets[mode]
+		label := "daemonset mode: kubectl apply ConfigMap -> every node holds every image"
+		if mode == config.ModeAgent {
+			label = fmt.Sprintf("agent mode (PULL_PARALLELISM=%d): kubectl apply ConfigMap -> every node holds every image", b.parallelism)
 		}
-		defer func() { _ = kubectl(e, "", "delete", "namespace", ns, "--wait=true", "--timeout=5m") }()
-		params["IMAGES"] = entries(refs)
-		manifest, err := processTemplate("configmap.yaml", params)
+		cells = append(cells, cell{key: mode, label: label,
+			run: func(ctx context.Context) (time.Duration, error) {
+				took, mem, err := b.measureMode(ctx, k, mode, refs)
+				for node, m := range mem {
+					memory[mode+" "+node] = append(memory[mode+" "+node], m)
+				}
+				return took, err
+			},
+			reset: func(ctx context.Context) error { return removeEverywhere(ctx, e, refs) },
+		})
+	}
+	for _, p := range b.sweep {
+		refs := sets[fmt.Sprintf("cri%d", p)]
+		cells = append(cells, cell{key: fmt.Sprintf("cri%d", p), label: fmt.Sprintf("CRI PullImage, %d at a time, every node", p),
+			run:   func(ctx context.Context) (time.Duration, error) { return pullOnEveryNode(ctx, e, refs, p) },
+			reset: func(ctx context.Context) error { return removeEverywhere(ctx, e, refs) },
+		})
+	}
+	cells = append(cells, cell{key: "all", label: fmt.Sprintf("CRI PullImage, all %d at once, every node", k),
+		run:   func(ctx context.Context) (time.Duration, error) { return pullOnEveryNode(ctx, e, sets["all"], k) },
+		reset: func(ctx context.Context) error { return removeEverywhere(ctx, e, sets["all"]) },
+	})
+	if workspace {
+		ws, err := b.images("workspace", 1)
 		if err != nil {
-			return 0, nil, err
+			return err
 		}
-		b.log("%s mode: applying the ConfigMap with %d images", mode, k)
-		start := time.Now()
-		if err := kubectl(e, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
-			return 0, nil, err
-		}
-		if err := e.WaitCached(ctx, e.Nodes, refs, 30*time.Minute); err != nil {
-			return 0, nil, err
-		}
-		took := time.Since(start)
-		ds := "daemonset/" + config.ActiveDaemonSetName("kubernetes-image-puller", mode)
-		if err := kubectl(e, "", "rollout", "status", "-n", ns, ds, "--timeout=10m"); err != nil {
-			return 0, nil, err
-		}
-		mem, err := workingSet(ctx, e, ns, containers, perNode)
-		return took, mem, err
-	}
-	sleeping, sleepingMem, err := measureMode(config.ModeDaemonSet, sets["daemonset"], func(c string) bool { return strings.HasPrefix(c, "img") }, k)
-	if err != nil {
-		return err
-	}
-	agentTime, agentMem, err := measureMode(config.ModeAgent, sets["agent"], func(c string) bool { return c == daemonset.AgentContainer }, 1)
-	if err != nil {
-		return err
+		onNode1 := &localcluster.Env{Nodes: []string{"node1"}, Dir: e.Dir}
+		cells = append(cells,
+			cell{key: "warm", label: "workspace pod start, cached image",
+				run: func(ctx context.Context) (time.Duration, error) {
+					if _, err := pullOnEveryNode(ctx, onNode1, ws, 1); err != nil {
+						return 0, err
+					}
+					return e.StartWorkspace("bench-warm", "node1", ws[0])
+				},
+				reset: func(ctx context.Context) error { return removeWorkspace(ctx, e, "bench-warm", ws) },
+			},
+			cell{key: "cold", label: "workspace pod start, uncached image",
+				run:   func(context.Context) (time.Duration, error) { return e.StartWorkspace("bench-cold", "node1", ws[0]) },
+				reset: func(ctx context.Context) error { return removeWorkspace(ctx, e, "bench-cold", ws) },
+			})
 	}
 
-	b.log("CRI: pulling %v at a time, then all at once", b.sweep)
-	atP := map[int]time.Duration{}
-	for _, p := range b.sweep {
-		if atP[p], err = pullOnEveryNode(ctx, e, sets[fmt.Sprintf("cri%d", p)], p); err != nil {
+	samples := map[string][]time.Duration{}
+	for _, c := range cells {
+		if err := c.reset(ctx); err != nil {
 			return err
 		}
 	}
-	all, err := pullOnEveryNode(ctx, e, sets["all"], k)
-	if err != nil {
-		return err
-	}
-	floor := all
-	for _, d := range atP {
-		floor = min(floor, d)
+	for round := 1; round <= b.runs; round++ {
+		for _, i := range b.rand.Perm(len(cells)) {
+			c := cells[i]
+			b.log("%d images, run %d of %d: %s", k, round, b.runs, c.key)
+			d, err := c.run(ctx)
+			if err != nil {
+				return fmt.Errorf("%s, run %d: %w", c.key, round, err)
+			}
+			if err := c.reset(ctx); err != nil {
+				return fmt.Errorf("%s, run %d: reset: %w", c.key, round, err)
+			}
+			samples[c.key] = append(samples[c.key], d)
+			fmt.Fprintf(raw, "%d\t%d\t%s\t%.3f\n", k, round, c.key, d.Seconds())
+		}
 	}
 
+	floorKey := ""
+	for _, c := range cells {
+		if strings.HasPrefix(c.key, "cri") || c.key == "all" {
+			if floorKey == "" || median(samples[c.key]) < median(samples[floorKey]) {
+				floorKey = c.key
+			}
+		}
+	}
+	floor := median(samples[floorKey])
+	fmt.Fprintf(w, "\n%d images of %d MB, %d nodes, registry %s, daemonset mode with CACHING_CPU_REQUEST=%s; %d runs per cell, interleaved\n", k, b.sizeMB, len(e.Nodes), b.registry, benchCPURequest, b.runs)
+	fmt.Fprintln(w, "MEASUREMENT\tMEDIAN\tMIN - MAX\tRATIO OF MEDIANS")
+	for _, c := range cells {
+		d := samples[c.key]
+		var note string
+		switch {
+		case c.key == config.ModeDaemonSet || c.key == config.ModeAgent:
+			note = fmt.Sprintf("%.2fx the CRI parallel floor", ratio(median(d), floor))
+		case c.key == floorKey:
+			note = "1.00x (the floor: the fastest median)"
+		case c.key == "cold":
+			note = fmt.Sprintf("%.1fx the cached start", ratio(median(d), median(samples["warm"])))
+		case c.key == "warm":
+		default:
+			note = fmt.Sprintf("%.2fx", ratio(median(d), floor))
+		}
+		fmt.Fprintf(w, "%s\t%v\t%v - %v\t%s\n", c.label, round(median(d)), round(slices.Min(d)), round(slices.Max(d)), note)
+	}
 	cfg, _, err := config.Parse(map[string]string{config.KeyImages: entries(sets["daemonset"])})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%d images of %d MB, %d nodes, registry %s, daemonset mode with CACHING_CPU_REQUEST=%s\n", k, b.sizeMB, len(e.Nodes), b.registry, benchCPURequest)
-	fmt.Fprintln(w, "MEASUREMENT\tVALUE\tRATIO")
-	fmt.Fprintf(w, "daemonset mode: kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", round(sleeping), ratio(sleeping, floor))
-	fmt.Fprintf(w, "agent mode (PULL_PARALLELISM=%d): kubectl apply ConfigMap -> every node holds every image\t%v\t%.2fx the CRI parallel floor\n", b.parallelism, round(agentTime), ratio(agentTime, floor))
-	mark := func(d time.Duration) string {
-		if d == floor {
-			return " (the floor: the fastest)"
-		}
-		return ""
-	}
-	for _, p := range b.sweep {
-		fmt.Fprintf(w, "CRI PullImage, %d at a time, every node%s\t%v\t%.2fx\n", p, mark(atP[p]), round(atP[p]), ratio(atP[p], floor))
-	}
-	fmt.Fprintf(w, "CRI PullImage, all %d at once, every node%s\t%v\t%.2fx\n", k, mark(all), round(all), ratio(all, floor))
 	sleepingReq, agentReq := cfg.PerNode().MemoryRequest, daemonset.AgentMemoryRequest
 	for _, node := range e.Nodes {
-		fmt.Fprintf(w, "memory on %s, daemonset mode: requested / working set\t%s / %.1fMi\t\n", node, sleepingReq.String(), float64(sleepingMem[node])/(1<<20))
-		fmt.Fprintf(w, "memory on %s, agent mode: requested / working set\t%s / %.1fMi\t\n", node, agentReq.String(), float64(agentMem[node])/(1<<20))
+		fmt.Fprintf(w, "memory on %s, daemonset mode: requested / working set, median\t%s / %.1fMi\t\t\n", node, sleepingReq.String(), float64(median(memory[config.ModeDaemonSet+" "+node]))/(1<<20))
+		fmt.Fprintf(w, "memory on %s, agent mode: requested / working set, median\t%s / %.1fMi\t\t\n", node, agentReq.String(), float64(median(memory[config.ModeAgent+" "+node]))/(1<<20))
 	}
-	if workspace {
-		cold, err := b.images("cold", 1)
+	return nil
+}
+
+// median is the middle sample (the mean of the two middle ones for an even
+// count); zero for none.
+func median[T time.Duration | int64](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// measureMode installs the puller in mode in a namespace of its own, idle,
+// applies the ConfigMap with refs, and returns the time until every node
+// holds every image and each node's working set of the mode's containers;
+// then removes the namespace with its pods, so that the images are unused.
+func (b *bench) measureMode(ctx context.Context, k int, mode string, refs []string) (time.Duration, map[string]int64, error) {
+	e := b.e
+	ns := fmt.Sprintf("kip-bench-%d-%s", k, mode)
+	params := map[string]string{"NAMESPACE": ns, "CACHING_MODE": mode,
+		"CRI_SOCKET": e.SocketPattern(), "PULL_PARALLELISM": strconv.Itoa(b.parallelism),
+		// 50 images at the default .05 CPU each ask 2.5 CPU: more than a
+		// node of this VM has, and the pods would not be scheduled.
+		"CACHING_CPU_REQUEST": benchCPURequest}
+	if err := b.install(ns, params); err != nil {
+		return 0, nil, err
+	}
+	defer func() { _ = kubectl(e, "", "delete", "namespace", ns, "--wait=true", "--timeout=5m") }()
+	params["IMAGES"] = entries(refs)
+	manifest, err := processTemplate("configmap.yaml", params)
+	if err != nil {
+		return 0, nil, err
+	}
+	start := time.Now()
+	if err := kubectl(e, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
+		return 0, nil, err
+	}
+	if err := e.WaitCached(ctx, e.Nodes, refs, 30*time.Minute); err != nil {
+		return 0, nil, err
+	}
+	took := time.Since(start)
+	ds := "daemonset/" + config.ActiveDaemonSetName("kubernetes-image-puller", mode)
+	if err := kubectl(e, "", "rollout", "status", "-n", ns, ds, "--timeout=10m"); err != nil {
+		return 0, nil, err
+	}
+	containers, perNode := func(c string) bool { return strings.HasPrefix(c, "img") }, k
+	if mode == config.ModeAgent {
+		containers, perNode = func(c string) bool { return c == daemonset.AgentContainer }, 1
+	}
+	mem, err := workingSet(ctx, e, ns, containers, perNode)
+	return took, mem, err
+}
+
+// removeWorkspace deletes the workspace pod name, waiting until it is gone,
+// then its image from every node.
+func removeWorkspace(ctx context.Context, e *localcluster.Env, name string, refs []string) error {
+	if err := kubectl(e, "", "delete", "pod", "-n", "default", name, "--ignore-not-found", "--wait=true", "--timeout=2m"); err != nil {
+		return err
+	}
+	return removeEverywhere(ctx, e, refs)
+}
+
+// removeEverywhere removes refs from every node's runtime, those a node
+// holds; the containers that used them must be gone.
+func removeEverywhere(ctx context.Context, e *localcluster.Env, refs []string) error {
+	for _, node := range e.Nodes {
+		c, err := cri.Dial(e.Socket(node))
 		if err != nil {
 			return err
 		}
-		b.log("workspace pods")
-		warm, err := e.StartWorkspace("bench-warm", "node1", sets["agent"][0])
+		held, err := c.ImageRefs(ctx)
 		if err != nil {
+			_ = c.Close()
 			return err
 		}
-		coldStart, err := e.StartWorkspace("bench-cold", "node1", cold[0])
-		if err != nil {
-			return err
+		var there []string
+		for _, ref := range refs {
+			if cri.Has(held, ref) {
+				there = append(there, ref)
+			}
 		}
-		fmt.Fprintf(w, "workspace pod start, cached image\t%v\t\n", round(warm))
-		fmt.Fprintf(w, "workspace pod start, uncached image\t%v\t%.1fx the cached start\n", round(coldStart), ratio(coldStart, warm))
+		err = c.RemoveImages(ctx, there)
+		_ = c.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", node, err)
+		}
 	}
 	return nil
 }
