@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -107,7 +109,9 @@ func TestDocumentedProcedure(t *testing.T) {
 	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
 	kubectl(t, "", "rollout", "restart", "-n", ns, "deployment/kubernetes-image-puller")
 	kubectl(t, "", "rollout", "status", "-n", ns, "deployment/kubernetes-image-puller", "--timeout=3m")
-	time.Sleep(5 * time.Second) // give a misbehaving controller time to touch it
+	// The sync point: the new controller has reconciled the puller since it
+	// became leader, so it has had its chance to touch the DaemonSet.
+	leaderReconciled(t, ns)
 	after := daemonSet(t, ns)
 	if after.UID != ds.UID || after.Generation != ds.Generation {
 		t.Errorf("DaemonSet changed by a controller restart: uid %s -> %s, generation %d -> %d", ds.UID, after.UID, ds.Generation, after.Generation)
@@ -231,4 +235,55 @@ func TestFailingImageIsIsolated(t *testing.T) {
 		}
 		return true, ""
 	})
+}
+
+// leaderReconciled waits until the puller's running controller, read from
+// its own metrics, has finished reconciling the puller at least once.
+func leaderReconciled(t *testing.T, ns string) {
+	t.Helper()
+	pod := runningController(t, ns)
+	eventually(t, 2*time.Minute, "the new controller reconciling the puller", func() (bool, string) {
+		body, err := scrapeMetrics(t, ns, pod)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := reconciles(body, "puller")
+		return n >= 1, fmt.Sprintf("%s: %v reconciles", pod, n)
+	})
+}
+
+// runningController waits until one controller pod of the puller in ns
+// runs, and names it.
+func runningController(t *testing.T, ns string) string {
+	t.Helper()
+	var running []string
+	eventually(t, 2*time.Minute, "one running controller pod", func() (bool, string) {
+		running = nil
+		for _, p := range controllerPods(t, ns) {
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+				running = append(running, p.Name)
+			}
+		}
+		return len(running) == 1, fmt.Sprintf("running controller pods: %v", running)
+	})
+	return running[0]
+}
+
+// reconciles sums controller-runtime's controller_runtime_reconcile_total
+// for controller in a scrape.
+func reconciles(scrape, controller string) float64 {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(scrape))
+	if err != nil {
+		return 0
+	}
+	total := 0.0
+	for _, m := range families["controller_runtime_reconcile_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "controller" && l.GetValue() == controller {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }

@@ -81,8 +81,9 @@ func TestBridgeNeverFightsCheOperator(t *testing.T) {
 	}
 
 	// Disabling leaves it to che-operator too: the bridge deletes only its own.
+	since := testenv.ReconcileCount(t, "checluster")
 	setImagePuller(t, cc, map[string]any{"enable": false})
-	time.Sleep(2 * time.Second)
+	testenv.WaitForReconciles(t, "checluster", since, 1)
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(&kip), &kip); apierrors.IsNotFound(err) {
 		t.Error("the bridge deleted che-operator's resource")
 	}

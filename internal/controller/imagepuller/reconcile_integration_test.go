@@ -307,7 +307,9 @@ func TestWatchNamespaceLimitsTheOperator(t *testing.T) {
 		env.Create(t, k)
 	}
 	env.WaitForCondition(t, client.ObjectKeyFromObject(inside), operator.TypeProgressing, metav1.ConditionTrue, operator.ReasonDeploying)
-	time.Sleep(time.Second)
+	// The sync point is that condition: the resource outside was created
+	// first, so a watch on its namespace would have queued it before the
+	// one inside was even created.
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: other, Name: config.DefaultConfigMapName}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 		t.Errorf("ConfigMap in the unwatched namespace: %v", err)
 	}

@@ -4,7 +4,6 @@ package puller
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -234,10 +233,7 @@ func reconcileCount(t *testing.T) float64 { return testenv.ReconcileCount(t, "pu
 // that it saw the change, before the test counts what it wrote.
 func waitForReconcile(t *testing.T, controller string, since float64) {
 	t.Helper()
-	testenv.Eventually(t, 20*time.Second, controller+" reconciles the change", func() (bool, string) {
-		n := testenv.ReconcileCount(t, controller)
-		return n > since, fmt.Sprintf("%v reconciles, none since %v", n, since)
-	})
+	testenv.WaitForReconciles(t, controller, since, 1)
 }
 
 func TestIdleMakesNoWrites(t *testing.T) {
@@ -542,7 +538,10 @@ func retiresTheOldOneWhenWarm(t *testing.T, before, after map[string]string, old
 		t.Fatal(err)
 	}
 	renamed := waitForImages(t, ns, newDS, "a=reg.example.com/a:1")
-	time.Sleep(2 * retireCheck) // long enough for a premature removal to show
+	// The sync point: two more reconciles, one begun after the new
+	// DaemonSet was seen (the retirement is checked again every
+	// retireCheck), each of which could have removed the old one.
+	testenv.WaitForReconciles(t, "puller", reconcileCount(t), 2)
 	if _, err := getDaemonSet(ns, oldDS); err != nil {
 		t.Fatalf("the old DaemonSet went before the new one was warm: %v", err)
 	}

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -91,4 +93,16 @@ func ReconcileCount(t testing.TB, controller string) float64 {
 		}
 	}
 	return total
+}
+
+// WaitForReconciles waits until controller (by its name) has finished n
+// more reconciles than since, a ReconcileCount read before: with n = 2, at
+// least one of them began after since was read, and so saw what the test
+// had done by then.
+func WaitForReconciles(t *testing.T, controller string, since float64, n int) {
+	t.Helper()
+	Eventually(t, 30*time.Second, fmt.Sprintf("%s reconciling %d more times", controller, n), func() (bool, string) {
+		got := ReconcileCount(t, controller)
+		return got >= since+float64(n), fmt.Sprintf("%v reconciles, %v before", got, since)
+	})
 }
