@@ -80,7 +80,7 @@ var Defaults = map[string]string{
 	KeyTolerations:          "[]",
 	KeyDaemonSetAnnotations: "{}",
 	KeyCachingMode:          ModeDaemonSet,
-	KeyPullParallelism:      "8",
+	KeyPullParallelism:      "16",
 	KeyHealInterval:         "5m",
 	KeyCRISocket:            "",
 	KeyMaxNodesPulling:      "0",

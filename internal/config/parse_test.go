@@ -53,7 +53,7 @@ func TestParseDefaults(t *testing.T) {
 		{"first image", cfg.Images[0], Image{Name: "java", Ref: "quay.io/eclipse/che-java11-maven:next"}},
 		{"second image", cfg.Images[1], Image{Name: "node", Ref: "node:22"}},
 		{"mode", cfg.CachingMode, ModeDaemonSet},
-		{"pull parallelism", cfg.PullParallelism, 8},
+		{"pull parallelism", cfg.PullParallelism, 16},
 		{"heal interval", cfg.HealInterval, 5 * time.Minute},
 		{"cri socket", cfg.CRISocket, ""},
 		{"max nodes pulling", cfg.MaxNodesPulling, 0},
