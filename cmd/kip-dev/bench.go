@@ -63,7 +63,7 @@ worth.`,
 				return fmt.Errorf("--runs %d: want at least 1", runs)
 			}
 			b := &bench{e: e, sizeMB: sizeMB, layers: layers, kipImage: kipTag, parallelism: parallelism, sweep: sweep, runs: runs,
-				run: strconv.FormatInt(time.Now().Unix(), 36), rand: rand.New(rand.NewPCG(seed, seed))}
+				run: strconv.FormatInt(time.Now().Unix(), 36), rand: rand.New(rand.NewPCG(seed, seed))} //nolint:gosec // the order of the rounds, printed with its seed, not a secret
 			raw := io.Discard
 			if rawFile != "" {
 				f, err := os.Create(rawFile)
@@ -275,14 +275,14 @@ func (b *bench) measure(ctx context.Context, w, raw io.Writer, k int, workspace 
 	for _, c := range cells {
 		d := samples[c.key]
 		var note string
-		switch {
-		case c.key == config.ModeDaemonSet || c.key == config.ModeAgent:
+		switch c.key {
+		case config.ModeDaemonSet, config.ModeAgent:
 			note = fmt.Sprintf("%.2fx the CRI parallel floor", ratio(median(d), floor))
-		case c.key == floorKey:
+		case floorKey:
 			note = "1.00x (the floor: the fastest median)"
-		case c.key == "cold":
+		case "cold":
 			note = fmt.Sprintf("%.1fx the cached start", ratio(median(d), median(samples["warm"])))
-		case c.key == "warm":
+		case "warm":
 		default:
 			note = fmt.Sprintf("%.2fx", ratio(median(d), floor))
 		}
