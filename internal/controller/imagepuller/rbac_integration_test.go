@@ -113,13 +113,7 @@ func TestNodeBindingsFollowTheResource(t *testing.T) {
 		t.Errorf("the puller's pod template says %s=%q", operator.AnnotationNodeAccess, got)
 	}
 
-	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(kip), kip); err != nil {
-		t.Fatal(err)
-	}
-	kip.Spec.WarmNodeTaint = ""
-	if err := env.Client.Update(ctx, kip); err != nil {
-		t.Fatal(err)
-	}
+	editSpec(t, kip, func(s *v1alpha1.KubernetesImagePullerSpec) { s.WarmNodeTaint = "" })
 	bindings(deploy.NodeConditionClusterRole)
 
 	if err := env.Client.Delete(ctx, kip); err != nil {
