@@ -365,10 +365,10 @@ func logFault(t *testing.T, r faultRow) {
 }
 
 // outage is an inject that stops WHAT for seconds (hack/cluster.sh outage),
-// and watches for its symptom meanwhile: down reports, every second, what
-// shows that WHAT is down, if anything does.
-func outage(what, seconds string, down func() string) func(*testing.T, string) string {
-	return func(t *testing.T, _ string) string {
+// and watches for its symptom meanwhile: down looks, every second, for what
+// shows that WHAT is down, and the first thing it saw is returned.
+func outage(what, seconds string, down func(t *testing.T, ns string) string) func(*testing.T, string) string {
+	return func(t *testing.T, ns string) string {
 		t.Helper()
 		done := make(chan error, 1)
 		go func() {
@@ -385,15 +385,15 @@ func outage(what, seconds string, down func() string) func(*testing.T, string) s
 				return seen
 			case <-time.After(time.Second):
 			}
-			if seen == "" {
-				seen = down()
+			if now := down(t, ns); seen == "" {
+				seen = now
 			}
 		}
 	}
 }
 
 // apiDown says whether the API server refuses a read that etcd must serve.
-func apiDown() string {
+func apiDown(*testing.T, string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var ns corev1.Namespace
@@ -404,8 +404,8 @@ func apiDown() string {
 }
 
 // runtimeDown says whether node's runtime does not answer its CRI socket.
-func runtimeDown(node string) func() string {
-	return func() string {
+func runtimeDown(node string) func(*testing.T, string) string {
+	return func(*testing.T, string) string {
 		if _, err := heldOn(node); err != nil {
 			return "during: " + node + "'s CRI did not answer"
 		}
@@ -479,40 +479,29 @@ func TestFaultConfigMapDeleted(t *testing.T) {
 // NotReady and is not counted as failing; its containers keep running, so
 // it holds its images; started again, it is warm again.
 func TestFaultKubeletStopped(t *testing.T) {
-	fault{name: "node2's kubelet stopped for 80 s", prefix: "fkubelet", recovery: 4 * time.Minute, rideOut: true, noGC: "node2", inject: func(t *testing.T, ns string) string {
-		done := make(chan error, 1)
-		go func() {
-			_, err := runCluster("outage", "kubelet-node2", "80")
-			done <- err
-		}()
-		sawNotReady := false
-		for {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-				if sawNotReady {
-					return "node2 NotReady during the outage, never failing"
-				}
-				return ""
-			case <-time.After(2 * time.Second):
-			}
-			out, _ := kipStatus(t, ns, "-o", "json")
-			var r status.Report
-			if json.Unmarshal([]byte(out), &r) != nil {
-				continue
-			}
-			for _, n := range r.Nodes {
-				sawNotReady = sawNotReady || (n.Name == "node2" && !n.Ready)
-			}
-			for _, f := range r.Summary.Failing {
-				if f.Node == "node2" {
-					t.Errorf("node2 counted as failing while its kubelet is down: %+v", f)
-				}
-			}
+	fault{name: "node2's kubelet stopped for 80 s", prefix: "fkubelet", recovery: 4 * time.Minute, rideOut: true, noGC: "node2",
+		inject: outage("kubelet-node2", "80", node2NotReadyNeverFailing)}.run(t)
+}
+
+// node2NotReadyNeverFailing says whether `kip status` shows node2 NotReady,
+// and fails the test whenever it counts node2 as failing.
+func node2NotReadyNeverFailing(t *testing.T, ns string) string {
+	out, _ := kipStatus(t, ns, "-o", "json")
+	var r status.Report
+	if json.Unmarshal([]byte(out), &r) != nil {
+		return ""
+	}
+	for _, f := range r.Summary.Failing {
+		if f.Node == "node2" {
+			t.Errorf("node2 counted as failing while its kubelet is down: %+v", f)
 		}
-	}}.run(t)
+	}
+	for _, n := range r.Nodes {
+		if n.Name == "node2" && !n.Ready {
+			return "node2 NotReady during the outage, never failing"
+		}
+	}
+	return ""
 }
 
 // TestFaultRuntimeRestarted: node1's containerd stops for 5 s and starts

@@ -74,15 +74,7 @@ func waitLeaderReconciles(t *testing.T, ns string, n float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	since := reconciles(body, "puller")
-	eventually(t, time.Minute, fmt.Sprintf("%v more reconciles", n), func() (bool, string) {
-		body, err := scrapeMetrics(t, ns, pod)
-		if err != nil {
-			return false, err.Error()
-		}
-		got := reconciles(body, "puller")
-		return got >= since+n, fmt.Sprintf("%v reconciles, %v before", got, since)
-	})
+	waitReconciles(t, ns, pod, reconciles(body, "puller"), n, time.Minute)
 }
 
 // TestForeignPinSurvives: an image another tool pinned on a node before

@@ -241,14 +241,21 @@ func TestFailingImageIsIsolated(t *testing.T) {
 // its own metrics, has finished reconciling the puller at least once.
 func leaderReconciled(t *testing.T, ns string) {
 	t.Helper()
-	pod := runningController(t, ns)
-	eventually(t, 2*time.Minute, "the new controller reconciling the puller", func() (bool, string) {
+	waitReconciles(t, ns, runningController(t, ns), 0, 1, 2*time.Minute)
+}
+
+// waitReconciles waits, at most timeout, until the controller pod in ns,
+// read from its metrics, has finished n more reconciles of the puller than
+// since.
+func waitReconciles(t *testing.T, ns, pod string, since, n float64, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("%s: %v more reconciles of the puller", pod, n), func() (bool, string) {
 		body, err := scrapeMetrics(t, ns, pod)
 		if err != nil {
 			return false, err.Error()
 		}
-		n := reconciles(body, "puller")
-		return n >= 1, fmt.Sprintf("%s: %v reconciles", pod, n)
+		got := reconciles(body, "puller")
+		return got >= since+n, fmt.Sprintf("%v reconciles, %v before", got, since)
 	})
 }
 
